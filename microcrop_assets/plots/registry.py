@@ -1,0 +1,319 @@
+"""The insured-plots registry: parse and validate a GeoJSON FeatureCollection, then store it.
+
+Validation reports every bad feature at once (an operator fixes the file in one go), and a file
+with any bad feature changes nothing. Policies are audit records: plots that disappear from a new
+source are marked inactive, never deleted.
+"""
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from pyproj import Geod
+from shapely.geometry import shape
+from shapely.validation import explain_validity
+
+from microcrop_assets.science.policy import CROPS, PolicyTermsError, resolve_terms, to_decimal
+
+MICRO = Decimal(1_000_000)
+FIELDS = (
+    "plot_id", "policy_id", "farmer_address", "crop", "sowing_date", "season_end",
+    "sum_insured_usdc", "max_payout_usdc", "policy_terms",
+)
+REQUIRED = ("plot_id", "policy_id", "farmer_address", "crop", "sowing_date", "season_end", "sum_insured_usdc")
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_PLOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_GEOD = Geod(ellps="WGS84")
+
+
+@dataclass(frozen=True)
+class PlotProblem:
+    index: int
+    plot_id: str | None
+    field: str
+    value: Any
+    reason: str
+
+    def __str__(self) -> str:
+        who = f"feature {self.index}" + (f" (plot_id {self.plot_id!r})" if self.plot_id else "")
+        shown = repr(self.value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        return f"{who}: {self.field}={shown}: {self.reason}"
+
+
+class PlotsFileError(ValueError):
+    """Every problem of a plots file, each naming its feature, field, value and reason."""
+
+    def __init__(self, source: str, problems: list[PlotProblem]):
+        self.source, self.problems = source, problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} invalid plot feature(s), nothing was changed:\n{lines}")
+
+
+@dataclass
+class _Feature:
+    index: int
+    plot_id: str | None
+    problems: list[PlotProblem] = field(default_factory=list)
+
+    def bad(self, field_name: str, value: Any, reason: str) -> None:
+        self.problems.append(PlotProblem(self.index, self.plot_id, field_name, value, reason))
+
+
+def is_checksum_address(address: str) -> bool:
+    from eth_utils import is_checksum_address as eip55
+
+    return eip55(address)
+
+
+def _check_address(feature: _Feature, value: Any) -> str | None:
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        feature.bad("farmer_address", value, "is not an EVM address (0x and 40 hex digits)")
+        return None
+    digits = value[2:]
+    mixed = digits != digits.lower() and digits != digits.upper()
+    if mixed and not is_checksum_address(value):
+        feature.bad("farmer_address", value, "mixed-case address fails its EIP-55 checksum")
+        return None
+    return value.lower()
+
+
+def _check_date(feature: _Feature, name: str, value: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        feature.bad(name, value, "is not a YYYY-MM-DD date")
+        return None
+
+
+def _check_usdc(feature: _Feature, name: str, value: Any) -> int | None:
+    try:
+        amount = to_decimal(value, name)
+    except PolicyTermsError:
+        feature.bad(name, value, "is not a number")
+        return None
+    if amount <= 0:
+        feature.bad(name, value, "must be positive")
+        return None
+    micro = amount * MICRO
+    if micro != micro.to_integral_value():
+        feature.bad(name, value, "has more than 6 decimal places (USDC has 6)")
+        return None
+    return int(micro)
+
+
+def _check_geometry(feature: _Feature, geometry: Any) -> dict[str, Any] | None:
+    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        kind = geometry.get("type") if isinstance(geometry, dict) else geometry
+        feature.bad("geometry", kind, "must be a GeoJSON Polygon or MultiPolygon")
+        return None
+    polygons = geometry.get("coordinates")
+    if geometry["type"] == "Polygon":
+        polygons = [polygons]
+    if not isinstance(polygons, list) or not polygons:
+        feature.bad("geometry.coordinates", polygons, "must be a list of linear rings")
+        return None
+    for polygon in polygons:
+        if not isinstance(polygon, list) or not polygon:
+            feature.bad("geometry.coordinates", polygon, "must be a list of linear rings")
+            return None
+        for ring in polygon:
+            if not isinstance(ring, list) or len(ring) < 4:
+                feature.bad("geometry.coordinates", ring, "a linear ring needs at least 4 positions")
+                return None
+            for position in ring:
+                if (
+                    not isinstance(position, list | tuple)
+                    or len(position) not in (2, 3)
+                    or not all(isinstance(c, int | float | Decimal) and not isinstance(c, bool) for c in position)
+                ):
+                    feature.bad("geometry.coordinates", position, "a position is [longitude, latitude]")
+                    return None
+                lon, lat = float(position[0]), float(position[1])
+                if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                    feature.bad("geometry.coordinates", position, "longitude/latitude out of range")
+                    return None
+            if list(ring[0])[:2] != list(ring[-1])[:2]:
+                feature.bad("geometry.coordinates", [ring[0], ring[-1]], "ring is not closed (first != last)")
+                return None
+    plain = json.loads(json.dumps(geometry, default=float))
+    polygon_shape = shape(plain)
+    if not polygon_shape.is_valid:
+        feature.bad("geometry", geometry["type"], f"invalid polygon: {explain_validity(polygon_shape)}")
+        return None
+    area_m2 = abs(_GEOD.geometry_area_perimeter(polygon_shape)[0])
+    if area_m2 <= 0:
+        feature.bad("geometry", geometry["type"], "polygon has zero area")
+        return None
+    centroid = polygon_shape.centroid
+    return {
+        "geometry": plain,
+        "centroid_lat": round(centroid.y, 7),
+        "centroid_lon": round(centroid.x, 7),
+        "area_ha": (Decimal(area_m2) / Decimal(10_000)).quantize(Decimal("0.0001")),
+    }
+
+
+def _parse_feature(index: int, raw: Any) -> tuple[dict[str, Any] | None, list[PlotProblem]]:
+    properties = raw.get("properties") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or raw.get("type") != "Feature" or not isinstance(properties, dict):
+        return None, [PlotProblem(index, None, "feature", raw if not isinstance(raw, dict) else raw.get("type"),
+                                  "is not a GeoJSON Feature with properties")]
+    plot_id = properties.get("plot_id")
+    feature = _Feature(index, plot_id if isinstance(plot_id, str) else None)
+    for name in sorted(set(properties) - set(FIELDS)):
+        feature.bad(name, properties[name], "unknown field")
+    for name in REQUIRED:
+        if properties.get(name) in (None, ""):
+            feature.bad(name, properties.get(name), "is required")
+    if feature.problems:
+        return None, feature.problems
+
+    if not isinstance(plot_id, str) or not _PLOT_ID.match(plot_id):
+        feature.bad("plot_id", plot_id, "must be 1-128 letters, digits, '.', '_', ':' or '-'")
+    policy_id = properties["policy_id"]
+    if not isinstance(policy_id, str) or not policy_id.strip():
+        feature.bad("policy_id", policy_id, "must be a non-empty string")
+    address = _check_address(feature, properties["farmer_address"])
+    crop = properties["crop"]
+    if crop not in CROPS:
+        feature.bad("crop", crop, f"unknown crop (known: {', '.join(CROPS)})")
+    sowing = _check_date(feature, "sowing_date", properties["sowing_date"])
+    season_end = _check_date(feature, "season_end", properties["season_end"])
+    if sowing and season_end and sowing >= season_end:
+        feature.bad("sowing_date", properties["sowing_date"], f"is not before season_end {season_end}")
+    sum_insured = _check_usdc(feature, "sum_insured_usdc", properties["sum_insured_usdc"])
+    max_payout = sum_insured
+    if properties.get("max_payout_usdc") not in (None, ""):
+        max_payout = _check_usdc(feature, "max_payout_usdc", properties["max_payout_usdc"])
+        if max_payout and sum_insured and max_payout > sum_insured:
+            feature.bad("max_payout_usdc", properties["max_payout_usdc"],
+                        f"exceeds sum_insured_usdc {properties['sum_insured_usdc']}")
+    terms = None
+    if crop in CROPS:
+        try:
+            terms = resolve_terms(crop, properties.get("policy_terms"))
+        except PolicyTermsError as error:
+            feature.bad(f"policy_terms.{error.field}", error.value, error.reason)
+    shape_info = _check_geometry(feature, raw.get("geometry"))
+    if feature.problems:
+        return None, feature.problems
+    record = {
+        "plot_id": plot_id,
+        "policy_id": policy_id.strip(),
+        "farmer_address": address,
+        "crop": crop,
+        **shape_info,
+        "sowing_date": sowing,
+        "season_end": season_end,
+        "sum_insured_micro_usdc": sum_insured,
+        "max_payout_micro_usdc": max_payout,
+        "policy_terms": terms,
+    }
+    record["content_sha256"] = hashlib.sha256(canonical_json(record).encode()).hexdigest()
+    return record, []
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def parse_plots(text: str | bytes, source: str) -> pd.DataFrame:
+    """Validate a FeatureCollection; return one row per plot or raise PlotsFileError listing every problem."""
+    try:
+        document = json.loads(text, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise PlotsFileError(source, [PlotProblem(0, None, "file", None, f"is not valid JSON: {error}")]) from None
+    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
+        kind = document.get("type") if isinstance(document, dict) else type(document).__name__
+        raise PlotsFileError(source, [PlotProblem(0, None, "type", kind, "must be a GeoJSON FeatureCollection")])
+    features = document.get("features")
+    if not isinstance(features, list) or not features:
+        raise PlotsFileError(source, [PlotProblem(0, None, "features", features, "must be a non-empty list")])
+    records, problems, first_index = [], [], {}
+    for index, raw in enumerate(features):
+        record, found = _parse_feature(index, raw)
+        problems.extend(found)
+        if record is None:
+            continue
+        if record["plot_id"] in first_index:
+            problems.append(PlotProblem(index, record["plot_id"], "plot_id", record["plot_id"],
+                                        f"duplicate of feature {first_index[record['plot_id']]}"))
+            continue
+        first_index[record["plot_id"]] = index
+        records.append(record)
+    if problems:
+        raise PlotsFileError(source, problems)
+    return pd.DataFrame.from_records(records)
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    inserted: int
+    updated: int
+    unchanged: int
+    deactivated: int
+    active: int
+
+
+_STAGE = """
+CREATE TEMP TABLE plots_incoming (LIKE plots INCLUDING DEFAULTS) ON COMMIT DROP
+"""
+_COLUMNS = (
+    "plot_id", "policy_id", "farmer_address", "crop", "geometry", "centroid_lat", "centroid_lon", "area_ha",
+    "sowing_date", "season_end", "sum_insured_micro_usdc", "max_payout_micro_usdc", "policy_terms",
+    "content_sha256", "source",
+)
+
+
+def store_plots(db, plots: pd.DataFrame, source: str) -> ImportSummary:
+    """Upsert validated plots in one transaction; plots absent from `plots` become inactive."""
+    frame = plots.assign(
+        source=source,
+        geometry=plots["geometry"].map(canonical_json),
+        policy_terms=plots["policy_terms"].map(canonical_json),
+    )
+    with db.begin() as conn:
+        # one writer at a time: two imports racing could otherwise deactivate each other's plots
+        conn.execute(sa.text("LOCK TABLE plots IN SHARE ROW EXCLUSIVE MODE"))
+        conn.execute(sa.text(_STAGE))
+        db.copy_frame(conn, "plots_incoming", frame, _COLUMNS)
+        counts = conn.execute(sa.text("""
+            SELECT count(*) FILTER (WHERE p.plot_id IS NULL) AS inserted,
+                   count(*) FILTER (WHERE p.plot_id IS NOT NULL
+                                    AND (p.content_sha256 <> i.content_sha256 OR NOT p.active)) AS updated
+            FROM plots_incoming i LEFT JOIN plots p USING (plot_id)
+        """)).one()
+        update_columns = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c != "plot_id")
+        conn.execute(sa.text(f"""
+            INSERT INTO plots ({", ".join(_COLUMNS)})
+            SELECT {", ".join(_COLUMNS)} FROM plots_incoming
+            ON CONFLICT (plot_id) DO UPDATE SET {update_columns},
+                active = true, deactivated_at = NULL, updated_at = now()
+            WHERE plots.content_sha256 <> EXCLUDED.content_sha256 OR NOT plots.active
+        """))
+        deactivated = conn.execute(sa.text("""
+            UPDATE plots SET active = false, deactivated_at = now(), updated_at = now()
+            WHERE active AND plot_id NOT IN (SELECT plot_id FROM plots_incoming)
+        """)).rowcount
+        active = conn.scalar(sa.text("SELECT count(*) FROM plots WHERE active"))
+    return ImportSummary(
+        inserted=counts.inserted,
+        updated=counts.updated,
+        unchanged=len(frame) - counts.inserted - counts.updated,
+        deactivated=deactivated,
+        active=active,
+    )
+
+
+def active_plots(db) -> pd.DataFrame:
+    """The active plots with their terms, one row per plot (what every downstream asset reads)."""
+    frame = db.read_frame("SELECT * FROM plots WHERE active ORDER BY plot_id")
+    return frame
