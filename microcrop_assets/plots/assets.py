@@ -59,7 +59,8 @@ def plots(config: PlotsConfig, timescaledb: TimescaleDBResource, minio: ObjectSt
             "total_area_ha": float(frame["area_ha"].sum()),
         },
         check_results=[
-            dg.AssetCheckResult(check_name="plots_active", passed=summary.active > 0,
-                                metadata={"active_plots": summary.active})
+            dg.AssetCheckResult(
+                check_name="plots_active", passed=summary.active > 0, metadata={"active_plots": summary.active}
+            )
         ],
     )

@@ -23,8 +23,15 @@ from microcrop_assets.science.policy import CROPS, PolicyTermsError, resolve_ter
 
 MICRO = Decimal(1_000_000)
 FIELDS = (
-    "plot_id", "policy_id", "farmer_address", "crop", "sowing_date", "season_end",
-    "sum_insured_usdc", "max_payout_usdc", "policy_terms",
+    "plot_id",
+    "policy_id",
+    "farmer_address",
+    "crop",
+    "sowing_date",
+    "season_end",
+    "sum_insured_usdc",
+    "max_payout_usdc",
+    "policy_terms",
 )
 REQUIRED = ("plot_id", "policy_id", "farmer_address", "crop", "sowing_date", "season_end", "sum_insured_usdc")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -164,8 +171,15 @@ def _check_geometry(feature: _Feature, geometry: Any) -> dict[str, Any] | None:
 def _parse_feature(index: int, raw: Any) -> tuple[dict[str, Any] | None, list[PlotProblem]]:
     properties = raw.get("properties") if isinstance(raw, dict) else None
     if not isinstance(raw, dict) or raw.get("type") != "Feature" or not isinstance(properties, dict):
-        return None, [PlotProblem(index, None, "feature", raw if not isinstance(raw, dict) else raw.get("type"),
-                                  "is not a GeoJSON Feature with properties")]
+        return None, [
+            PlotProblem(
+                index,
+                None,
+                "feature",
+                raw if not isinstance(raw, dict) else raw.get("type"),
+                "is not a GeoJSON Feature with properties",
+            )
+        ]
     plot_id = properties.get("plot_id")
     feature = _Feature(index, plot_id if isinstance(plot_id, str) else None)
     for name in sorted(set(properties) - set(FIELDS)):
@@ -194,8 +208,11 @@ def _parse_feature(index: int, raw: Any) -> tuple[dict[str, Any] | None, list[Pl
     if properties.get("max_payout_usdc") not in (None, ""):
         max_payout = _check_usdc(feature, "max_payout_usdc", properties["max_payout_usdc"])
         if max_payout and sum_insured and max_payout > sum_insured:
-            feature.bad("max_payout_usdc", properties["max_payout_usdc"],
-                        f"exceeds sum_insured_usdc {properties['sum_insured_usdc']}")
+            feature.bad(
+                "max_payout_usdc",
+                properties["max_payout_usdc"],
+                f"exceeds sum_insured_usdc {properties['sum_insured_usdc']}",
+            )
     terms = None
     if crop in CROPS:
         try:
@@ -244,8 +261,15 @@ def parse_plots(text: str | bytes, source: str) -> pd.DataFrame:
         if record is None:
             continue
         if record["plot_id"] in first_index:
-            problems.append(PlotProblem(index, record["plot_id"], "plot_id", record["plot_id"],
-                                        f"duplicate of feature {first_index[record['plot_id']]}"))
+            problems.append(
+                PlotProblem(
+                    index,
+                    record["plot_id"],
+                    "plot_id",
+                    record["plot_id"],
+                    f"duplicate of feature {first_index[record['plot_id']]}",
+                )
+            )
             continue
         first_index[record["plot_id"]] = index
         records.append(record)
@@ -267,9 +291,21 @@ _STAGE = """
 CREATE TEMP TABLE plots_incoming (LIKE plots INCLUDING DEFAULTS) ON COMMIT DROP
 """
 _COLUMNS = (
-    "plot_id", "policy_id", "farmer_address", "crop", "geometry", "centroid_lat", "centroid_lon", "area_ha",
-    "sowing_date", "season_end", "sum_insured_micro_usdc", "max_payout_micro_usdc", "policy_terms",
-    "content_sha256", "source",
+    "plot_id",
+    "policy_id",
+    "farmer_address",
+    "crop",
+    "geometry",
+    "centroid_lat",
+    "centroid_lon",
+    "area_ha",
+    "sowing_date",
+    "season_end",
+    "sum_insured_micro_usdc",
+    "max_payout_micro_usdc",
+    "policy_terms",
+    "content_sha256",
+    "source",
 )
 
 
@@ -285,24 +321,30 @@ def store_plots(db, plots: pd.DataFrame, source: str) -> ImportSummary:
         conn.execute(sa.text("LOCK TABLE plots IN SHARE ROW EXCLUSIVE MODE"))
         conn.execute(sa.text(_STAGE))
         db.copy_frame(conn, "plots_incoming", frame, _COLUMNS)
-        counts = conn.execute(sa.text("""
+        counts = conn.execute(
+            sa.text("""
             SELECT count(*) FILTER (WHERE p.plot_id IS NULL) AS inserted,
                    count(*) FILTER (WHERE p.plot_id IS NOT NULL
                                     AND (p.content_sha256 <> i.content_sha256 OR NOT p.active)) AS updated
             FROM plots_incoming i LEFT JOIN plots p USING (plot_id)
-        """)).one()
+        """)
+        ).one()
         update_columns = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c != "plot_id")
-        conn.execute(sa.text(f"""
+        conn.execute(
+            sa.text(f"""
             INSERT INTO plots ({", ".join(_COLUMNS)})
             SELECT {", ".join(_COLUMNS)} FROM plots_incoming
             ON CONFLICT (plot_id) DO UPDATE SET {update_columns},
                 active = true, deactivated_at = NULL, updated_at = now()
             WHERE plots.content_sha256 <> EXCLUDED.content_sha256 OR NOT plots.active
-        """))
-        deactivated = conn.execute(sa.text("""
+        """)
+        )
+        deactivated = conn.execute(
+            sa.text("""
             UPDATE plots SET active = false, deactivated_at = now(), updated_at = now()
             WHERE active AND plot_id NOT IN (SELECT plot_id FROM plots_incoming)
-        """)).rowcount
+        """)
+        ).rowcount
         active = conn.scalar(sa.text("SELECT count(*) FROM plots WHERE active"))
     return ImportSummary(
         inserted=counts.inserted,

@@ -6,12 +6,14 @@ and uploaded in bounded chunks, never held whole in memory.
 """
 
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -70,31 +72,29 @@ def validate_key(key: str) -> str:
     return key
 
 
-def _open_source(source: bytes | str | os.PathLike | BinaryIO) -> tuple[BinaryIO, bool]:
+def _seekable_source(source: bytes | str | os.PathLike | BinaryIO, stack: ExitStack) -> BinaryIO:
+    """A seekable stream over `source`; a forward-only stream is spooled to disk (bounded memory)."""
     if isinstance(source, bytes | bytearray | memoryview):
-        spool = tempfile.SpooledTemporaryFile(max_size=64 * CHUNK)
-        spool.write(source)
-        spool.seek(0)
-        return spool, True
+        return io.BytesIO(source)
     if isinstance(source, str | os.PathLike):
-        return open(source, "rb"), True
-    return source, False
+        return stack.enter_context(open(source, "rb"))
+    if hasattr(source, "seekable") and source.seekable():
+        return source
+    spool = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=16 * CHUNK))  # noqa: SIM115 (closed by stack)
+    shutil.copyfileobj(source, spool, CHUNK)
+    spool.seek(0)
+    return spool
 
 
-def _hash_seekable(stream: BinaryIO) -> tuple[BinaryIO, str, int, bool]:
-    """Hash a stream; non-seekable streams are spooled to disk first (bounded memory)."""
-    spooled = False
-    if not (hasattr(stream, "seekable") and stream.seekable()):
-        spool = tempfile.SpooledTemporaryFile(max_size=16 * CHUNK)
-        shutil.copyfileobj(stream, spool, CHUNK)
-        stream, spooled = spool, True
+def _sha256_of(stream: BinaryIO) -> tuple[str, int]:
+    """Hash from the current position to the end, then rewind to where it was."""
     start = stream.tell()
     digest, size = hashlib.sha256(), 0
     while block := stream.read(CHUNK):
         digest.update(block)
         size += len(block)
     stream.seek(start)
-    return stream, digest.hexdigest(), size, spooled
+    return digest.hexdigest(), size
 
 
 class _VerifyingWriter:
@@ -112,9 +112,7 @@ class _VerifyingWriter:
     def check(self, verify: bool) -> str:
         actual = self.digest.hexdigest()
         if verify and self.expected and actual != self.expected:
-            raise ChecksumMismatch(
-                f"object {self.key!r}: sha256 {actual} does not match the stored {self.expected}"
-            )
+            raise ChecksumMismatch(f"object {self.key!r}: sha256 {actual} does not match the stored {self.expected}")
         return actual
 
 
@@ -188,27 +186,19 @@ class ObjectStoreResource(dg.ConfigurableResource):
     ) -> StoredObject:
         """Store bytes, a file path or a binary stream under `key`, with its sha256 in metadata."""
         validate_key(key)
-        stream, owned = _open_source(source)
-        try:
-            stream, sha, size, spooled = _hash_seekable(stream)
-            try:
-                if self.is_local:
-                    self._put_local(key, stream, sha, content_type)
-                else:
-                    extra = {"Metadata": {"sha256": sha}}
-                    if content_type:
-                        extra["ContentType"] = content_type
-                    transfer = TransferConfig(
-                        multipart_threshold=self.multipart_threshold,
-                        multipart_chunksize=self.multipart_chunksize,
-                    )
-                    self._s3.upload_fileobj(stream, self.bucket, key, ExtraArgs=extra, Config=transfer)
-            finally:
-                if spooled:
-                    stream.close()
-        finally:
-            if owned:
-                stream.close()
+        with ExitStack() as stack:
+            stream = _seekable_source(source, stack)
+            sha, size = _sha256_of(stream)
+            if self.is_local:
+                self._put_local(key, stream, sha, content_type)
+            else:
+                extra = {"Metadata": {"sha256": sha}}
+                if content_type:
+                    extra["ContentType"] = content_type
+                transfer = TransferConfig(
+                    multipart_threshold=self.multipart_threshold, multipart_chunksize=self.multipart_chunksize
+                )
+                self._s3.upload_fileobj(stream, self.bucket, key, ExtraArgs=extra, Config=transfer)
         return StoredObject(key=key, size=size, sha256=sha, content_type=content_type)
 
     def _put_local(self, key: str, stream: BinaryIO, sha: str, content_type: str | None) -> None:

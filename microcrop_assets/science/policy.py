@@ -14,7 +14,14 @@ GROWTH_STAGES = ("germination", "vegetative", "flowering", "fruiting", "maturity
 # Days after sowing at which each stage starts. Typical East African rain-fed calendars.
 CROP_CALENDARS: dict[str, dict[str, int]] = {
     "maize": {"germination": 0, "vegetative": 10, "flowering": 60, "fruiting": 80, "maturity": 110, "senescence": 135},
-    "sorghum": {"germination": 0, "vegetative": 10, "flowering": 55, "fruiting": 75, "maturity": 100, "senescence": 120},
+    "sorghum": {
+        "germination": 0,
+        "vegetative": 10,
+        "flowering": 55,
+        "fruiting": 75,
+        "maturity": 100,
+        "senescence": 120,
+    },
     "beans": {"germination": 0, "vegetative": 7, "flowering": 35, "fruiting": 50, "maturity": 70, "senescence": 85},
     "wheat": {"germination": 0, "vegetative": 12, "flowering": 65, "fruiting": 85, "maturity": 110, "senescence": 130},
     "rice": {"germination": 0, "vegetative": 15, "flowering": 70, "fruiting": 90, "maturity": 115, "senescence": 135},
@@ -59,8 +66,12 @@ DEFAULT_TERMS: dict[str, Any] = {
     "satellite": {"method": "decline", "trigger": "0", "exit": "0.4"},
     "weights": {"weather": "0.6", "satellite": "0.4"},
     "stage_sensitivity": {
-        "germination": "1.2", "vegetative": "1.0", "flowering": "1.5",
-        "fruiting": "1.3", "maturity": "0.8", "senescence": "0.5",
+        "germination": "1.2",
+        "vegetative": "1.0",
+        "flowering": "1.5",
+        "fruiting": "1.3",
+        "maturity": "0.8",
+        "senescence": "0.5",
     },
     "crop_calendar": None,  # None: the crop's default calendar
     "trigger_threshold": "0.3",

@@ -9,8 +9,11 @@ from alembic.config import Config
 
 log = logging.getLogger("microcrop.migrations")
 
+# own version table: Dagster's instance storage uses Alembic too and may share the database
+VERSION_TABLE = "microcrop_schema_version"
 # any constant works; it only has to be the same in every process of this project
 _MIGRATION_LOCK = 0x6D6963726F
+
 
 def alembic_config(connection: sa.Connection) -> Config:
     config = Config()
@@ -30,4 +33,4 @@ def current_revision(engine: sa.Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()

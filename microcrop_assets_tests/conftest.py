@@ -1,0 +1,124 @@
+"""Shared fixtures: the real services of this machine, each test session in its own namespace.
+
+PostgreSQL: a fresh database per session on the server named by TEST_DATABASE_URL (default the
+local 127.0.0.1:5432, database `test` as the admin connection). Redis: 127.0.0.1:6379 (or
+TEST_REDIS_URL) under a per-session key prefix. S3: a `moto_server` started on loopback.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from microcrop_assets.resources.minio import ObjectStoreResource
+from microcrop_assets.resources.redis import RedisResource
+from microcrop_assets.resources.timescaledb import TimescaleDBResource
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+DATA = Path(__file__).parent / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory):
+    """Nothing a test does may touch the developer's .microcrop folder."""
+    home = tmp_path_factory.mktemp("microcrop_home")
+    previous = os.environ.get("MICROCROP_HOME")
+    os.environ["MICROCROP_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("MICROCROP_HOME", None)
+    else:
+        os.environ["MICROCROP_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    name = f"microcrop_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def db(database_url) -> TimescaleDBResource:
+    resource = TimescaleDBResource(url=database_url)
+    assert resource.ping()  # connects and migrates once for the session
+    return resource
+
+
+@pytest.fixture(scope="session")
+def redis_resource() -> RedisResource:
+    resource = RedisResource(url=REDIS_URL, key_prefix=f"mctest-{uuid.uuid4().hex[:8]}")
+    yield resource
+    keys = list(resource.client.scan_iter(f"{resource.key_prefix}:*"))
+    if keys:
+        resource.client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real S3 protocol server on loopback (moto_server), for the life of the session."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(endpoint, timeout=1)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.1)
+    yield endpoint
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+def s3_store(moto_endpoint) -> ObjectStoreResource:
+    return ObjectStoreResource(
+        endpoint=moto_endpoint,
+        access_key="test-access",
+        secret_key="test-secret-do-not-log",
+        bucket=f"mc-{uuid.uuid4().hex[:10]}",
+        multipart_threshold=5 * 1024 * 1024,
+        multipart_chunksize=5 * 1024 * 1024,
+    )
+
+
+@pytest.fixture
+def local_store(tmp_path) -> ObjectStoreResource:
+    return ObjectStoreResource(local_root=str(tmp_path / "objects" / "microcrop"))
+
+
+@pytest.fixture
+def clean_plots(db):
+    """Tests that count plots start from an empty registry."""
+    with db.begin() as conn:
+        conn.execute(sa.text("TRUNCATE plots CASCADE"))
+    yield db

@@ -1,0 +1,108 @@
+import hashlib
+import io
+
+import pytest
+
+from microcrop_assets.resources.minio import ChecksumMismatch, ObjectNotFound, validate_key
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request):
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+def test_round_trip_with_checksum(store, tmp_path):
+    data = b"ndvi raster bytes " * 1000
+    stored = store.put("rasters/2025-06-01/KE-KAK-001.tif", data, content_type="image/tiff")
+    assert stored.sha256 == hashlib.sha256(data).hexdigest() and stored.size == len(data)
+    head = store.head("rasters/2025-06-01/KE-KAK-001.tif")
+    assert head.sha256 == stored.sha256 and head.size == len(data) and head.content_type == "image/tiff"
+    assert store.get_bytes("rasters/2025-06-01/KE-KAK-001.tif") == data
+    target = tmp_path / "copy.tif"
+    store.download("rasters/2025-06-01/KE-KAK-001.tif", target)
+    assert target.read_bytes() == data
+
+
+def test_streamed_upload_larger_than_multipart_threshold(store):
+    size = 12 * 1024 * 1024 + 17
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+
+    class NonSeekable(io.RawIOBase):  # like an HTTP body: can only be read forward
+        def __init__(self):
+            self.inner = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            chunk = self.inner.read(min(len(buffer), 65536))
+            buffer[: len(chunk)] = chunk
+            return len(chunk)
+
+    stored = store.put("big/blob.bin", NonSeekable())
+    assert stored.size == size and stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert hashlib.sha256(store.get_bytes("big/blob.bin")).hexdigest() == stored.sha256
+    if not store.is_local:
+        etag = store._s3.head_object(Bucket=store.bucket, Key="big/blob.bin")["ETag"]
+        assert etag.strip('"').endswith("-3")  # three 5 MiB parts: really a multipart upload
+
+
+def test_tampered_object_fails_verification(store, tmp_path):
+    store.put("proofs/p.json", b'{"payout": 1}')
+    if store.is_local:
+        (store._root / "proofs/p.json").write_bytes(b'{"payout": 9}')
+    else:
+        store._s3.put_object(
+            Bucket=store.bucket,
+            Key="proofs/p.json",
+            Body=b'{"payout": 9}',
+            Metadata={"sha256": hashlib.sha256(b'{"payout": 1}').hexdigest()},
+        )
+    with pytest.raises(ChecksumMismatch, match="proofs/p.json"):
+        store.get_bytes("proofs/p.json")
+    target = tmp_path / "p.json"
+    with pytest.raises(ChecksumMismatch):
+        store.download("proofs/p.json", target)
+    assert not target.exists()  # a failed verification never leaves a file behind
+    assert store.get_bytes("proofs/p.json", verify=False) == b'{"payout": 9}'
+
+
+def test_exists_list_delete(store):
+    for key in ("a/1.txt", "a/2.txt", "b/3.txt"):
+        store.put(key, key.encode())
+    assert store.list("a/") == ["a/1.txt", "a/2.txt"]
+    assert store.exists("b/3.txt") and not store.exists("b/4.txt")
+    store.delete("a/1.txt")
+    assert store.list() == ["a/2.txt", "b/3.txt"]
+    with pytest.raises(ObjectNotFound, match="a/1.txt"):
+        store.get_bytes("a/1.txt")
+
+
+def test_bucket_is_created_when_missing(s3_store):
+    assert s3_store.ping()
+    assert s3_store.bucket in [b["Name"] for b in s3_store._s3.list_buckets()["Buckets"]]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../etc/passwd",
+        "a/../../b",
+        "/abs/key",
+        "a//b",
+        "a/./b",
+        "tab\there",
+        "nul\x00",
+        "",
+        "back\\slash",
+        "C:/windows",
+    ],
+)
+def test_bad_keys_are_rejected_everywhere(key, local_store, s3_store):
+    with pytest.raises(ValueError, match="object key"):
+        validate_key(key)
+    for store in (local_store, s3_store):
+        with pytest.raises(ValueError, match="object key"):
+            store.put(key, b"x")
+        with pytest.raises(ValueError, match="object key"):
+            store.get_bytes(key)
