@@ -1,5 +1,8 @@
 import datetime as dt
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -95,7 +98,17 @@ def test_database_url_spellings():
         normalise_url("mysql://u@h/d")
 
 
-def test_embedded_postgres_starts_migrates_and_is_reused(tmp_path, monkeypatch):
+@pytest.fixture
+def own_home():
+    # not under pytest's basetemp: a concurrent pytest session resets that tree to mode 0700,
+    # which the server's unprivileged user then cannot traverse
+    home = Path(tempfile.mkdtemp(prefix="microcrop-embedded-"))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_embedded_postgres_starts_migrates_and_is_reused(own_home, monkeypatch):
+    tmp_path = own_home
     monkeypatch.setenv("MICROCROP_HOME", str(tmp_path))
     first = TimescaleDBResource()
     try:
