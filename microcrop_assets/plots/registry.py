@@ -287,9 +287,6 @@ class ImportSummary:
     active: int
 
 
-_STAGE = """
-CREATE TEMP TABLE plots_incoming (LIKE plots INCLUDING DEFAULTS) ON COMMIT DROP
-"""
 _COLUMNS = (
     "plot_id",
     "policy_id",
@@ -319,30 +316,28 @@ def store_plots(db, plots: pd.DataFrame, source: str) -> ImportSummary:
     with db.begin() as conn:
         # one writer at a time: two imports racing could otherwise deactivate each other's plots
         conn.execute(sa.text("LOCK TABLE plots IN SHARE ROW EXCLUSIVE MODE"))
-        conn.execute(sa.text(_STAGE))
-        db.copy_frame(conn, "plots_incoming", frame, _COLUMNS)
+        staging = db.stage_in(conn, "plots", frame, _COLUMNS)
         counts = conn.execute(
-            sa.text("""
+            sa.text(f"""
             SELECT count(*) FILTER (WHERE p.plot_id IS NULL) AS inserted,
                    count(*) FILTER (WHERE p.plot_id IS NOT NULL
                                     AND (p.content_sha256 <> i.content_sha256 OR NOT p.active)) AS updated
-            FROM plots_incoming i LEFT JOIN plots p USING (plot_id)
+            FROM {staging} i LEFT JOIN plots p USING (plot_id)
         """)
         ).one()
-        update_columns = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS if c != "plot_id")
-        conn.execute(
-            sa.text(f"""
-            INSERT INTO plots ({", ".join(_COLUMNS)})
-            SELECT {", ".join(_COLUMNS)} FROM plots_incoming
-            ON CONFLICT (plot_id) DO UPDATE SET {update_columns},
-                active = true, deactivated_at = NULL, updated_at = now()
-            WHERE plots.content_sha256 <> EXCLUDED.content_sha256 OR NOT plots.active
-        """)
+        db.upsert_from(
+            conn,
+            "plots",
+            staging,
+            "plot_id",
+            _COLUMNS,
+            set_also="active = true, deactivated_at = NULL, updated_at = now()",
+            where="plots.content_sha256 <> EXCLUDED.content_sha256 OR NOT plots.active",
         )
         deactivated = conn.execute(
-            sa.text("""
+            sa.text(f"""
             UPDATE plots SET active = false, deactivated_at = now(), updated_at = now()
-            WHERE active AND plot_id NOT IN (SELECT plot_id FROM plots_incoming)
+            WHERE active AND plot_id NOT IN (SELECT plot_id FROM {staging})
         """)
         ).rowcount
         active = conn.scalar(sa.text("SELECT count(*) FROM plots WHERE active"))

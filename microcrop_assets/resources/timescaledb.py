@@ -61,6 +61,11 @@ def _csv_payload(frame: pd.DataFrame) -> str:
     )
 
 
+def time_window(column: str) -> str:
+    """SQL condition for the half-open window [:start, :end) on `column`."""
+    return f'"{column}" >= :start AND "{column}" < :end'
+
+
 class TimescaleDBResource(dg.ConfigurableResource):
     """Resource key `timescaledb`: PostgreSQL with a connection pool and versioned migrations."""
 
@@ -113,6 +118,48 @@ class TimescaleDBResource(dg.ConfigurableResource):
                 copy.write(_csv_payload(frame.iloc[start : start + 200_000][columns]))
         return len(frame)
 
+    @classmethod
+    def stage_in(cls, conn: sa.Connection, table: str, frame: pd.DataFrame, columns: Sequence[str]) -> str:
+        """COPY `frame` into a temporary copy of `table` that lives until the transaction ends."""
+        staging = f"{table}_incoming"
+        conn.execute(sa.text(f'CREATE TEMP TABLE "{staging}" (LIKE "{table}" INCLUDING DEFAULTS) ON COMMIT DROP'))
+        cls.copy_frame(conn, staging, frame, columns)
+        return staging
+
+    @staticmethod
+    def upsert_from(
+        conn: sa.Connection,
+        table: str,
+        staging: str,
+        key: str,
+        columns: Sequence[str],
+        set_also: str = "",
+        where: str = "",
+    ) -> None:
+        """INSERT the staged rows; on a key conflict update `columns` (and `set_also`) where `where` holds."""
+        names = ", ".join(f'"{c}"' for c in columns)
+        updates = ", ".join([f'"{c}" = EXCLUDED."{c}"' for c in columns if c != key] + ([set_also] if set_also else []))
+        conn.execute(
+            sa.text(
+                f'INSERT INTO "{table}" ({names}) SELECT {names} FROM "{staging}"'
+                f' ON CONFLICT ("{key}") DO UPDATE SET {updates}' + (f" WHERE {where}" if where else "")
+            )
+        )
+
+    @classmethod
+    def replace_in(
+        cls,
+        conn: sa.Connection,
+        table: str,
+        frame: pd.DataFrame,
+        where: str,
+        params: dict[str, Any],
+        columns: Sequence[str] | None = None,
+    ) -> int:
+        """Inside the caller's transaction: delete the rows matching `where`, then COPY `frame`."""
+        conn.execute(sa.text(f'DELETE FROM "{table}" WHERE {where}'), params)
+        return cls.copy_frame(conn, table, frame, columns)
+
     def replace_rows(
         self, table: str, frame: pd.DataFrame, where: str, params: dict[str, Any], columns: Sequence[str] | None = None
     ) -> int:
@@ -122,8 +169,7 @@ class TimescaleDBResource(dg.ConfigurableResource):
         duplicates or half-writes it.
         """
         with self.begin() as conn:
-            conn.execute(sa.text(f'DELETE FROM "{table}" WHERE {where}'), params)
-            return self.copy_frame(conn, table, frame, columns)
+            return self.replace_in(conn, table, frame, where, params, columns)
 
     def replace_time_window(
         self,
@@ -135,8 +181,7 @@ class TimescaleDBResource(dg.ConfigurableResource):
         columns: Sequence[str] | None = None,
     ) -> int:
         """Replace the half-open window [start, end) of a time-partitioned table."""
-        where = f'"{time_column}" >= :start AND "{time_column}" < :end'
-        return self.replace_rows(table, frame, where, {"start": start, "end": end}, columns)
+        return self.replace_rows(table, frame, time_window(time_column), {"start": start, "end": end}, columns)
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:

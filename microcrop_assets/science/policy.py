@@ -59,7 +59,6 @@ DEFAULT_TERMS: dict[str, Any] = {
     "peril_weights": {"drought": "1", "flood": "1", "heat": "1"},
     "heat_threshold_c": "35",
     "gdd_base_c": "10",
-    "window_days": 90,
     "max_missing_share": "0.1",
     "spi": {"min_calibration_years": 30, "gamma_parameters": None},
     # satellite damage: NDVI decline from baseline 0 -> 0, 0.4 -> 1 (or z-score, IBLI)
@@ -173,9 +172,6 @@ def resolve_terms(crop: str, given: dict[str, Any] | None) -> dict[str, Any]:
 
     for field in ("heat_threshold_c", "gdd_base_c"):
         terms[field] = str(to_decimal(terms[field], field))
-    window = terms["window_days"]
-    if not isinstance(window, int) or isinstance(window, bool) or not 14 <= window <= 366:
-        raise PolicyTermsError("window_days", window, "must be a whole number of days from 14 to 366")
 
     calendar = terms["crop_calendar"] or CROP_CALENDARS[crop]
     terms["crop_calendar"] = _check_calendar(calendar)

@@ -1,0 +1,384 @@
+"""Weather assets: WeatherXM stations -> readings -> station days -> per-plot stress indices.
+
+Thin on purpose: read inputs, call `microcrop_assets.science`, write tables, report metadata.
+"""
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import Field
+
+from microcrop_assets.partitions import daily_partitions
+from microcrop_assets.plots.assets import plots
+from microcrop_assets.resources.timescaledb import TimescaleDBResource, time_window
+from microcrop_assets.resources.weatherxm import OBSERVATION_COLUMNS, WeatherXMResource
+from microcrop_assets.science.geo import assign_stations, query_bounds
+from microcrop_assets.science.plot_indices import WINDOW_DAYS, compute_weather_indices
+from microcrop_assets.science.stations import station_days
+from microcrop_assets.weather import quality
+
+
+def partition_days(context: dg.AssetExecutionContext) -> list[dt.date]:
+    window = context.partition_time_window
+    days = (window.end - window.start).days
+    return [window.start.date() + dt.timedelta(days=i) for i in range(days)]
+
+
+def utc_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+# -- stations --------------------------------------------------------------------------------------
+
+
+class StationsConfig(dg.Config):
+    radius_km: float = Field(default=50.0, gt=0, description="stations farther than this never serve a plot")
+    max_stations_per_plot: int = Field(default=8, ge=1, description="nearest stations kept per plot")
+    cell_degrees: float = Field(default=1.0, gt=0, description="plots are grouped into bounds queries per cell")
+
+
+@dg.asset(
+    group_name="weather",
+    kinds={"postgres"},
+    deps=[plots],
+    pool="weatherxm",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "plots_have_stations",
+            asset="weather_stations",
+            description="every active plot has a station within the radius",
+        )
+    ],
+)
+def weather_stations(
+    context: dg.AssetExecutionContext,
+    config: StationsConfig,
+    timescaledb: TimescaleDBResource,
+    weatherxm: WeatherXMResource,
+) -> dg.MaterializeResult:
+    """Station catalogue near the active plots (`weather_stations`) and plot assignments (`plot_stations`)."""
+    plot_frame = timescaledb.read_frame("SELECT plot_id, centroid_lat, centroid_lon FROM plots WHERE active")
+    boxes = query_bounds(plot_frame["centroid_lat"], plot_frame["centroid_lon"], config.radius_km, config.cell_degrees)
+    found = {}
+    for box in boxes:
+        for station in weatherxm.stations_in_bounds(box.min_lat, box.min_lon, box.max_lat, box.max_lon):
+            found[station.id] = station
+    catalogue = pd.DataFrame(
+        [
+            {
+                "station_id": s.id,
+                "name": s.name,
+                "cell_id": s.cell_id,
+                "lat": s.lat,
+                "lon": s.lon,
+                "elevation": s.elevation,
+                "qod": s.qod,
+                "created_at": s.created_at,
+            }
+            for s in found.values()
+        ],
+        columns=["station_id", "name", "cell_id", "lat", "lon", "elevation", "qod", "created_at"],
+    ).assign(refreshed_at=dt.datetime.now(dt.UTC))
+    assignments = assign_stations(plot_frame, catalogue, config.radius_km, config.max_stations_per_plot)
+    used = catalogue[catalogue["station_id"].isin(assignments["station_id"])]
+
+    with timescaledb.begin() as conn:
+        staging = timescaledb.stage_in(conn, "weather_stations", used, list(used.columns))
+        timescaledb.upsert_from(conn, "weather_stations", staging, "station_id", list(used.columns), "active = true")
+        # stations no plot uses any more are kept (history) but marked inactive
+        conn.execute(
+            sa.text(
+                f"UPDATE weather_stations SET active = false WHERE station_id NOT IN (SELECT station_id FROM {staging})"
+            )
+        )
+        timescaledb.replace_in(conn, "plot_stations", assignments, "true", {})
+
+    served = assignments["plot_id"].nunique()
+    unserved = sorted(set(plot_frame["plot_id"]) - set(assignments["plot_id"]))
+    return dg.MaterializeResult(
+        metadata={
+            "vendor_calls": len(boxes),
+            "stations_found": len(catalogue),
+            "stations_assigned": len(used),
+            "plots_served": served,
+            "plots_without_station": dg.MetadataValue.json(unserved[:100]),
+            "median_distance_km": float(assignments["distance_km"].median()) if len(assignments) else float("nan"),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="plots_have_stations",
+                passed=not unserved,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"plots_without_station": len(unserved)},
+            )
+        ],
+    )
+
+
+# -- readings --------------------------------------------------------------------------------------
+
+
+class ReadingsConfig(dg.Config):
+    max_failed_share: float = Field(default=0.2, ge=0, le=1, description="fail the run above this share")
+    concurrency: int = Field(default=4, ge=1, le=32, description="parallel history calls (rate limit still holds)")
+
+
+def _fetch_day(weatherxm: WeatherXMResource, station_ids: list[str], day: dt.date, concurrency: int):
+    """Every station's history for one UTC day; failures are collected, not raised."""
+
+    def one(station_id: str):
+        try:
+            return station_id, weatherxm.history(station_id, day), None
+        except Exception as error:  # one bad station never stops the others
+            return station_id, None, f"{type(error).__name__}: {error}"
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(one, station_ids))
+    frames, health, failures = [], [], {}
+    for station_id, history, error in results:
+        if error:
+            failures[station_id] = error
+            continue
+        frames.append(history.observations)
+        health.append(
+            {
+                "station_id": station_id,
+                "day": day,
+                "qod": history.qod,
+                "location_quality": history.location_quality,
+                "location_reason": history.location_reason,
+            }
+        )
+    readings = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(OBSERVATION_COLUMNS))
+    return (
+        readings,
+        pd.DataFrame(health, columns=["station_id", "day", "qod", "location_quality", "location_reason"]),
+        failures,
+    )
+
+
+@dg.asset(
+    group_name="weather",
+    kinds={"postgres"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[weather_stations],
+    pool="weatherxm",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "readings_physical_ranges",
+            asset="weather_readings",
+            description="temperature -60..60 C, humidity 0..100 %, rain >= 0, pressure 800..1100 hPa",
+        ),
+        dg.AssetCheckSpec(
+            "stations_answered",
+            asset="weather_readings",
+            description="share of assigned stations that returned the day",
+        ),
+    ],
+)
+def weather_readings(
+    context: dg.AssetExecutionContext,
+    config: ReadingsConfig,
+    timescaledb: TimescaleDBResource,
+    weatherxm: WeatherXMResource,
+) -> dg.MaterializeResult:
+    """Every assigned station's observations per UTC day (`weather_readings`, one row per station and timestamp)."""
+    station_ids = timescaledb.read_frame("SELECT DISTINCT station_id FROM plot_stations ORDER BY station_id")[
+        "station_id"
+    ].tolist()
+    loaded, failed, out_of_range, dropped = 0, {}, {}, 0
+    for day in partition_days(context):
+        readings, health, failures = _fetch_day(weatherxm, station_ids, day, config.concurrency)
+        share = len(failures) / len(station_ids) if station_ids else 0.0
+        if share > config.max_failed_share:
+            raise dg.Failure(
+                description=f"{day}: {len(failures)} of {len(station_ids)} stations failed "
+                f"({share:.0%} > {config.max_failed_share:.0%}); nothing stored for the day",
+                metadata={"failures": dg.MetadataValue.json(failures)},
+            )
+        start, end = utc_day_bounds(day)
+        in_day = (readings["ts"] >= start) & (readings["ts"] < end) if len(readings) else np.array([], bool)
+        dropped += int((~in_day).sum())
+        readings = readings.loc[in_day].drop_duplicates(["station_id", "ts"])
+        with timescaledb.begin() as conn:
+            loaded += timescaledb.replace_in(
+                conn, "weather_readings", readings, time_window("ts"), {"start": start, "end": end}, OBSERVATION_COLUMNS
+            )
+            timescaledb.replace_in(conn, "weather_station_health", health, "day = :day", {"day": day})
+        for name, count in quality.out_of_range_counts(readings).items():
+            out_of_range[name] = out_of_range.get(name, 0) + count
+        failed.update({f"{day} {station}": error for station, error in failures.items()})
+        context.log.info(f"{day}: {len(readings)} readings from {len(station_ids) - len(failures)} stations")
+
+    attempted = len(station_ids) * len(partition_days(context))
+    return dg.MaterializeResult(
+        metadata={
+            "readings_loaded": loaded,
+            "stations": len(station_ids),
+            "station_days_failed": len(failed),
+            "failures": dg.MetadataValue.json(dict(list(failed.items())[:50])),
+            "readings_outside_utc_day": dropped,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="readings_physical_ranges",
+                passed=not any(out_of_range.values()),
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={k: int(v) for k, v in out_of_range.items()},
+            ),
+            dg.AssetCheckResult(
+                check_name="stations_answered",
+                passed=not failed,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"answered_share": 1 - len(failed) / attempted if attempted else 1.0},
+            ),
+        ],
+    )
+
+
+# -- station days ----------------------------------------------------------------------------------
+
+
+class DailyConfig(dg.Config):
+    interval_minutes: int = Field(default=5, ge=1, description="observation slot length for coverage")
+    min_coverage: float = Field(default=0.8, ge=0, le=1, description="coverage gate (reported in the check)")
+
+
+@dg.asset(
+    group_name="weather",
+    kinds={"postgres"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[weather_readings],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "station_day_coverage", asset="weather_daily", description="share of station days passing the coverage gate"
+        )
+    ],
+)
+def weather_daily(
+    context: dg.AssetExecutionContext, config: DailyConfig, timescaledb: TimescaleDBResource
+) -> dg.MaterializeResult:
+    """Daily weather per station and UTC day (`weather_daily`): rain from the counter, temperatures, coverage, QoD."""
+    window = context.partition_time_window
+    readings = timescaledb.read_frame(
+        "SELECT station_id, ts, temperature, humidity, precipitation_accumulated, pressure FROM weather_readings"
+        " WHERE ts >= :start AND ts < :end",
+        {"start": window.start, "end": window.end},
+    )
+    readings["ts"] = pd.to_datetime(readings["ts"], utc=True)
+    daily = station_days(quality.mask_implausible(readings), interval_minutes=config.interval_minutes)
+    health = timescaledb.read_frame(
+        "SELECT station_id, day, qod FROM weather_station_health WHERE day >= :start AND day < :end",
+        {"start": window.start.date(), "end": window.end.date()},
+    )
+    daily = daily.merge(health, on=["station_id", "day"], how="left")
+    timescaledb.replace_time_window(
+        "weather_daily",
+        "day",
+        window.start.date(),
+        window.end.date(),
+        daily,
+        ["station_id", "day", "rain_mm", "tmax_c", "tmin_c", "tmean_c", "humidity_mean", "n_obs", "coverage", "qod"],
+    )
+    passing = float((daily["coverage"] >= config.min_coverage).mean()) if len(daily) else 0.0
+    return dg.MaterializeResult(
+        metadata={
+            "station_days": len(daily),
+            "rain_mm_mean": float(daily["rain_mm"].mean()) if len(daily) else 0.0,
+            "coverage_passing_share": passing,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="station_day_coverage",
+                passed=passing >= 0.5,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"passing_share": passing, "station_days": len(daily)},
+            )
+        ],
+    )
+
+
+# -- plot indices ----------------------------------------------------------------------------------
+
+
+class IndicesConfig(dg.Config):
+    min_coverage: float = Field(default=0.8, ge=0, le=1, description="station-day coverage gate")
+    min_qod: float = Field(default=0.8, ge=0, le=1, description="station-day QoD gate (WeatherXM benchmark level)")
+    max_stations: int = Field(default=5, ge=1, description="nearest passing stations averaged per plot day")
+    min_complete_share: float = Field(
+        default=0.9, ge=0, le=1, description="check: share of in-season plots with a complete index row"
+    )
+
+
+@dg.asset(
+    group_name="weather",
+    kinds={"postgres"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        plots,
+        weather_stations,
+        dg.AssetDep(weather_daily, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(WINDOW_DAYS - 1))),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "plots_with_complete_indices",
+            asset="weather_indices",
+            description="share of in-season plots whose index row is complete",
+        )
+    ],
+)
+def weather_indices(
+    context: dg.AssetExecutionContext, config: IndicesConfig, timescaledb: TimescaleDBResource
+) -> dg.MaterializeResult:
+    """Per active plot and day (`weather_indices`): plot weather, rain/heat indices, layer fractions and stresses."""
+    days = partition_days(context)
+    first = days[0] - dt.timedelta(days=WINDOW_DAYS - 1)
+    plot_frame = timescaledb.read_frame(
+        "SELECT plot_id, crop, sowing_date, season_end, policy_terms FROM plots WHERE active ORDER BY plot_id"
+    )
+    assignments = timescaledb.read_frame("SELECT plot_id, station_id, distance_km FROM plot_stations")
+    daily = timescaledb.read_frame(
+        "SELECT station_id, day, rain_mm, tmax_c, tmin_c, tmean_c, coverage, qod FROM weather_daily"
+        " WHERE day >= :first AND day <= :last",
+        {"first": first, "last": days[-1]},
+    )
+    rows = compute_weather_indices(
+        plot_frame,
+        assignments,
+        daily,
+        days,
+        min_coverage=config.min_coverage,
+        min_qod=config.min_qod,
+        max_stations=config.max_stations,
+    )
+    timescaledb.replace_time_window("weather_indices", "day", days[0], days[-1] + dt.timedelta(days=1), rows)
+
+    in_season = rows[rows["in_season"]]
+    complete = float(in_season["missing_reason"].isna().mean()) if len(in_season) else 1.0
+    stressed = in_season[in_season["weather_stress"] >= 0.5]
+    return dg.MaterializeResult(
+        metadata={
+            "rows": len(rows),
+            "in_season_rows": len(in_season),
+            "complete_share": complete,
+            "max_weather_stress": float(in_season["weather_stress"].max()) if len(in_season) else 0.0,
+            "high_stress_plot_days": len(stressed),
+            "missing_reasons": dg.MetadataValue.json(in_season["missing_reason"].value_counts().head(10).to_dict()),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="plots_with_complete_indices",
+                passed=complete >= config.min_complete_share,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"complete_share": complete},
+            )
+        ],
+    )

@@ -1,0 +1,66 @@
+"""Weather jobs and schedules: intraday readings, the nightly station-day and index run, stations."""
+
+import datetime as dt
+
+import dagster as dg
+
+from microcrop_assets import settings
+from microcrop_assets.weather.assets import weather_daily, weather_indices, weather_readings, weather_stations
+
+WEATHER_TAGS = {"microcrop/queue": "weather"}
+
+weather_readings_job = dg.define_asset_job(
+    "weather_readings_job",
+    selection=[weather_readings],
+    tags=WEATHER_TAGS,
+    description="Fetch one UTC day of readings from every assigned WeatherXM station.",
+)
+weather_nightly_job = dg.define_asset_job(
+    "weather_nightly_job",
+    selection=[weather_readings, weather_daily, weather_indices],
+    tags=WEATHER_TAGS,
+    description="Complete a finished UTC day: its readings, station days and plot indices.",
+)
+weather_stations_job = dg.define_asset_job(
+    "weather_stations_job",
+    selection=[weather_stations],
+    tags=WEATHER_TAGS,
+    description="Refresh the station catalogue and plot-to-station assignments.",
+)
+
+
+def _day_key(moment: dt.datetime, days_back: int) -> str:
+    return (moment.astimezone(dt.UTC).date() - dt.timedelta(days=days_back)).isoformat()
+
+
+@dg.schedule(
+    job=weather_readings_job,
+    cron_schedule=f"*/{settings.env_int('WEATHER_FETCH_INTERVAL', 5)} * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def weather_readings_intraday(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Today's readings, refreshed every WEATHER_FETCH_INTERVAL minutes (the day's partition is replaced)."""
+    return dg.RunRequest(partition_key=_day_key(context.scheduled_execution_time, 0))
+
+
+@dg.schedule(
+    job=weather_nightly_job,
+    cron_schedule="15 0 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def weather_nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Shortly after midnight UTC: yesterday's final readings, station days and indices."""
+    key = _day_key(context.scheduled_execution_time, 1)
+    return dg.RunRequest(run_key=f"weather-nightly-{key}", partition_key=key)
+
+
+weather_stations_daily = dg.ScheduleDefinition(
+    name="weather_stations_daily",
+    job=weather_stations_job,
+    cron_schedule="40 23 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Station catalogue and assignments, refreshed before the nightly run.",
+)
