@@ -17,7 +17,7 @@ import pandas as pd
 
 from microcrop_assets.science import indices as ix
 from microcrop_assets.science.layers import combine_stress, layer_fraction
-from microcrop_assets.science.plot_weather import plot_weather
+from microcrop_assets.science.plot_weather import plot_weather_grid
 from microcrop_assets.science.policy import GROWTH_STAGES, PERILS
 from microcrop_assets.science.spi import spi_from_parameters
 
@@ -37,12 +37,6 @@ OUTPUT_COLUMNS = (
 _WEATHER = ("rain_mm", "tmax_c", "tmin_c", "tmean_c")
 
 
-def _matrix(weather: pd.DataFrame, column: str, rows: np.ndarray, cols: np.ndarray, shape) -> np.ndarray:
-    matrix = np.full(shape, np.nan)
-    matrix[rows, cols] = weather[column].to_numpy(dtype=float, na_value=np.nan)
-    return matrix
-
-
 def _join_reasons(*columns: np.ndarray) -> np.ndarray:
     joined = np.full(len(columns[0]), None, dtype=object)
     for i in range(len(joined)):
@@ -58,16 +52,10 @@ def _gated_index(function, values: np.ndarray, n: int, **kwargs) -> np.ndarray:
     return function(values, n, **kwargs)
 
 
-def _window_indices(rain, tmax, tmean, phase_start, heat_c: float, gdd_base: float, gate: float) -> dict:
-    """Every index for a block of plots sharing one window (plots x window days)."""
+def _window_indices(rain, tmax, tmean, heat_c: float, gdd_base: float, gate: float) -> dict:
+    """Every season-window index for a block of plots sharing one window (plots x window days)."""
     kw = {"max_missing_share": gate}
     hot_window = tmax[:, -min(HOT_SPELL_DAYS, tmax.shape[1]) :]
-    worst = np.full(len(rain), np.nan)
-    long_phase = (rain.shape[1] - phase_start) >= WORST_WINDOW_DAYS
-    if long_phase.any():
-        worst[long_phase] = ix.worst_window_total(
-            rain[long_phase], WORST_WINDOW_DAYS, start_index=phase_start[long_phase], **kw
-        )
     return {
         "rain_7d_mm": _gated_index(ix.rain_total, rain, 7, **kw),
         "rain_30d_mm": _gated_index(ix.rain_total, rain, 30, **kw),
@@ -78,7 +66,6 @@ def _window_indices(rain, tmax, tmean, phase_start, heat_c: float, gdd_base: flo
         "rx5day_mm": _gated_index(ix.rxnday, rain, 5, **kw),
         "r10mm": ix.count_days_at_or_above(rain, 10.0, **kw),
         "r20mm": ix.count_days_at_or_above(rain, 20.0, **kw),
-        "worst_14d_rain_mm": worst,
         "heat_days": ix.heat_days(tmax, heat_c, **kw),
         "tmax_max_c": ix.tmax_max(hot_window, **kw),
         "heat_degree_days": ix.heat_degree_days(tmax, heat_c, **kw),
@@ -86,11 +73,23 @@ def _window_indices(rain, tmax, tmean, phase_start, heat_c: float, gdd_base: flo
         "reason": _join_reasons(
             ix.completeness_reasons(rain, "rain", max_missing_share=gate),
             ix.completeness_reasons(tmax, "tmax", max_missing_share=gate),
-            ix.completeness_reasons(
-                rain, "worst 14-day rain", max_missing_share=gate, start_index=phase_start, min_days=WORST_WINDOW_DAYS
-            ),
         ),
     }
+
+
+def _worst_in_phase(rain: np.ndarray, phase_days: np.ndarray, gate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Worst 14-day total over windows ending inside the current stage (plots x WINDOW_DAYS days).
+
+    Early in a stage the windows reach back before it (the first is the trailing 14 days), so the
+    index exists from the 14th day of data, not only from the 14th day of each stage.
+    """
+    last = rain.shape[1] - 1
+    start = np.clip(last - np.maximum(phase_days, WORST_WINDOW_DAYS - 1), 0, None).astype(int)
+    worst = ix.worst_window_total(rain, WORST_WINDOW_DAYS, start_index=start, max_missing_share=gate)
+    reasons = ix.completeness_reasons(
+        rain, "worst 14-day rain", max_missing_share=gate, start_index=start, min_days=WORST_WINDOW_DAYS
+    )
+    return worst, reasons
 
 
 def _stress(frame: pd.DataFrame, terms: dict) -> tuple[dict[str, np.ndarray], np.ndarray, list[dict]]:
@@ -112,10 +111,8 @@ def _stress(frame: pd.DataFrame, terms: dict) -> tuple[dict[str, np.ndarray], np
         perils[peril] = np.where(np.isnan(stacked).any(axis=0) & ~(worst >= 1), np.nan, worst)
     weights = {p: float(Decimal(terms["peril_weights"][p])) for p in perils}
     weather = combine_stress(perils, weights) if perils else np.full(len(frame), np.nan)
-    layers = [
-        {name: (None if np.isnan(values[i]) else round(float(values[i]), 6)) for name, values in fractions.items()}
-        for i in range(len(frame))
-    ]
+    # one JSON object per plot, built by pandas' C writer (NaN becomes null)
+    layers = pd.DataFrame(fractions).round(6).to_json(orient="records", lines=True).splitlines()
     return perils, np.asarray(weather, dtype=float), layers
 
 
@@ -163,11 +160,6 @@ def _spi_columns(frame, rain, first, day, terms, in_season) -> list[str | None]:
     return reasons
 
 
-def _policy_key(terms: dict) -> str:
-    keep = ("layers", "peril_weights", "heat_threshold_c", "gdd_base_c", "max_missing_share")
-    return json.dumps({k: terms[k] for k in keep}, sort_keys=True)
-
-
 def compute_weather_indices(
     plots: pd.DataFrame,
     assignments: pd.DataFrame,
@@ -191,26 +183,27 @@ def compute_weather_indices(
     if n_plots == 0:
         return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
 
-    weather = plot_weather(
-        assignments, station_days, min_coverage=min_coverage, min_qod=min_qod, max_stations=max_stations
+    grid = plot_weather_grid(
+        assignments,
+        station_days,
+        [first + dt.timedelta(days=i) for i in range(n_days)],
+        min_coverage=min_coverage,
+        min_qod=min_qod,
+        max_stations=max_stations,
+        plot_ids=plots["plot_id"],
     )
-    weather = weather[(weather["day"] >= first) & (weather["day"] <= days[-1])]
-    rows = pd.Index(plots["plot_id"]).get_indexer(weather["plot_id"])
-    weather = weather[rows >= 0]
-    rows = rows[rows >= 0]
-    cols = (pd.to_datetime(weather["day"]) - pd.Timestamp(first)).dt.days.to_numpy()
-    grids = {name: _matrix(weather, name, rows, cols, (n_plots, n_days)) for name in _WEATHER}
-    stations_of = dict(
-        zip(zip(rows, cols, strict=True), zip(weather["stations"], weather["weights"], strict=True), strict=True)
-    )
+    grids = grid.values
 
-    terms = plots["policy_terms"].tolist()
+    # terms arrive as JSON text (straight from the database) or dicts; identical terms are parsed once
+    texts = [t if isinstance(t, str) else json.dumps(t, sort_keys=True) for t in plots["policy_terms"]]
+    parsed = {text: json.loads(text) for text in set(texts)}
+    terms = [parsed[text] for text in texts]
     sowing = pd.to_datetime(plots["sowing_date"]).dt.date.to_numpy()
     season_end = pd.to_datetime(plots["season_end"]).dt.date.to_numpy()
     calendars = np.array([[t["crop_calendar"][s] for s in GROWTH_STAGES] for t in terms])
     params = pd.DataFrame(
         {
-            "key": [_policy_key(t) for t in terms],
+            "key": texts,
             "heat": [float(t["heat_threshold_c"]) for t in terms],
             "gdd": [float(t["gdd_base_c"]) for t in terms],
             "gate": [float(t["max_missing_share"]) for t in terms],
@@ -228,10 +221,8 @@ def compute_weather_indices(
         frame["growth_stage"] = np.where(in_season, np.array(GROWTH_STAGES)[np.clip(stage_index, 0, 5)], None)
         for name in _WEATHER:
             frame[name] = grids[name][:, col]
-        used = [stations_of.get((i, col), (None, None)) for i in range(n_plots)]
-        frame["n_stations"] = [len(s) if s is not None else 0 for s, _ in used]
-        frame["stations"] = [json.dumps(list(s)) if s is not None else None for s, _ in used]
-        frame["weights"] = [json.dumps([round(float(w), 6) for w in ws]) if ws is not None else None for _, ws in used]
+        frame["stations"], frame["weights"] = grid.day_cells(col)
+        frame["n_stations"] = grid.n_stations[:, col]
 
         width = np.minimum(since, WINDOW_DAYS - 1) + 1  # window length per plot (days)
         start = col - width + 1
@@ -251,15 +242,21 @@ def compute_weather_indices(
             idx = group.index.to_numpy()
             block = slice(int(s), col + 1)
             rain = grids["rain_mm"][idx, block]
-            window_phase = np.clip(rain.shape[1] - 1 - phase_start[idx], 0, None).astype(int)
-            result = _window_indices(
-                rain, grids["tmax_c"][idx, block], grids["tmean_c"][idx, block], window_phase, heat, gdd, gate
-            )
+            result = _window_indices(rain, grids["tmax_c"][idx, block], grids["tmean_c"][idx, block], heat, gdd, gate)
             for c in INDEX_COLUMNS:
                 if c in result:
                     values[c][idx] = result[c]
             reason[idx] = result["reason"]
             missing_days[idx] = np.isnan(rain).sum(axis=1)
+        full = slice(col - WINDOW_DAYS + 1, col + 1)
+        for gate, group in season_rows.groupby("gate"):
+            idx = group.index.to_numpy()
+            values["worst_14d_rain_mm"][idx], worst_reason = _worst_in_phase(
+                grids["rain_mm"][idx, full], phase_start[idx], gate
+            )
+            reason[idx] = [
+                ("; ".join(x for x in pair if x) or None) for pair in zip(reason[idx], worst_reason, strict=True)
+            ]
         for c in INDEX_COLUMNS:
             frame[c] = values[c]
         frame["missing_days"] = np.where(in_season, missing_days, None)
@@ -274,7 +271,7 @@ def compute_weather_indices(
             for peril, stress in perils.items():
                 frame.loc[idx, f"{peril}_stress"] = stress
             frame.loc[idx, "weather_stress"] = weather_stress
-            frame.loc[idx, "layers"] = [json.dumps(x, sort_keys=True) for x in layers]
+            frame.loc[idx, "layers"] = layers
         season_reason = [f"outside the insured season ({s}..{e})" for s, e in zip(sowing, season_end, strict=True)]
         frame["missing_reason"] = np.where(
             in_season,

@@ -1,0 +1,35 @@
+"""`./dev bench [name ...]`: the pipeline's throughput figures on this machine.
+
+- readings_load: weather readings loaded per second through COPY (the pipeline's path) against one
+  INSERT per row (the original system's way), on the same synthetic readings.
+- weather_indices: one day of `weather_indices` for 10,000 and 100,000 plots over a 90-day window.
+
+Uses DATABASE_URL when set, else a scratch database on the local server (127.0.0.1:5432).
+Results are printed and written to benchmarks/results/<name>.json.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from benchmarks import indices, readings
+
+BENCHMARKS = {"readings_load": readings.run, "weather_indices": indices.run}
+
+
+def main(names: list[str]) -> int:
+    unknown = set(names) - set(BENCHMARKS)
+    if unknown:
+        print(f"unknown benchmark(s) {sorted(unknown)}; choose from {sorted(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    results = Path(__file__).parent / "results"
+    results.mkdir(exist_ok=True)
+    for name in names or list(BENCHMARKS):
+        figures = BENCHMARKS[name]()
+        (results / f"{name}.json").write_text(json.dumps(figures, indent=2))
+        print(f"{name}: {json.dumps(figures)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
