@@ -12,7 +12,7 @@ from microcrop_assets.resources.weatherxm import OBSERVATION_COLUMNS
 
 def run(stations: int = 3000, loop_rows: int = 20_000) -> dict:
     day = dt.date(2025, 6, 1)
-    frame = readings(stations, day)
+    frame = readings(stations, day).sort_values(["ts", "station_id"], ignore_index=True)  # as the asset loads
     start = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
     window = {"start": start, "end": start + dt.timedelta(days=1)}
     with scratch_database() as db:

@@ -5,18 +5,19 @@ import sys
 from pathlib import Path
 
 
-def _resources():
+def _resources(*keys: str) -> dict:
+    """The named resources as bound in Definitions, with EnvVars resolved (Dagster does that only in runs)."""
     from microcrop_assets.definitions import build_resources
 
-    # outside a run EnvVars are not resolved by Dagster: resolve them here
-    return {key: resource.process_config_and_initialize() for key, resource in build_resources().items()}
+    bound = build_resources()
+    return {key: bound[key].process_config_and_initialize() for key in keys}
 
 
 def cmd_plots_import(args: argparse.Namespace) -> int:
     from microcrop_assets.plots.assets import read_source
     from microcrop_assets.plots.registry import PlotsFileError, parse_plots, store_plots
 
-    resources = _resources()
+    resources = _resources("minio", "timescaledb")
     try:
         frame = parse_plots(read_source(args.file, resources["minio"]), args.file)
     except (PlotsFileError, FileNotFoundError, ValueError) as error:

@@ -4,15 +4,33 @@ import os
 
 import dagster as dg
 
+from microcrop_assets import settings
 from microcrop_assets.plots.assets import plots
 from microcrop_assets.resources.minio import ObjectStoreResource
+from microcrop_assets.resources.pinata import PinataResource
 from microcrop_assets.resources.redis import RedisResource
+from microcrop_assets.resources.spexi import SpexiResource
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
+from microcrop_assets.resources.weatherxm import WeatherXMResource
+from microcrop_assets.weather.assets import weather_daily, weather_indices, weather_readings, weather_stations
+from microcrop_assets.weather.schedules import (
+    weather_nightly,
+    weather_nightly_job,
+    weather_readings_intraday,
+    weather_readings_job,
+    weather_stations_daily,
+    weather_stations_job,
+)
 
 
 def env(name: str) -> dg.EnvVar | None:
     """An EnvVar when set (resolved at run time, never shown in config), else None for the default."""
     return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def set_only(**values) -> dict:
+    """Keyword arguments without the unset ones, so the resource's own defaults apply."""
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
@@ -26,10 +44,35 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             bucket=os.environ.get("MINIO_BUCKET") or "microcrop",
         ),
         "redis": redis,
+        # keys are EnvVars even when unset: a run that needs a vendor fails naming the missing variable
+        "weatherxm": WeatherXMResource(
+            redis=redis,
+            api_key=dg.EnvVar("WEATHERXM_API_KEY"),
+            rate_limit_per_minute=settings.env_int("WEATHERXM_RATE_LIMIT_PER_MINUTE", 60),
+            **set_only(api_url=env("WEATHERXM_API_URL")),
+        ),
+        "spexi": SpexiResource(
+            redis=redis,
+            api_key=dg.EnvVar("SPEXI_API_KEY"),
+            rate_limit_per_minute=settings.env_int("SPEXI_RATE_LIMIT_PER_MINUTE", 10),
+            **set_only(api_url=env("SPEXI_API_URL")),
+        ),
+        "pinata": PinataResource(
+            redis=redis,
+            rate_limit_per_minute=settings.env_int("PINATA_RATE_LIMIT_PER_MINUTE", 60),
+            **set_only(
+                jwt=env("PINATA_JWT"),
+                api_url=env("PINATA_API_URL"),
+                uploads_url=env("PINATA_UPLOADS_URL"),
+                gateway_url=env("PINATA_GATEWAY"),
+            ),
+        ),
     }
 
 
 defs = dg.Definitions(
-    assets=[plots],
+    assets=[plots, weather_stations, weather_readings, weather_daily, weather_indices],
+    jobs=[weather_readings_job, weather_nightly_job, weather_stations_job],
+    schedules=[weather_readings_intraday, weather_nightly, weather_stations_daily],
     resources=build_resources(),
 )

@@ -73,9 +73,7 @@ def file_cid(source: FileSource, cid_version: int = 1, profile: str = "classic")
     return file_dag(source, cid_version, profile).cid
 
 
-def directory_dag(
-    files: Mapping[str, DirectoryEntry], cid_version: int = 1, profile: str = "classic"
-) -> DagNode:
+def directory_dag(files: Mapping[str, DirectoryEntry], cid_version: int = 1, profile: str = "classic") -> DagNode:
     """Import files keyed by relative path under one top-level folder; describe that folder.
 
     Values are file contents (bytes) or the filesystem path (str / PathLike) of a file to read.
@@ -85,9 +83,7 @@ def directory_dag(
     return _public(_import_directory(folder, folder_name, cid_version, profile))
 
 
-def directory_cid(
-    files: Mapping[str, DirectoryEntry], cid_version: int = 1, profile: str = "classic"
-) -> str:
+def directory_cid(files: Mapping[str, DirectoryEntry], cid_version: int = 1, profile: str = "classic") -> str:
     """The CID of the top-level folder, as `ipfs add -r` or a multi-file pinFileToIPFS gives it."""
     return directory_dag(files, cid_version, profile).cid
 
@@ -188,9 +184,7 @@ def _path_tree(files: Mapping[str, DirectoryEntry]) -> dict:
         if len(segments) < 2:
             raise ValueError(f"directory path {path!r} must be inside a top-level folder, e.g. 'proof/...'")
         if tree and segments[0] not in tree:
-            raise ValueError(
-                f"all paths must share one top-level folder: {path!r} is not under {next(iter(tree))!r}"
-            )
+            raise ValueError(f"all paths must share one top-level folder: {path!r} is not under {next(iter(tree))!r}")
         folder = tree
         for depth, segment in enumerate(segments[:-1]):
             folder = folder.setdefault(segment, {})
@@ -216,9 +210,7 @@ def _import_directory(folder: dict, path: str, cid_version: int, profile: str) -
         content_size += child.content_size
     block = _dag_pb(links, _unixfs(_UNIXFS_DIRECTORY))
     if len(block) >= _SHARD_THRESHOLD_BYTES:
-        raise ValueError(
-            f"folder {path!r} has {len(links)} entries: IPFS would HAMT-shard it, which is not supported"
-        )
+        raise ValueError(f"folder {path!r} has {len(links)} entries: IPFS would HAMT-shard it, which is not supported")
     return _Node(
         _cid(block, _CODEC_DAG_PB, cid_version),
         len(block) + sum(tsize for _, _, tsize in links),
@@ -235,9 +227,7 @@ def _import_directory_file(entry: DirectoryEntry, path: str, cid_version: int, p
     raise TypeError(f"content for {path!r} must be bytes or a file path, got {type(entry).__name__}")
 
 
-def _unixfs(
-    kind: int, data: bytes = b"", filesize: int | None = None, blocksizes: Sequence[int] = ()
-) -> bytes:
+def _unixfs(kind: int, data: bytes = b"", filesize: int | None = None, blocksizes: Sequence[int] = ()) -> bytes:
     """UnixFS Data message: Type=1, Data=2, filesize=3, blocksizes=4 (repeated, unpacked)."""
     out = _pb_varint(1, kind)
     if data:

@@ -72,7 +72,7 @@ def validate_key(key: str) -> str:
     return key
 
 
-def _seekable_source(source: bytes | str | os.PathLike | BinaryIO, stack: ExitStack) -> BinaryIO:
+def seekable_source(source: bytes | str | os.PathLike | BinaryIO, stack: ExitStack) -> BinaryIO:
     """A seekable stream over `source`; a forward-only stream is spooled to disk (bounded memory)."""
     if isinstance(source, bytes | bytearray | memoryview):
         return io.BytesIO(source)
@@ -187,7 +187,7 @@ class ObjectStoreResource(dg.ConfigurableResource):
         """Store bytes, a file path or a binary stream under `key`, with its sha256 in metadata."""
         validate_key(key)
         with ExitStack() as stack:
-            stream = _seekable_source(source, stack)
+            stream = seekable_source(source, stack)
             sha, size = _sha256_of(stream)
             if self.is_local:
                 self._put_local(key, stream, sha, content_type)

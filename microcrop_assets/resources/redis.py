@@ -87,7 +87,8 @@ class RateLimiter:
 class RedisResource(dg.ConfigurableResource):
     """Resource key `redis`: `REDIS_URL`, or an in-process equivalent when unset."""
 
-    url: str | None = Field(default=None, description="redis:// URL; empty for the in-process server")
+    # repr=False: a Redis URL may carry a password
+    url: str | None = Field(default=None, repr=False, description="REDIS_URL; empty for the in-process server")
     key_prefix: str = Field(default="microcrop", description="namespace for every key this project writes")
 
     @cached_property

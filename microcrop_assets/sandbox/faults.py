@@ -1,0 +1,151 @@
+"""Fault injection in front of every vendor route: latency, 5xx, 429 with Retry-After, malformed JSON,
+truncated downloads, and "fail the next N requests".
+
+Faults apply to requests whose path starts with one of `Faults.paths` (every vendor path when empty;
+never /_sandbox/). Share-based faults draw from a sequence seeded by the sandbox seed and the number of
+the matching request since the knobs were last set, so the same requests see the same faults.
+"""
+
+import asyncio
+import json
+import threading
+
+from microcrop_assets.sandbox.config import Faults
+from microcrop_assets.sandbox.errors import error_body, reason
+from microcrop_assets.sandbox.seeding import unit
+
+CONTROL_PREFIX = "/_sandbox/"
+
+
+class FaultState:
+    """The current knobs and the request sequence they are drawn along (shared by every request)."""
+
+    def __init__(self, seed: int, faults: Faults):
+        self.seed = seed
+        self.configured = faults
+        self._lock = threading.Lock()
+        self.set(faults)
+
+    def set(self, faults: Faults) -> None:
+        with self._lock:
+            self.faults = faults
+            self._remaining_failures = faults.fail_next
+            self._sequence = 0
+
+    def update(self, **knobs) -> Faults:
+        """Knobs given are set, the others return to their configured values; the sequence restarts."""
+        faults = self.configured.updated(knobs)
+        self.set(faults)
+        return faults
+
+    def decide(self, path: str) -> tuple[Faults, int | None, int] | None:
+        """For a request: (knobs, status to fail with or None, sequence number), or None if not covered."""
+        if path.startswith(CONTROL_PREFIX):
+            return None
+        with self._lock:
+            faults = self.faults
+            if faults.paths and not path.startswith(faults.paths):
+                return None
+            number = self._sequence
+            self._sequence += 1
+            if self._remaining_failures > 0:
+                self._remaining_failures -= 1
+                return faults, faults.fail_next_status, number
+        draw = unit(self.seed, "fault-status", number)
+        if draw < faults.share_5xx:
+            return faults, (500, 502, 503)[int(unit(self.seed, "fault-5xx", number) * 3)], number
+        if draw < faults.share_5xx + faults.share_429:
+            return faults, 429, number
+        return faults, None, number
+
+
+class FaultMiddleware:
+    """ASGI middleware applying FaultState's decisions."""
+
+    def __init__(self, app, state: FaultState):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        decision = self.state.decide(path)
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        faults, status, number = decision
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if status is not None:
+            await _send_error(send, path, status, faults.retry_after_s)
+            return
+        seed = self.state.seed
+        if unit(seed, "fault-malformed", number) < faults.share_malformed:
+            send = _Corrupting(send, "malformed")
+        elif unit(seed, "fault-truncated", number) < faults.share_truncated:
+            send = _Corrupting(send, "truncated")
+        await self.app(scope, receive, send)
+
+
+async def _send_error(send, path: str, status: int, retry_after_s: int) -> None:
+    message = f"{reason(status)} (sandbox fault injection)"
+    body = json.dumps(error_body(path, status, message)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 429:
+        headers.append((b"retry-after", str(retry_after_s).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Corrupting:
+    """Wraps `send`: a JSON answer is cut to half its bytes (Content-Length fixed, so the body is
+    complete but not JSON); a binary answer keeps its Content-Length but stops after half its bytes."""
+
+    def __init__(self, send, mode: str):
+        self.send = send
+        self.mode = mode
+        self.start: dict | None = None
+        self.active = False
+        self.finished = False
+        self.expected = 0
+        self.sent = 0
+        self.buffer = b""
+
+    async def __call__(self, message):
+        if self.finished:
+            return  # the rest of a truncated stream is dropped
+        if message["type"] == "http.response.start":
+            headers = dict(message.get("headers", []))
+            is_json = headers.get(b"content-type", b"").startswith(b"application/json")
+            self.expected = int(headers.get(b"content-length", b"0") or 0)
+            self.active = (self.mode == "malformed") == is_json and message["status"] == 200 and self.expected > 1
+            if self.active and self.mode == "malformed":
+                self.start = message  # sent once the whole body is known
+                return
+            await self.send(message)
+            return
+        if not self.active or message["type"] != "http.response.body":
+            await self.send(message)
+            return
+        body = message.get("body", b"")
+        if self.mode == "malformed":
+            self.buffer += body
+            if message.get("more_body"):
+                return
+            cut = self.buffer[: len(self.buffer) // 2]
+            headers = [(k, v) for k, v in self.start["headers"] if k != b"content-length"]
+            headers.append((b"content-length", str(len(cut)).encode()))
+            await self.send({**self.start, "headers": headers})
+            await self.send({"type": "http.response.body", "body": cut})
+            return
+        # truncated: pass bytes until half the promised length, then stop; the server closes the
+        # connection of a response that never completed, and the client sees a short body
+        allowed = max(self.expected // 2 - self.sent, 0)
+        if len(body) >= allowed:
+            self.finished = True
+            await self.send({"type": "http.response.body", "body": body[:allowed], "more_body": True})
+            return
+        self.sent += len(body)
+        await self.send(message)

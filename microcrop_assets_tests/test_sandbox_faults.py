@@ -1,0 +1,160 @@
+"""Fault injection and the sandbox's life cycle, over real HTTP."""
+
+import datetime as dt
+import json
+import socket
+import threading
+
+import httpx
+import pytest
+
+from microcrop_assets.sandbox.config import Faults, SandboxConfig
+from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
+
+NOW = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with running_sandbox(clock=ManualClock(NOW)) as running:
+        yield running
+
+
+@pytest.fixture
+def weatherxm(sandbox):
+    sandbox.clear_faults()
+    with httpx.Client(base_url=sandbox.weatherxm_url, timeout=30,
+                      headers={"X-API-KEY": sandbox.credentials.weatherxm_api_key}) as client:
+        yield client
+    sandbox.clear_faults()
+
+
+def statuses(client: httpx.Client, n: int, path: str = "/stations") -> list[int]:
+    return [client.get(path).status_code for _ in range(n)]
+
+
+def test_share_of_5xx_is_deterministic_for_a_seed(sandbox, weatherxm):
+    sandbox.set_faults(share_5xx=0.5)
+    first = statuses(weatherxm, 40)
+    sandbox.set_faults(share_5xx=0.5)
+    assert statuses(weatherxm, 40) == first
+    failures = [s for s in first if s != 200]
+    assert 8 <= len(failures) <= 32 and set(failures) <= {500, 502, 503}
+    with running_sandbox(clock=ManualClock(NOW), faults={"share_5xx": 0.5}) as twin:
+        client = httpx.Client(base_url=twin.weatherxm_url, headers=weatherxm.headers)
+        assert statuses(client, 40) == first
+        client.close()
+
+
+def test_429_carries_retry_after_and_vendor_error_shape(sandbox, weatherxm):
+    sandbox.set_faults(share_429=1.0, retry_after_s=7)
+    response = weatherxm.get("/stations")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "7"
+    assert "message" in response.json()
+    pinata = httpx.get(f"{sandbox.pinata_url}/data/testAuthentication",
+                       headers={"Authorization": f"Bearer {sandbox.credentials.pinata_jwt}"})
+    assert pinata.status_code == 429 and "error" in pinata.json()
+
+
+def test_fail_next_n_is_exact_then_recovers(sandbox, weatherxm):
+    sandbox.set_faults(fail_next=3, fail_next_status=503)
+    assert statuses(weatherxm, 5) == [503, 503, 503, 200, 200]
+    sandbox.set_faults(fail_next=1, fail_next_status=429, retry_after_s=2)
+    response = weatherxm.get("/stations")
+    assert response.status_code == 429 and response.headers["Retry-After"] == "2"
+    assert weatherxm.get("/stations").status_code == 200
+
+
+def test_paths_select_which_vendor_fails(sandbox, weatherxm):
+    sandbox.set_faults(share_5xx=1.0, paths=["/spexi/"])
+    assert statuses(weatherxm, 3) == [200, 200, 200]
+    spexi = httpx.Client(base_url=sandbox.spexi_url, headers={"x-api-key": sandbox.credentials.spexi_api_key})
+    assert statuses(spexi, 1, "/image?bbox=34,0,35,1")[0] in (500, 502, 503)
+    # requests outside the prefixes do not use up the "fail next" budget
+    sandbox.set_faults(fail_next=1, paths=["/spexi/"])
+    assert statuses(weatherxm, 2) == [200, 200]
+    assert statuses(spexi, 2, "/image?bbox=34,0,35,1") == [503, 200]
+    spexi.close()
+
+
+def test_malformed_json_bodies(sandbox, weatherxm):
+    sandbox.set_faults(share_malformed=1.0)
+    response = weatherxm.get("/stations")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(response.content)
+    sandbox.clear_faults()
+    assert weatherxm.get("/stations").json()["stations"]
+
+
+def test_truncated_download_is_detected_by_the_client(sandbox):
+    headers = {"x-api-key": sandbox.credentials.spexi_api_key}
+    body = {"plot_id": "KE-KIS-001", "location": {"latitude": -0.4235, "longitude": 34.9406}, "area_hectares": 1.2,
+            "resolution_meters": 0.5, "priority": "high", "bands": ["red", "green", "blue", "nir"],
+            "capture_date": "2025-06-20"}
+    order_id = httpx.post(f"{sandbox.spexi_url}/orders", json=body, headers=headers).json()["order_id"]
+    url = f"{sandbox.spexi_url}/orders/{order_id}/download"
+    complete = httpx.get(url, headers=headers)
+    sandbox.set_faults(share_truncated=1.0)
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(url, headers=headers)
+    # JSON answers are not truncated by this knob
+    assert httpx.get(f"{sandbox.spexi_url}/orders/{order_id}", headers=headers).json()["status"] == "completed"
+    sandbox.clear_faults()
+    assert httpx.get(url, headers=headers).content == complete.content
+
+
+def test_control_endpoint_drives_a_separately_running_sandbox(sandbox, weatherxm):
+    control = f"{sandbox.root_url}/_sandbox/faults"
+    answer = httpx.post(control, json={"fail_next": 2, "fail_next_status": 502, "paths": ["/weatherxm/"]})
+    assert answer.status_code == 200 and answer.json()["fail_next"] == 2
+    assert statuses(weatherxm, 3) == [502, 502, 200]
+    assert httpx.get(control).json()["paths"] == ["/weatherxm/"]
+    for bad in ({"share_5xx": 2}, {"explode": True}, {"fail_next_status": 404}, {"paths": "/weatherxm/"}):
+        response = httpx.post(control, json=bad)
+        assert response.status_code == 400 and response.json()["message"]
+    httpx.post(control, json={})
+    assert statuses(weatherxm, 2) == [200, 200]
+
+
+def test_counter_reset_knob_changes_the_counter(sandbox, weatherxm):
+    station = next(s for s in sandbox.sandbox.world.stations if not s.offline and s.data_start < dt.date(2025, 1, 1))
+    path = f"/stations/{station.id}/history"
+    rainy = next(
+        d for d in (dt.date(2025, 4, 1) + dt.timedelta(days=k) for k in range(30))
+        if sandbox.sandbox.world.station_daily(station, d)["rain"] > 2
+    )
+
+    def counter() -> list[float]:
+        readings = weatherxm.get(path, params={"date": rainy.isoformat()}).json()["observations"]
+        return [o["precipitation_accumulated"] for o in readings]
+
+    sandbox.set_faults(counter_reset_share=1.0)
+    values = counter()
+    assert any(b < a for a, b in zip(values, values[1:], strict=False))
+    sandbox.set_faults(counter_reset_share=0.0)
+    values = counter()
+    assert all(b >= a for a, b in zip(values, values[1:], strict=False))
+
+
+def test_invalid_knobs_are_refused_with_their_name():
+    with pytest.raises(ValueError, match="share_429"):
+        Faults(share_429=1.5)
+    with pytest.raises(ValueError, match="station_list_shape"):
+        SandboxConfig(station_list_shape="flat")
+
+
+def test_sandbox_stops_cleanly_and_frees_its_port():
+    threads_before = set(threading.enumerate())
+    with running_sandbox(clock=ManualClock(NOW)) as sandbox:
+        assert httpx.get(f"{sandbox.root_url}/_sandbox/info").json()["seed"] == sandbox.config.seed
+        port = int(sandbox.root_url.rsplit(":", 1)[1])
+    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert not [t for t in leftover if t.name.startswith("sandbox-")]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/_sandbox/info", timeout=2)
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))  # the port is free again
