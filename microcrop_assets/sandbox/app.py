@@ -65,18 +65,28 @@ def create_app(config: SandboxConfig) -> Starlette:
 
     async def info(request: Request) -> JSONResponse:
         world = sandbox.world
-        return JSONResponse({
-            "seed": config.seed,
-            "world_start": config.world_start.isoformat(),
-            "scenario": config.scenario.source or None,
-            "events": [{"kind": e.kind, "start": e.start.isoformat(), "end": e.end.isoformat(),
-                        "bounds": list(e.area.bounds), "intensity": e.intensity} for e in config.scenario.events],
-            "stations": len(world.stations),
-            "plots": [plot.plot_id for plot in world.plots],
-            "order_delay_s": config.order_delay_s,
-            "order_failure_share": config.order_failure_share,
-            "station_list_shape": config.station_list_shape,
-        })
+        return JSONResponse(
+            {
+                "seed": config.seed,
+                "world_start": config.world_start.isoformat(),
+                "scenario": config.scenario.source or None,
+                "events": [
+                    {
+                        "kind": e.kind,
+                        "start": e.start.isoformat(),
+                        "end": e.end.isoformat(),
+                        "bounds": list(e.area.bounds),
+                        "intensity": e.intensity,
+                    }
+                    for e in config.scenario.events
+                ],
+                "stations": len(world.stations),
+                "plots": [plot.plot_id for plot in world.plots],
+                "order_delay_s": config.order_delay_s,
+                "order_failure_share": config.order_failure_share,
+                "station_list_shape": config.station_list_shape,
+            }
+        )
 
     legacy, uploads, gateway = pinata.routes(sandbox)
     routes = [

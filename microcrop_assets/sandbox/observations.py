@@ -154,7 +154,9 @@ def station_day(world: World, station: Station, day: dt.date, reset_share: float
 
     elevation_pressure = 1013.25 * (1 - 2.25577e-5 * station.elevation) ** 5.25588
     pressure = (
-        elevation_pressure + weather["pressure_anomaly"] + 1.0 * np.cos(4 * np.pi * (solar_hours - 10) / 24)
+        elevation_pressure
+        + weather["pressure_anomaly"]
+        + 1.0 * np.cos(4 * np.pi * (solar_hours - 10) / 24)
         + gen.normal(0, 0.1, SLOTS)
     )
     sun = _sun_height(station.lat, day, solar_hours)
@@ -204,14 +206,22 @@ def _feels_like(temperature: np.ndarray, humidity: np.ndarray, wind: np.ndarray)
     f = temperature * 9 / 5 + 32
     rh = humidity
     heat_index_f = (
-        -42.379 + 2.04901523 * f + 10.14333127 * rh - 0.22475541 * f * rh - 6.83783e-3 * f**2
-        - 5.481717e-2 * rh**2 + 1.22874e-3 * f**2 * rh + 8.5282e-4 * f * rh**2 - 1.99e-6 * f**2 * rh**2
+        -42.379
+        + 2.04901523 * f
+        + 10.14333127 * rh
+        - 0.22475541 * f * rh
+        - 6.83783e-3 * f**2
+        - 5.481717e-2 * rh**2
+        + 1.22874e-3 * f**2 * rh
+        + 8.5282e-4 * f * rh**2
+        - 1.99e-6 * f**2 * rh**2
     )
     heat_index = (heat_index_f - 32) * 5 / 9
     kmh = np.maximum(wind * 3.6, 0.1)
     chill = 13.12 + 0.6215 * temperature - 11.37 * kmh**0.16 + 0.3965 * temperature * kmh**0.16
     return np.where(
-        (temperature >= 27) & (humidity >= 40), np.maximum(heat_index, temperature),
+        (temperature >= 27) & (humidity >= 40),
+        np.maximum(heat_index, temperature),
         np.where((temperature <= 10) & (wind > 1.34), chill, temperature),
     )
 

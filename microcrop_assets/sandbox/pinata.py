@@ -121,10 +121,15 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             return
         key, secret = request.headers.get("pinata_api_key"), request.headers.get("pinata_secret_api_key")
         if key is None or secret is None:
-            raise ApiError(401, "No authentication provided: send 'Authorization: Bearer <JWT>' or "
-                                "pinata_api_key and pinata_secret_api_key headers")
-        if not (hmac.compare_digest(key.encode(), credentials.pinata_api_key.encode())
-                and hmac.compare_digest(secret.encode(), credentials.pinata_secret_api_key.encode())):
+            raise ApiError(
+                401,
+                "No authentication provided: send 'Authorization: Bearer <JWT>' or "
+                "pinata_api_key and pinata_secret_api_key headers",
+            )
+        if not (
+            hmac.compare_digest(key.encode(), credentials.pinata_api_key.encode())
+            and hmac.compare_digest(secret.encode(), credentials.pinata_secret_api_key.encode())
+        ):
             raise ApiError(401, "Invalid API key or secret")
 
     def api(handler):
@@ -134,8 +139,9 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             headers, wait = limiter.hit(sandbox.now())
             try:
                 if wait is not None:
-                    raise ApiError(429, f"rate limit of {limiter.limit} requests per minute exceeded",
-                                   {"Retry-After": str(wait)})
+                    raise ApiError(
+                        429, f"rate limit of {limiter.limit} requests per minute exceeded", {"Retry-After": str(wait)}
+                    )
                 authorise(request)
                 response = await handler(request)
             except ApiError as error:
@@ -160,8 +166,14 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             return pin, False
 
     def legacy_answer(pin: Pin, duplicate: bool) -> JSONResponse:
-        return JSONResponse({"IpfsHash": pin.cid, "PinSize": pin.size, "Timestamp": _timestamp(pin.date_pinned),
-                             "isDuplicate": duplicate})
+        return JSONResponse(
+            {
+                "IpfsHash": pin.cid,
+                "PinSize": pin.size,
+                "Timestamp": _timestamp(pin.date_pinned),
+                "isDuplicate": duplicate,
+            }
+        )
 
     async def test_authentication(request: Request) -> JSONResponse:
         return JSONResponse({"message": AUTH_MESSAGE})
@@ -195,8 +207,21 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
                 default_name, mime = contents[0][0], contents[0][2] or "application/octet-stream"
         except (ValueError, TypeError) as error:
             raise ApiError(400, f"cannot import the upload: {error}") from None
-        pin = Pin("", dag.cid, name or default_name, keyvalues, dag.dag_size, dag.content_size, len(files), mime,
-                  options.get("groupId"), "public", sandbox.now(), files, blobs=blobs)
+        pin = Pin(
+            "",
+            dag.cid,
+            name or default_name,
+            keyvalues,
+            dag.dag_size,
+            dag.content_size,
+            len(files),
+            mime,
+            options.get("groupId"),
+            "public",
+            sandbox.now(),
+            files,
+            blobs=blobs,
+        )
         return legacy_answer(*add(pin))
 
     async def pin_json(request: Request) -> JSONResponse:
@@ -216,9 +241,21 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
         name, keyvalues = _metadata(body.get("pinataMetadata"), "pinataMetadata")
         data = json.dumps(body["pinataContent"], separators=(",", ":"), ensure_ascii=False).encode()
         dag = file_dag(data, cid_version=version)
-        pin = Pin("", dag.cid, name or "pinJSONToIPFS.json", keyvalues, dag.dag_size, dag.content_size, 1,
-                  "application/json", options.get("groupId"), "public", sandbox.now(), {"": data},
-                  blobs={dag.cid: data})
+        pin = Pin(
+            "",
+            dag.cid,
+            name or "pinJSONToIPFS.json",
+            keyvalues,
+            dag.dag_size,
+            dag.content_size,
+            1,
+            "application/json",
+            options.get("groupId"),
+            "public",
+            sandbox.now(),
+            {"": data},
+            blobs={dag.cid: data},
+        )
         return legacy_answer(*add(pin))
 
     async def unpin(request: Request) -> Response:
@@ -264,9 +301,21 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
         data = await parts[0].read()
         dag = file_dag(data, cid_version=1)
         name = form.get("name") or parts[0].filename or "file"
-        pin = Pin("", dag.cid, str(name), keyvalues, dag.dag_size, dag.content_size, 1,
-                  parts[0].content_type or "application/octet-stream", form.get("group_id") or None, network,
-                  sandbox.now(), {"": data}, blobs={dag.cid: data})
+        pin = Pin(
+            "",
+            dag.cid,
+            str(name),
+            keyvalues,
+            dag.dag_size,
+            dag.content_size,
+            1,
+            parts[0].content_type or "application/octet-stream",
+            form.get("group_id") or None,
+            network,
+            sandbox.now(),
+            {"": data},
+            blobs={dag.cid: data},
+        )
         pin, duplicate = add(pin)
         return JSONResponse({"data": {**_v3_file(pin), "is_duplicate": duplicate}})
 
@@ -301,8 +350,9 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             if path in pin.files:
                 mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
                 return Response(pin.files[path], media_type=mime, headers=headers)
-            below = sorted(name[len(path) + 1 :] if path else name
-                           for name in pin.files if not path or name.startswith(path + "/"))
+            below = sorted(
+                name[len(path) + 1 :] if path else name for name in pin.files if not path or name.startswith(path + "/")
+            )
             if not below:
                 raise ApiError(404, f"no {path!r} in folder {cid}")
             return PlainTextResponse("".join(f"{name}\n" for name in below), headers=headers)
@@ -338,7 +388,7 @@ async def _form(request: Request):
 def _json_field(raw, name: str, required: bool = False):
     if raw is None or raw == "":
         if required:
-            raise ApiError(400, f"{name} is required (a JSON string, e.g. {{\"cidVersion\": 1}})")
+            raise ApiError(400, f'{name} is required (a JSON string, e.g. {{"cidVersion": 1}})')
         return None
     if isinstance(raw, UploadFile):
         raise ApiError(400, f"{name} must be a form field, not a file")

@@ -94,8 +94,12 @@ def routes(sandbox: "Sandbox") -> list[Route]:
 
     def order_json(order: Order, request: Request) -> dict:
         status = order.status(sandbox.now())
-        body = {"order_id": order.order_id, "status": status, **order.request,
-                "created_at": order.created_at.isoformat()}
+        body = {
+            "order_id": order.order_id,
+            "status": status,
+            **order.request,
+            "created_at": order.created_at.isoformat(),
+        }
         if status == "completed":
             body["download_url"] = f"{base_url(request)}/orders/{order.order_id}/download"
         if status == "failed":
@@ -138,8 +142,16 @@ def routes(sandbox: "Sandbox") -> list[Route]:
             order = Order(
                 order_id=order_id,
                 request=validated,
-                capture=Capture(order_id, validated["plot_id"], geometry, crop, sowing, capture_date,
-                                validated["resolution_meters"], tuple(b for b in BANDS if b in validated["bands"])),
+                capture=Capture(
+                    order_id,
+                    validated["plot_id"],
+                    geometry,
+                    crop,
+                    sowing,
+                    capture_date,
+                    validated["resolution_meters"],
+                    tuple(b for b in BANDS if b in validated["bands"]),
+                ),
                 created_at=sandbox.now(),
                 delay_s=sandbox.config.order_delay_s,
                 fails=fails,
@@ -147,8 +159,13 @@ def routes(sandbox: "Sandbox") -> list[Route]:
             )
             orders.by_id[order_id] = order
         return JSONResponse(
-            {"order_id": order_id, "status": "pending", "plot_id": validated["plot_id"],
-             "capture_date": validated["capture_date"], "created_at": order.created_at.isoformat()},
+            {
+                "order_id": order_id,
+                "status": "pending",
+                "plot_id": validated["plot_id"],
+                "capture_date": validated["capture_date"],
+                "created_at": order.created_at.isoformat(),
+            },
             status_code=201,
         )
 
@@ -186,8 +203,10 @@ def routes(sandbox: "Sandbox") -> list[Route]:
         return StreamingResponse(
             chunks(),
             media_type="image/tiff",
-            headers={"content-length": str(len(data)),
-                     "content-disposition": f'attachment; filename="{capture.image_id}.tif"'},
+            headers={
+                "content-length": str(len(data)),
+                "content-disposition": f'attachment; filename="{capture.image_id}.tif"',
+            },
         )
 
     def catalogue(today: dt.date) -> list[Capture]:
@@ -201,8 +220,18 @@ def routes(sandbox: "Sandbox") -> list[Route]:
                 if day > today:
                     break
                 image_id = "img_" + token(world.seed, "refresh", plot.plot_id, cycle, length=24)
-                captures.append(Capture(image_id, plot.plot_id, plot.geometry, plot.crop, plot.sowing_date, day,
-                                        REFRESH_RESOLUTION_M, ("red", "green", "blue")))
+                captures.append(
+                    Capture(
+                        image_id,
+                        plot.plot_id,
+                        plot.geometry,
+                        plot.crop,
+                        plot.sowing_date,
+                        day,
+                        REFRESH_RESOLUTION_M,
+                        ("red", "green", "blue"),
+                    )
+                )
         return captures
 
     def existing(now: dt.datetime) -> list[tuple[Capture, Order | None]]:
@@ -330,8 +359,11 @@ def _validate_order(body, today: dt.date, world_start: dt.date) -> tuple[dict, d
     """The order's fields, checked; 400 naming the first bad field."""
     if not isinstance(body, dict):
         raise ApiError(400, "order body must be a JSON object")
-    missing = [name for name in ("plot_id", "location", "area_hectares", "resolution_meters", "priority", "bands")
-               if name not in body]
+    missing = [
+        name
+        for name in ("plot_id", "location", "area_hectares", "resolution_meters", "priority", "bands")
+        if name not in body
+    ]
     if missing:
         raise ApiError(400, f"order is missing field(s) {missing}")
     plot_id = body["plot_id"]

@@ -1,8 +1,8 @@
 """Run the sandbox in a background thread for tests, benchmarks and the demo.
 
-    with running_sandbox(seed=7, scenario="drought.json", faults={"share_5xx": 0.2}) as sandbox:
-        httpx.get(f"{sandbox.weatherxm_url}/stations", headers={"X-API-KEY": sandbox.credentials.weatherxm_api_key})
-        sandbox.set_faults(fail_next=2, fail_next_status=429)
+with running_sandbox(seed=7, scenario="drought.json", faults={"share_5xx": 0.2}) as sandbox:
+    httpx.get(f"{sandbox.weatherxm_url}/stations", headers={"X-API-KEY": sandbox.credentials.weatherxm_api_key})
+    sandbox.set_faults(fail_next=2, fail_next_status=429)
 """
 
 import datetime as dt

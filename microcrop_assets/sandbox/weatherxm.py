@@ -125,8 +125,12 @@ def routes(sandbox: "Sandbox") -> list[Route]:
         until = _slot_of(now) if day == now.date() else None
         observations = generated.observations() if until is None else generated.observations(until)
         return JSONResponse(
-            {"date": day.isoformat(), "health": generated.health(), "observations": observations,
-             "location": location(station)}
+            {
+                "date": day.isoformat(),
+                "health": generated.health(),
+                "observations": observations,
+                "location": location(station),
+            }
         )
 
     async def latest(request: Request) -> JSONResponse:

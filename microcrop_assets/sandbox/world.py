@@ -37,15 +37,87 @@ REFERENCE_ELEVATION_M = 1500.0
 LAPSE_C_PER_M = 0.0065
 
 # Winam Gulf of Lake Victoria (crude outline): no station stands in the water.
-_LAKE = Polygon([(34.15, -0.05), (34.40, -0.08), (34.62, -0.06), (34.76, -0.09), (34.80, -0.15),
-                 (34.72, -0.22), (34.55, -0.33), (34.45, -0.40), (34.25, -0.35), (34.15, -0.25)])
+_LAKE = Polygon(
+    [
+        (34.15, -0.05),
+        (34.40, -0.08),
+        (34.62, -0.06),
+        (34.76, -0.09),
+        (34.80, -0.15),
+        (34.72, -0.22),
+        (34.55, -0.33),
+        (34.45, -0.40),
+        (34.25, -0.35),
+        (34.15, -0.25),
+    ]
+)
 
-_WORDS_A = ("Amber", "Brisk", "Calm", "Dusky", "Eager", "Fair", "Gentle", "Hazy", "Ivory", "Jolly",
-            "Keen", "Lucky", "Misty", "Noble", "Olive", "Proud", "Quiet", "Rapid", "Sunny", "Tidy")
-_WORDS_B = ("Azure", "Bronze", "Coral", "Denim", "Emerald", "Fuchsia", "Golden", "Hazel", "Indigo", "Jade",
-            "Khaki", "Lilac", "Maroon", "Navy", "Ochre", "Plum", "Ruby", "Scarlet", "Teal", "Umber")
-_WORDS_C = ("Breeze", "Cloud", "Drizzle", "Frost", "Gale", "Hail", "Mist", "Rain", "Sky", "Storm",
-            "Thunder", "Wind", "Dew", "Sleet", "Haze", "Gust", "Shower", "Tide", "Dawn", "Dusk")
+_WORDS_A = (
+    "Amber",
+    "Brisk",
+    "Calm",
+    "Dusky",
+    "Eager",
+    "Fair",
+    "Gentle",
+    "Hazy",
+    "Ivory",
+    "Jolly",
+    "Keen",
+    "Lucky",
+    "Misty",
+    "Noble",
+    "Olive",
+    "Proud",
+    "Quiet",
+    "Rapid",
+    "Sunny",
+    "Tidy",
+)
+_WORDS_B = (
+    "Azure",
+    "Bronze",
+    "Coral",
+    "Denim",
+    "Emerald",
+    "Fuchsia",
+    "Golden",
+    "Hazel",
+    "Indigo",
+    "Jade",
+    "Khaki",
+    "Lilac",
+    "Maroon",
+    "Navy",
+    "Ochre",
+    "Plum",
+    "Ruby",
+    "Scarlet",
+    "Teal",
+    "Umber",
+)
+_WORDS_C = (
+    "Breeze",
+    "Cloud",
+    "Drizzle",
+    "Frost",
+    "Gale",
+    "Hail",
+    "Mist",
+    "Rain",
+    "Sky",
+    "Storm",
+    "Thunder",
+    "Wind",
+    "Dew",
+    "Sleet",
+    "Haze",
+    "Gust",
+    "Shower",
+    "Tide",
+    "Dawn",
+    "Dusk",
+)
 
 
 @dataclass(frozen=True)
@@ -148,8 +220,12 @@ class World:
         self.plot_by_id = {plot.plot_id: plot for plot in self.plots}
         lons = [c for plot in self.plots for c in plot.geometry.bounds[0::2]]
         lats = [c for plot in self.plots for c in plot.geometry.bounds[1::2]]
-        self.region = (min(lons) - REGION_MARGIN_DEG, min(lats) - REGION_MARGIN_DEG,
-                       max(lons) + REGION_MARGIN_DEG, max(lats) + REGION_MARGIN_DEG)
+        self.region = (
+            min(lons) - REGION_MARGIN_DEG,
+            min(lats) - REGION_MARGIN_DEG,
+            max(lons) + REGION_MARGIN_DEG,
+            max(lats) + REGION_MARGIN_DEG,
+        )
         self.stations = self._place_stations()
         self.station_by_id = {station.id: station for station in self.stations}
         self._st_lon = np.array([s.lon for s in self.stations])
@@ -219,25 +295,27 @@ class World:
             if index == unknown:
                 location = (0.0, "LOCATION_UNKNOWN")
             name = " ".join(str(gen.choice(words)) for words in (_WORDS_A, _WORDS_B, _WORDS_C))
-            stations.append(Station(
-                index=index,
-                id=uuid_for(self.seed, "station", index),
-                name=name,
-                lat=lat,
-                lon=lon,
-                elevation=round(float(elevation_m(lat, lon)) + float(gen.normal(0, 25)), 1),
-                cell_id=h3.latlng_to_cell(lat, lon, 7),
-                created_at=created,
-                utc_offset_hours=3 if gen.uniform() < 0.3 else 0,
-                quality=float(gen.uniform(0.9, 1.0)),
-                flaky=index in flaky,
-                long_gaps=index in long_gaps,
-                missing_share=float(gen.uniform(0.002, 0.02)),
-                offline=offline,
-                location_score=location[0],
-                location_reason=location[1],
-                counter_start_mm=round(float(gen.uniform(0, 800)), 2),
-            ))
+            stations.append(
+                Station(
+                    index=index,
+                    id=uuid_for(self.seed, "station", index),
+                    name=name,
+                    lat=lat,
+                    lon=lon,
+                    elevation=round(float(elevation_m(lat, lon)) + float(gen.normal(0, 25)), 1),
+                    cell_id=h3.latlng_to_cell(lat, lon, 7),
+                    created_at=created,
+                    utc_offset_hours=3 if gen.uniform() < 0.3 else 0,
+                    quality=float(gen.uniform(0.9, 1.0)),
+                    flaky=index in flaky,
+                    long_gaps=index in long_gaps,
+                    missing_share=float(gen.uniform(0.002, 0.02)),
+                    offline=offline,
+                    location_score=location[0],
+                    location_reason=location[1],
+                    counter_start_mm=round(float(gen.uniform(0, 800)), 2),
+                )
+            )
         return tuple(stations)
 
     # ----- daily weather -----

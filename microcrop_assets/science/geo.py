@@ -1,12 +1,13 @@
 """Plot-to-station geometry: which stations to ask the vendor for, and which serve each plot."""
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 EARTH_RADIUS_KM = 6371.0088
-KM_PER_DEGREE_LAT = 111.32
+KM_PER_DEGREE_LAT = EARTH_RADIUS_KM * math.pi / 180  # the same sphere as haversine_km
 
 
 def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:

@@ -41,7 +41,8 @@ def layer_fraction(x, trigger, exit):
             f"layer trigger {float(t[same][0])} equals exit {float(e[same][0])}{where}: the layer has no width"
         )
     values = _float_array(x.to_numpy(dtype=float, na_value=np.nan) if isinstance(x, pd.Series) else x, "x")
-    return _like_input(np.clip((t - values) / (t - e), 0.0, 1.0), x)
+    # + 0.0 turns -0.0 into 0.0, so canonical JSON of a layer never reads "-0.0"
+    return _like_input(np.clip((t - values) / (t - e), 0.0, 1.0) + 0.0, x)
 
 
 def combine_stress(layers: Mapping[str, object], weights: Mapping[str, float], cap: float = 1.0):

@@ -22,6 +22,9 @@ from microcrop_assets.science.policy import GROWTH_STAGES, PERILS
 from microcrop_assets.science.spi import spi_from_parameters
 
 WINDOW_DAYS = 90
+# days of station weather an assessed day may need: the index window, or for monthly SPI-3 the three
+# whole months before the current one (at most 92 days) plus up to 30 days of the current month
+LOOKBACK_DAYS = 123
 WORST_WINDOW_DAYS = 14
 HOT_SPELL_DAYS = 7  # tmax_max_c looks at the last week: a heat layer is about current heat
 
@@ -45,36 +48,44 @@ def _join_reasons(*columns: np.ndarray) -> np.ndarray:
     return joined
 
 
-def _gated_index(function, values: np.ndarray, n: int, **kwargs) -> np.ndarray:
-    """An n-day index, NaN while the window is shorter than n days."""
-    if values.shape[1] < n:
-        return np.full(len(values), np.nan)
-    return function(values, n, **kwargs)
+_N_DAY_INDICES = {
+    "rain_7d_mm": (ix.rain_total, 7),
+    "rain_30d_mm": (ix.rain_total, 30),
+    "rx3day_mm": (ix.rxnday, 3),
+    "rx5day_mm": (ix.rxnday, 5),
+}
 
 
 def _window_indices(rain, tmax, tmean, heat_c: float, gdd_base: float, gate: float) -> dict:
     """Every season-window index for a block of plots sharing one window (plots x window days)."""
     kw = {"max_missing_share": gate}
     hot_window = tmax[:, -min(HOT_SPELL_DAYS, tmax.shape[1]) :]
-    return {
-        "rain_7d_mm": _gated_index(ix.rain_total, rain, 7, **kw),
-        "rain_30d_mm": _gated_index(ix.rain_total, rain, 30, **kw),
-        "rain_window_mm": ix.rain_total(rain, rain.shape[1], **kw),
+    width = rain.shape[1]
+    result = {
+        "rain_window_mm": ix.rain_total(rain, width, **kw),
         "cdd": ix.consecutive_dry_days(rain, 1.0, **kw),
         "rx1day_mm": ix.rx1day(rain, **kw),
-        "rx3day_mm": _gated_index(ix.rxnday, rain, 3, **kw),
-        "rx5day_mm": _gated_index(ix.rxnday, rain, 5, **kw),
         "r10mm": ix.count_days_at_or_above(rain, 10.0, **kw),
         "r20mm": ix.count_days_at_or_above(rain, 20.0, **kw),
         "heat_days": ix.heat_days(tmax, heat_c, **kw),
         "tmax_max_c": ix.tmax_max(hot_window, **kw),
         "heat_degree_days": ix.heat_degree_days(tmax, heat_c, **kw),
         "gdd": ix.growing_degree_days(tmean, gdd_base, **kw),
-        "reason": _join_reasons(
-            ix.completeness_reasons(rain, "rain", max_missing_share=gate),
-            ix.completeness_reasons(tmax, "tmax", max_missing_share=gate),
-        ),
     }
+    short = []
+    for name, (function, n) in _N_DAY_INDICES.items():
+        if width >= n:
+            result[name] = function(rain, n, **kw)
+        else:  # too early in the season for an n-day index: missing, and said why
+            result[name] = np.full(len(rain), np.nan)
+            short.append(f"{name}: season window of {width} days < {n}")
+    short_reason = np.full(len(rain), "; ".join(short) or None, dtype=object)
+    result["reason"] = _join_reasons(
+        ix.completeness_reasons(rain, "rain", max_missing_share=gate),
+        ix.completeness_reasons(tmax, "tmax", max_missing_share=gate),
+        short_reason,
+    )
+    return result
 
 
 def _worst_in_phase(rain: np.ndarray, phase_days: np.ndarray, gate: float) -> tuple[np.ndarray, np.ndarray]:
@@ -112,7 +123,12 @@ def _stress(frame: pd.DataFrame, terms: dict) -> tuple[dict[str, np.ndarray], np
     weights = {p: float(Decimal(terms["peril_weights"][p])) for p in perils}
     weather = combine_stress(perils, weights) if perils else np.full(len(frame), np.nan)
     # one JSON object per plot, built by pandas' C writer (NaN becomes null)
-    layers = pd.DataFrame(fractions).round(6).to_json(orient="records", lines=True).splitlines()
+    layers = (
+        pd.DataFrame({name: fractions[name] for name in sorted(fractions)})
+        .round(6)
+        .to_json(orient="records", lines=True)
+        .splitlines()
+    )
     return perils, np.asarray(weather, dtype=float), layers
 
 
@@ -173,15 +189,24 @@ def compute_weather_indices(
     """Rows of `weather_indices` for every plot in `plots` and every day in `days`.
 
     `plots`: plot_id, sowing_date, season_end, policy_terms (resolved terms, see policy.resolve_terms).
-    `station_days` must cover the WINDOW_DAYS - 1 days before the first day (missing days stay missing).
+    `station_days` must cover the LOOKBACK_DAYS - 1 days before the first day (missing days stay missing).
     """
     days = sorted(days)
-    first = days[0] - dt.timedelta(days=WINDOW_DAYS - 1)
-    n_days = (days[-1] - first).days + 1
     plots = plots.reset_index(drop=True)
     n_plots = len(plots)
     if n_plots == 0:
         return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+
+    # terms arrive as JSON text (straight from the database) or dicts; identical terms are parsed once
+    texts = [t if isinstance(t, str) else json.dumps(t, sort_keys=True) for t in plots["policy_terms"]]
+    parsed = {text: json.loads(text) for text in set(texts)}
+    terms = [parsed[text] for text in texts]
+
+    first = days[0] - dt.timedelta(days=WINDOW_DAYS - 1)
+    if any(t["spi"]["gamma_parameters"] for t in parsed.values()):
+        # SPI-3 of the last complete month needs the three whole months before the current one
+        first = min(first, (pd.Period(days[0] + dt.timedelta(days=1), "M") - 3).start_time.date())
+    n_days = (days[-1] - first).days + 1
 
     grid = plot_weather_grid(
         assignments,
@@ -194,10 +219,6 @@ def compute_weather_indices(
     )
     grids = grid.values
 
-    # terms arrive as JSON text (straight from the database) or dicts; identical terms are parsed once
-    texts = [t if isinstance(t, str) else json.dumps(t, sort_keys=True) for t in plots["policy_terms"]]
-    parsed = {text: json.loads(text) for text in set(texts)}
-    terms = [parsed[text] for text in texts]
     sowing = pd.to_datetime(plots["sowing_date"]).dt.date.to_numpy()
     season_end = pd.to_datetime(plots["season_end"]).dt.date.to_numpy()
     calendars = np.array([[t["crop_calendar"][s] for s in GROWTH_STAGES] for t in terms])

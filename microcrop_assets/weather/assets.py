@@ -17,7 +17,7 @@ from microcrop_assets.plots.assets import plots
 from microcrop_assets.resources.timescaledb import TimescaleDBResource, time_window
 from microcrop_assets.resources.weatherxm import OBSERVATION_COLUMNS, WeatherXMResource
 from microcrop_assets.science.geo import assign_stations, query_bounds
-from microcrop_assets.science.plot_indices import WINDOW_DAYS, compute_weather_indices
+from microcrop_assets.science.plot_indices import LOOKBACK_DAYS, compute_weather_indices
 from microcrop_assets.science.stations import station_days
 from microcrop_assets.weather import quality
 
@@ -326,7 +326,7 @@ class IndicesConfig(dg.Config):
     deps=[
         plots,
         weather_stations,
-        dg.AssetDep(weather_daily, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(WINDOW_DAYS - 1))),
+        dg.AssetDep(weather_daily, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-(LOOKBACK_DAYS - 1))),
     ],
     check_specs=[
         dg.AssetCheckSpec(
@@ -341,7 +341,7 @@ def weather_indices(
 ) -> dg.MaterializeResult:
     """Per active plot and day (`weather_indices`): plot weather, rain/heat indices, layer fractions and stresses."""
     days = partition_days(context)
-    first = days[0] - dt.timedelta(days=WINDOW_DAYS - 1)
+    first = days[0] - dt.timedelta(days=LOOKBACK_DAYS - 1)
     plot_frame = timescaledb.read_frame(
         "SELECT plot_id, crop, sowing_date, season_end, policy_terms FROM plots WHERE active ORDER BY plot_id"
     )
@@ -363,7 +363,8 @@ def weather_indices(
     timescaledb.replace_time_window("weather_indices", "day", days[0], days[-1] + dt.timedelta(days=1), rows)
 
     in_season = rows[rows["in_season"]]
-    complete = float(in_season["missing_reason"].isna().mean()) if len(in_season) else 1.0
+    # complete = the stresses exist (a missing SPI, informational unless a layer uses it, does not count)
+    complete = float(in_season["weather_stress"].notna().mean()) if len(in_season) else 1.0
     stressed = in_season[in_season["weather_stress"] >= 0.5]
     return dg.MaterializeResult(
         metadata={
