@@ -59,13 +59,19 @@ def resources_for(sandbox, db, tmp_path, **client):
     }
 
 
-def run_chain(resources, plots_source: str, first: dt.date, last: dt.date) -> None:
+def registered(resources: dict, plots_source: str) -> dict:
+    """Plots loaded and stations assigned: what every weather partition starts from."""
     setup = dg.materialize(
         [plots, weather_stations],
         resources=resources,
         run_config={"ops": {"plots": {"config": {"source": plots_source}}}},
     )
     assert setup.success
+    return resources
+
+
+def run_chain(resources, plots_source: str, first: dt.date, last: dt.date) -> None:
+    registered(resources, plots_source)
     window = {
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),
@@ -121,12 +127,7 @@ def test_drought_raises_drought_stress_for_exactly_the_plots_inside_its_area(emp
 def test_station_failures_are_reported_skipped_or_fail_the_day(empty_store, late_sown_plots, tmp_path):
     day = LAST.isoformat()
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = resources_for(sandbox, empty_store, tmp_path)
-        assert dg.materialize(
-            [plots, weather_stations],
-            resources=resources,
-            run_config={"ops": {"plots": {"config": {"source": late_sown_plots}}}},
-        ).success
+        resources = registered(resources_for(sandbox, empty_store, tmp_path), late_sown_plots)
         stations = empty_store.read_frame("SELECT DISTINCT station_id FROM plot_stations ORDER BY 1")["station_id"]
         first = dg.materialize([weather_readings], resources=resources, partition_key=day)
         before = empty_store.read_frame("SELECT count(*) AS n FROM weather_readings")["n"].iloc[0]
@@ -158,12 +159,7 @@ def test_station_failures_are_reported_skipped_or_fail_the_day(empty_store, late
 def test_rerunning_a_day_replaces_it(empty_store, late_sown_plots, tmp_path):
     day = LAST.isoformat()
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = resources_for(sandbox, empty_store, tmp_path)
-        assert dg.materialize(
-            [plots, weather_stations],
-            resources=resources,
-            run_config={"ops": {"plots": {"config": {"source": late_sown_plots}}}},
-        ).success
+        resources = registered(resources_for(sandbox, empty_store, tmp_path), late_sown_plots)
         counts = []
         for _ in range(2):
             assert dg.materialize([weather_readings, weather_daily], resources=resources, partition_key=day).success
@@ -179,12 +175,7 @@ def test_rerunning_a_day_replaces_it(empty_store, late_sown_plots, tmp_path):
 
 def test_physical_range_check_passes_on_sandbox_readings(empty_store, late_sown_plots, tmp_path):
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = resources_for(sandbox, empty_store, tmp_path)
-        assert dg.materialize(
-            [plots, weather_stations],
-            resources=resources,
-            run_config={"ops": {"plots": {"config": {"source": late_sown_plots}}}},
-        ).success
+        resources = registered(resources_for(sandbox, empty_store, tmp_path), late_sown_plots)
         result = dg.materialize([weather_readings], resources=resources, partition_key=LAST.isoformat())
     check = [c for c in result.get_asset_check_evaluations() if c.check_name == "readings_physical_ranges"][0]
     assert check.passed and check.metadata["temperature"].value == 0
