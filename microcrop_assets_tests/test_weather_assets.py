@@ -144,6 +144,9 @@ def test_station_failures_are_reported_skipped_or_fail_the_day(empty_store, late
         assert kept == len(stations) - 1
         answered = [c for c in skipped.get_asset_check_evaluations() if c.check_name == "stations_answered"][0]
         assert not answered.passed
+        # the failing calls' errors reached metadata and logs without the API key
+        key = sandbox.credentials.weatherxm_api_key
+        assert key not in "".join(str(event) for event in skipped.all_events)
 
         # most stations failing: the run fails and the day keeps what it had
         sandbox.clear_faults()
