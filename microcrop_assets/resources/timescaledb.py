@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from pgpq import ArrowToPostgresBinaryEncoder
 from pgpq import encoders as pgpq_encoders
 from pgpq import schema as pgpq_schema
+from psycopg.copy import QueuedLibpqWriter
 from pydantic import Field
 
 from microcrop_assets import settings
@@ -177,10 +178,9 @@ class TimescaleDBResource(dg.ConfigurableResource):
         column_list = ", ".join(f'"{c}"' for c in columns)
         payload = _binary_copy_batches(conn, table, frame, columns)  # queries types before COPY starts
         raw = conn.connection.driver_connection
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f'COPY "{table}" ({column_list}) FROM STDIN WITH (FORMAT binary)') as copy,
-        ):
+        sql = f'COPY "{table}" ({column_list}) FROM STDIN WITH (FORMAT binary)'
+        # the queued writer sends from a thread: the server ingests one batch while the next is encoded
+        with raw.cursor() as cursor, cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy:
             for chunk in payload:
                 copy.write(chunk)
         return len(frame)
