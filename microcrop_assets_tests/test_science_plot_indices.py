@@ -11,6 +11,8 @@ from scipy import stats
 from microcrop_assets.science.plot_indices import INDEX_COLUMNS, OUTPUT_COLUMNS, WINDOW_DAYS, compute_weather_indices
 from microcrop_assets.science.policy import CROP_CALENDARS, DEFAULT_TERMS, resolve_terms
 
+from .test_science_plot_weather import station_day
+
 SOWN = dt.date(2025, 3, 15)
 SEASON_END = dt.date(2025, 7, 31)
 DAY = dt.date(2025, 5, 20)  # day 66 after sowing: maize flowering (60..79); window = the 67 days since sowing
@@ -31,16 +33,7 @@ def weather(station, last=DAY, *, rain=5.0, tmax=30.0, n=WINDOW_DAYS, changes=No
     passed; `changes` maps a day to the columns that differ that day."""
     rows = []
     for day in days_before(last, n):
-        row = {
-            "station_id": station,
-            "day": day,
-            "rain_mm": rain,
-            "tmax_c": tmax,
-            "tmin_c": tmax - 12,
-            "tmean_c": tmax - 6,
-            "coverage": 1.0,
-            "qod": 1.0,
-        }
+        row = station_day(station, day, rain, tmax=tmax)
         row.update((changes or {}).get(day, {}))
         rows.append(row)
     return pd.DataFrame(rows)
