@@ -456,7 +456,8 @@ class VendorClient:
 
 
 class VendorResource(dg.ConfigurableResource):
-    """Config shared by every vendor resource. Subclasses name the vendor, URL and credentials."""
+    """Config shared by every vendor resource. Subclasses name the `vendor`, declare an `api_url`
+    field and their credential fields, and define `_auth_headers()`."""
 
     vendor: ClassVar[str]
     error_keys: ClassVar[tuple[str, ...]] = ("message", "error", "detail")
@@ -472,12 +473,6 @@ class VendorResource(dg.ConfigurableResource):
     backoff_max_seconds: float = Field(default=30, ge=0, description="cap of the exponential backoff")
     retry_after_cap_seconds: float = Field(default=60, ge=0, description="longest wait honoured from Retry-After")
     download_chunk_bytes: int = Field(default=1024 * 1024, ge=1024, description="streamed download chunk size")
-
-    def _base_url(self) -> str:
-        raise NotImplementedError
-
-    def _auth_headers(self) -> dict[str, str]:
-        raise NotImplementedError
 
     def _make_client(self, base_url: str, auth_headers: Mapping[str, str], bucket: str) -> VendorClient:
         """A client for one origin; `bucket` names the shared rate limit it draws from."""
@@ -500,7 +495,7 @@ class VendorResource(dg.ConfigurableResource):
 
     @cached_property
     def _client(self) -> VendorClient:
-        return self._make_client(self._base_url(), self._auth_headers(), self.vendor)
+        return self._make_client(self.api_url, self._auth_headers(), self.vendor)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         for cached in self.__dict__.values():

@@ -168,9 +168,6 @@ class PinataResource(VendorResource):
     api_key: str | None = Field(default=None, repr=False, description="legacy key (with api_secret) if no JWT")
     api_secret: str | None = Field(default=None, repr=False, description="legacy secret key")
 
-    def _base_url(self) -> str:
-        return self.api_url
-
     def _auth_headers(self) -> dict[str, str]:
         if self.jwt:
             return {"Authorization": f"Bearer {self.jwt}"}

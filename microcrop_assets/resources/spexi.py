@@ -167,9 +167,6 @@ class SpexiResource(VendorResource):
     order_path: str = Field(default="/orders/{order_id}", description="contract API: status (GET), cancel (DELETE)")
     order_download_path: str = Field(default="/orders/{order_id}/download", description="contract API: GeoTIFF")
 
-    def _base_url(self) -> str:
-        return self.api_url
-
     def _auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self.api_key}
 

@@ -215,9 +215,6 @@ class WeatherXMResource(VendorResource):
     api_url: str = Field(default="https://pro.weatherxm.com/api/v1", description="WEATHERXM_API_URL")
     api_key: str = Field(repr=False, description="WEATHERXM_API_KEY, sent as X-API-KEY")
 
-    def _base_url(self) -> str:
-        return self.api_url
-
     def _auth_headers(self) -> dict[str, str]:
         return {"X-API-KEY": self.api_key}
 
