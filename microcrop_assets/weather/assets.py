@@ -14,6 +14,7 @@ from pydantic import Field
 
 from microcrop_assets.partitions import daily_partitions
 from microcrop_assets.plots.assets import plots
+from microcrop_assets.resources.http import VendorError
 from microcrop_assets.resources.timescaledb import TimescaleDBResource, time_window
 from microcrop_assets.resources.weatherxm import OBSERVATION_COLUMNS, WeatherXMResource
 from microcrop_assets.science.geo import assign_stations, query_bounds
@@ -134,7 +135,7 @@ def _fetch_day(weatherxm: WeatherXMResource, station_ids: list[str], day: dt.dat
     def one(station_id: str):
         try:
             return station_id, weatherxm.history(station_id, day), None
-        except Exception as error:  # one bad station never stops the others
+        except VendorError as error:  # one bad station never stops the others; a bug in ours still does
             return station_id, None, f"{type(error).__name__}: {error}"
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
