@@ -5,6 +5,7 @@ local 127.0.0.1:5432, database `test` as the admin connection). Redis: 127.0.0.1
 TEST_REDIS_URL) under a per-session key prefix. S3: a `moto_server` started on loopback.
 """
 
+import datetime as dt
 import logging
 import os
 import socket
@@ -21,10 +22,12 @@ import sqlalchemy as sa
 from microcrop_assets.resources.minio import ObjectStoreResource
 from microcrop_assets.resources.redis import RedisResource
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
+from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATA = Path(__file__).parent / "data"
+SANDBOX_NOW = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def free_port() -> int:
@@ -125,3 +128,10 @@ def clean_plots(db):
     with db.begin() as conn:
         conn.execute(sa.text("TRUNCATE plots CASCADE"))
     yield db
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """One sandbox per test module, its clock fixed at SANDBOX_NOW (reproducible answers)."""
+    with running_sandbox(clock=ManualClock(SANDBOX_NOW)) as running:
+        yield running

@@ -59,9 +59,7 @@ def load_vectors() -> list:
             section = next(key for key in SECTION_SETTINGS if line[3:].startswith(key))
         elif line and not line.startswith("#"):
             name, length, cid, dag_size = line.split("\t")
-            vectors.append(
-                pytest.param(section, name, int(length), cid, int(dag_size), id=f"{section}:{name}")
-            )
+            vectors.append(pytest.param(section, name, int(length), cid, int(dag_size), id=f"{section}:{name}"))
     return vectors
 
 
@@ -70,9 +68,7 @@ FILE_VECTORS = load_vectors()
 
 def test_vector_file_covers_every_section():
     sections = [vector.values[0] for vector in FILE_VECTORS]
-    assert {section: sections.count(section) for section in SECTION_SETTINGS} == dict.fromkeys(
-        SECTION_SETTINGS, 8
-    )
+    assert {section: sections.count(section) for section in SECTION_SETTINGS} == dict.fromkeys(SECTION_SETTINGS, 8)
 
 
 @pytest.mark.parametrize(("section", "name", "length", "cid", "dag_size"), FILE_VECTORS)
@@ -139,9 +135,7 @@ PROOF_BUNDLE = {
     "proof/inputs.json": b'["ndvi.json","scene.bin"]\n',
 }
 INPUTS_FOLDER = {
-    path.removeprefix("proof/"): content
-    for path, content in PROOF_BUNDLE.items()
-    if path.startswith("proof/inputs/")
+    path.removeprefix("proof/"): content for path, content in PROOF_BUNDLE.items() if path.startswith("proof/inputs/")
 }
 SINGLE_FILE_REPORT = {"report/a.txt": b"hello world\n"}
 

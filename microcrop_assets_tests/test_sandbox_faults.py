@@ -11,20 +11,15 @@ import pytest
 from microcrop_assets.sandbox.config import Faults, SandboxConfig
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
-NOW = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with running_sandbox(clock=ManualClock(NOW)) as running:
-        yield running
+from .conftest import SANDBOX_NOW as NOW
 
 
 @pytest.fixture
 def weatherxm(sandbox):
     sandbox.clear_faults()
-    with httpx.Client(base_url=sandbox.weatherxm_url, timeout=30,
-                      headers={"X-API-KEY": sandbox.credentials.weatherxm_api_key}) as client:
+    with httpx.Client(
+        base_url=sandbox.weatherxm_url, timeout=30, headers={"X-API-KEY": sandbox.credentials.weatherxm_api_key}
+    ) as client:
         yield client
     sandbox.clear_faults()
 
@@ -52,8 +47,10 @@ def test_429_carries_retry_after_and_vendor_error_shape(sandbox, weatherxm):
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "7"
     assert "message" in response.json()
-    pinata = httpx.get(f"{sandbox.pinata_url}/data/testAuthentication",
-                       headers={"Authorization": f"Bearer {sandbox.credentials.pinata_jwt}"})
+    pinata = httpx.get(
+        f"{sandbox.pinata_url}/data/testAuthentication",
+        headers={"Authorization": f"Bearer {sandbox.credentials.pinata_jwt}"},
+    )
     assert pinata.status_code == 429 and "error" in pinata.json()
 
 
@@ -91,9 +88,15 @@ def test_malformed_json_bodies(sandbox, weatherxm):
 
 def test_truncated_download_is_detected_by_the_client(sandbox):
     headers = {"x-api-key": sandbox.credentials.spexi_api_key}
-    body = {"plot_id": "KE-KIS-001", "location": {"latitude": -0.4235, "longitude": 34.9406}, "area_hectares": 1.2,
-            "resolution_meters": 0.5, "priority": "high", "bands": ["red", "green", "blue", "nir"],
-            "capture_date": "2025-06-20"}
+    body = {
+        "plot_id": "KE-KIS-001",
+        "location": {"latitude": -0.4235, "longitude": 34.9406},
+        "area_hectares": 1.2,
+        "resolution_meters": 0.5,
+        "priority": "high",
+        "bands": ["red", "green", "blue", "nir"],
+        "capture_date": "2025-06-20",
+    }
     order_id = httpx.post(f"{sandbox.spexi_url}/orders", json=body, headers=headers).json()["order_id"]
     url = f"{sandbox.spexi_url}/orders/{order_id}/download"
     complete = httpx.get(url, headers=headers)
@@ -123,7 +126,8 @@ def test_counter_reset_knob_changes_the_counter(sandbox, weatherxm):
     station = next(s for s in sandbox.sandbox.world.stations if not s.offline and s.data_start < dt.date(2025, 1, 1))
     path = f"/stations/{station.id}/history"
     rainy = next(
-        d for d in (dt.date(2025, 4, 1) + dt.timedelta(days=k) for k in range(30))
+        d
+        for d in (dt.date(2025, 4, 1) + dt.timedelta(days=k) for k in range(30))
         if sandbox.sandbox.world.station_daily(station, d)["rain"] > 2
     )
 

@@ -1,6 +1,5 @@
 """The Pinata simulator over real HTTP: pins under their true CID, gateway, listings, auth, rate limits."""
 
-import datetime as dt
 import json
 import os
 
@@ -10,13 +9,7 @@ import pytest
 from microcrop_assets.proofs.cid import directory_cid, file_cid
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
-NOW = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with running_sandbox(clock=ManualClock(NOW)) as running:
-        yield running
+from .conftest import SANDBOX_NOW as NOW
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +31,30 @@ def pin_file(client, parts, options=None, metadata=None) -> httpx.Response:
 def test_authentication_by_jwt_and_key_pair(sandbox, client):
     url = f"{sandbox.pinata_url}/data/testAuthentication"
     assert client.get("/data/testAuthentication").json()["message"].startswith("Congratulations")
-    pair = {"pinata_api_key": sandbox.credentials.pinata_api_key,
-            "pinata_secret_api_key": sandbox.credentials.pinata_secret_api_key}
+    pair = {
+        "pinata_api_key": sandbox.credentials.pinata_api_key,
+        "pinata_secret_api_key": sandbox.credentials.pinata_secret_api_key,
+    }
     assert httpx.get(url, headers=pair).status_code == 200
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {**pair, "pinata_secret_api_key": "wrong"},
-                    {"pinata_api_key": pair["pinata_api_key"]}, {"Authorization": "Basic abc"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {**pair, "pinata_secret_api_key": "wrong"},
+        {"pinata_api_key": pair["pinata_api_key"]},
+        {"Authorization": "Basic abc"},
+    ):
         response = httpx.get(url, headers=headers)
         assert response.status_code == 401, headers
         assert "error" in response.json() and "wrong" not in response.text
     wrong = {"Authorization": "Bearer wrong"}
-    for method, url in (("POST", f"{sandbox.pinata_url}/pinning/pinFileToIPFS"),
-                        ("POST", f"{sandbox.pinata_url}/pinning/pinJSONToIPFS"),
-                        ("DELETE", f"{sandbox.pinata_url}/pinning/unpin/bafkqaaa"),
-                        ("GET", f"{sandbox.pinata_url}/data/pinList"),
-                        ("GET", f"{sandbox.pinata_url}/v3/files/public"),
-                        ("POST", f"{sandbox.pinata_uploads_url}/v3/files")):
+    for method, url in (
+        ("POST", f"{sandbox.pinata_url}/pinning/pinFileToIPFS"),
+        ("POST", f"{sandbox.pinata_url}/pinning/pinJSONToIPFS"),
+        ("DELETE", f"{sandbox.pinata_url}/pinning/unpin/bafkqaaa"),
+        ("GET", f"{sandbox.pinata_url}/data/pinList"),
+        ("GET", f"{sandbox.pinata_url}/v3/files/public"),
+        ("POST", f"{sandbox.pinata_uploads_url}/v3/files"),
+    ):
         response = httpx.request(method, url, headers=wrong)
         assert response.status_code == 401 and "X-RateLimit-Remaining" in response.headers, url
 
@@ -60,8 +62,12 @@ def test_authentication_by_jwt_and_key_pair(sandbox, client):
 @pytest.mark.parametrize("version", [0, 1])
 def test_pinned_bytes_come_back_under_the_cid_ipfs_computes(sandbox, client, version):
     payload = os.urandom(700_000)  # three chunks: a dag-pb root over the leaves
-    response = pin_file(client, [("claim.bin", payload, "application/octet-stream")], {"cidVersion": version},
-                        {"name": "claim", "keyvalues": {"policy": "POL-1"}})
+    response = pin_file(
+        client,
+        [("claim.bin", payload, "application/octet-stream")],
+        {"cidVersion": version},
+        {"name": "claim", "keyvalues": {"policy": "POL-1"}},
+    )
     assert response.status_code == 200
     answer = response.json()
     assert list(answer) == ["IpfsHash", "PinSize", "Timestamp", "isDuplicate"]
@@ -76,8 +82,9 @@ def test_pinned_bytes_come_back_under_the_cid_ipfs_computes(sandbox, client, ver
 
 def test_folder_pin_is_the_directory_cid_and_paths_resolve(sandbox, client):
     files = {"proof/assessment.json": b'{"damage":0.42}', "proof/inputs/weather.csv": b"day,rain\n2025-06-01,0\n"}
-    response = pin_file(client, [(path, data, "application/octet-stream") for path, data in files.items()],
-                        {"cidVersion": 1})
+    response = pin_file(
+        client, [(path, data, "application/octet-stream") for path, data in files.items()], {"cidVersion": 1}
+    )
     assert response.status_code == 200
     folder = response.json()["IpfsHash"]
     assert folder == directory_cid(files, cid_version=1)
@@ -155,8 +162,11 @@ def test_v3_upload_and_paged_listing(sandbox, client):
     answers = []
     for n in range(3):
         data = f"v3 file {n}".encode()
-        response = uploads.post("/v3/files", files={"file": (f"v3-{n}.txt", data, "text/plain")},
-                                data={"network": "public", "name": f"v3-{n}", "keyvalues": json.dumps({"n": str(n)})})
+        response = uploads.post(
+            "/v3/files",
+            files={"file": (f"v3-{n}.txt", data, "text/plain")},
+            data={"network": "public", "name": f"v3-{n}", "keyvalues": json.dumps({"n": str(n)})},
+        )
         assert response.status_code == 200
         answer = response.json()["data"]
         assert {"id", "name", "cid", "size", "created_at", "number_of_files", "mime_type", "group_id"} <= set(answer)
@@ -186,8 +196,9 @@ def test_v3_upload_and_paged_listing(sandbox, client):
 def test_rate_limit_headers_and_429():
     clock = ManualClock(NOW)
     with running_sandbox(clock=clock, pinata_rate_limit_per_minute=3) as sandbox:
-        client = httpx.Client(base_url=sandbox.pinata_url,
-                              headers={"Authorization": f"Bearer {sandbox.credentials.pinata_jwt}"})
+        client = httpx.Client(
+            base_url=sandbox.pinata_url, headers={"Authorization": f"Bearer {sandbox.credentials.pinata_jwt}"}
+        )
         answers = [client.get("/data/testAuthentication") for _ in range(4)]
         clock.advance(seconds=60)
         after_window = client.get("/data/testAuthentication")

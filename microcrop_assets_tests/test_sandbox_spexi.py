@@ -14,8 +14,11 @@ from microcrop_assets.sandbox.config import SandboxConfig
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
 NOW = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
-DROUGHT = {"events": [{"kind": "drought", "start": "2025-06-01", "end": "2025-07-31",
-                       "area": {"bbox": [34.6, 0.15, 34.9, 0.45]}}]}
+DROUGHT = {
+    "events": [
+        {"kind": "drought", "start": "2025-06-01", "end": "2025-07-31", "area": {"bbox": [34.6, 0.15, 34.9, 0.45]}}
+    ]
+}
 
 
 def order_body(plot_id="KE-KAK-001", capture_date="2025-07-25", **changes) -> dict:
@@ -45,8 +48,9 @@ def sandbox(clock):
 
 @pytest.fixture(scope="module")
 def client(sandbox):
-    with httpx.Client(base_url=sandbox.spexi_url, headers={"x-api-key": sandbox.credentials.spexi_api_key},
-                      timeout=60) as client:
+    with httpx.Client(
+        base_url=sandbox.spexi_url, headers={"x-api-key": sandbox.credentials.spexi_api_key}, timeout=60
+    ) as client:
         yield client
 
 
@@ -209,8 +213,12 @@ def test_order_ids_are_deterministic_per_plot_sequence():
     for _ in range(2):
         with running_sandbox(clock=ManualClock(NOW)) as sandbox:
             headers = {"x-api-key": sandbox.credentials.spexi_api_key}
-            ids.append([httpx.post(f"{sandbox.spexi_url}/orders", json=order_body(), headers=headers).json()["order_id"]
-                        for _ in range(3)])
+            ids.append(
+                [
+                    httpx.post(f"{sandbox.spexi_url}/orders", json=order_body(), headers=headers).json()["order_id"]
+                    for _ in range(3)
+                ]
+            )
     assert ids[0] == ids[1]
     assert len(set(ids[0])) == 3  # the same body ordered again is a new order
 

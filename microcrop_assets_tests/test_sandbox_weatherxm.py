@@ -12,19 +12,26 @@ from microcrop_assets.sandbox.config import SandboxConfig
 from microcrop_assets.sandbox.scenario import SCENARIOS_DIR, ScenarioError, load_scenario, parse_scenario
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
-NOW = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
+from .conftest import SANDBOX_NOW as NOW
+
 KAKAMEGA = [34.6, 0.15, 34.9, 0.45]
 DROUGHT = {"events": [{"kind": "drought", "start": "2025-06-01", "end": "2025-07-31", "area": {"bbox": KAKAMEGA}}]}
 OBSERVATION_FIELDS = [
-    "timestamp", "temperature", "feels_like", "dew_point", "precipitation_rate", "precipitation_accumulated",
-    "humidity", "wind_speed", "wind_gust", "wind_direction", "uv_index", "pressure", "solar_irradiance", "icon",
+    "timestamp",
+    "temperature",
+    "feels_like",
+    "dew_point",
+    "precipitation_rate",
+    "precipitation_accumulated",
+    "humidity",
+    "wind_speed",
+    "wind_gust",
+    "wind_direction",
+    "uv_index",
+    "pressure",
+    "solar_irradiance",
+    "icon",
 ]
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with running_sandbox(clock=ManualClock(NOW)) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +141,14 @@ def test_auth_missing_wrong_and_case_insensitive(sandbox):
     assert "not-the-key" not in wrong.text
     assert httpx.get(url, headers={"x-Api-kEY": sandbox.credentials.weatherxm_api_key}).status_code == 200
     station = sandbox.sandbox.world.stations[0]
-    for path in ("/stations/near?lat=0&lon=34&radius=9", "/stations/bounds?min_lat=0&min_lon=34&max_lat=1&max_lon=35",
-                 f"/cells/{station.cell_id}/stations", f"/stations/{station.id}/latest",
-                 f"/stations/{station.id}/history?date=2025-06-01", f"/stations/{station.id}/health"):
+    for path in (
+        "/stations/near?lat=0&lon=34&radius=9",
+        "/stations/bounds?min_lat=0&min_lon=34&max_lat=1&max_lon=35",
+        f"/cells/{station.cell_id}/stations",
+        f"/stations/{station.id}/latest",
+        f"/stations/{station.id}/history?date=2025-06-01",
+        f"/stations/{station.id}/health",
+    ):
         assert httpx.get(sandbox.weatherxm_url + path).status_code == 401, path
 
 
@@ -213,14 +225,18 @@ def test_counter_resets_and_walk_recovers_daily_rain(sandbox, client):
     for readings in served.values():
         counter = [o["precipitation_accumulated"] for o in readings]
         assert any(b < a for a, b in zip(counter, counter[1:], strict=False)), "the counter drops on a reset day"
+
     # the walk gives the day's rain (within rounding) when the readings at midnight and just before the
     # reset exist: rain hidden by other gaps shows up in the next reading of the counter
     def slots(readings: list[dict]) -> set[int]:
-        return {(utc.hour * 60 + utc.minute) // 5 for utc in
-                (dt.datetime.fromisoformat(o["timestamp"]).astimezone(dt.UTC) for o in readings)}
+        return {
+            (utc.hour * 60 + utc.minute) // 5
+            for utc in (dt.datetime.fromisoformat(o["timestamp"]).astimezone(dt.UTC) for o in readings)
+        }
 
-    complete = [(key, readings) for key, readings in served.items()
-                if {0, world.resets_on(*key, share) - 1} <= slots(readings)]
+    complete = [
+        (key, readings) for key, readings in served.items() if {0, world.resets_on(*key, share) - 1} <= slots(readings)
+    ]
     assert complete
     for (station, reset_day), readings in complete:
         assert walk_rain(readings) == pytest.approx(world.station_daily(station, reset_day)["rain"], abs=0.05)
@@ -263,8 +279,11 @@ def test_same_seed_same_bytes_other_seed_differs(sandbox, client):
 def test_drought_dries_stations_inside_and_leaves_outside_untouched(sandbox, client):
     world = sandbox.sandbox.world
     inside = [
-        s for s in world.stations
-        if KAKAMEGA[0] <= s.lon <= KAKAMEGA[2] and KAKAMEGA[1] <= s.lat <= KAKAMEGA[3] and not s.offline
+        s
+        for s in world.stations
+        if KAKAMEGA[0] <= s.lon <= KAKAMEGA[2]
+        and KAKAMEGA[1] <= s.lat <= KAKAMEGA[3]
+        and not s.offline
         and not s.long_gaps
     ][:2]
     outside = next(s for s in world.stations if s.lat < 0 and not s.offline)
@@ -276,8 +295,10 @@ def test_drought_dries_stations_inside_and_leaves_outside_untouched(sandbox, cli
             drought = [observations(dry_client, station, d) for d in days]
             assert sum(map(walk_rain, normal)) > 30
             assert sum(map(walk_rain, drought)) < 0.1 * sum(map(walk_rain, normal))
-            tmax_rise = [max(o["temperature"] for o in b) - max(o["temperature"] for o in a)
-                         for a, b in zip(normal, drought, strict=True)]
+            tmax_rise = [
+                max(o["temperature"] for o in b) - max(o["temperature"] for o in a)
+                for a, b in zip(normal, drought, strict=True)
+            ]
             assert np.median(tmax_rise) > 1.5
         for d in days[::7]:
             assert history(dry_client, outside, d).content == history(client, outside, d).content
@@ -289,10 +310,12 @@ def test_drought_dries_stations_inside_and_leaves_outside_untouched(sandbox, cli
 def test_flood_and_heat_wave_events(sandbox):
     station = next(s for s in sandbox.sandbox.world.stations if not s.offline and not s.long_gaps and s.lat > 0)
     area = {"bbox": [station.lon - 0.01, station.lat - 0.01, station.lon + 0.01, station.lat + 0.01]}
-    scenario = {"events": [
-        {"kind": "flood", "start": "2025-04-01", "end": "2025-04-10", "area": area, "intensity": 1},
-        {"kind": "heat_wave", "start": "2025-02-01", "end": "2025-02-10", "area": area},
-    ]}
+    scenario = {
+        "events": [
+            {"kind": "flood", "start": "2025-04-01", "end": "2025-04-10", "area": area, "intensity": 1},
+            {"kind": "heat_wave", "start": "2025-02-01", "end": "2025-02-10", "area": area},
+        ]
+    }
     with running_sandbox(clock=ManualClock(NOW), scenario=scenario) as extreme:
         headers = {"X-API-KEY": extreme.credentials.weatherxm_api_key}
 
