@@ -16,7 +16,7 @@ RUN useradd --create-home --uid 10001 microcrop
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /opt/dagster/app
 COPY --chown=microcrop:microcrop workspace.yaml ./
-COPY --chown=microcrop:microcrop dagster.yaml /opt/dagster/dagster_home/dagster.yaml
+COPY --chown=microcrop:microcrop deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml
 ENV PATH=/opt/venv/bin:$PATH \
     DAGSTER_HOME=/opt/dagster/dagster_home \
     MICROCROP_HOME=/opt/dagster/state \

@@ -26,7 +26,7 @@ def test_daily_partitions_include_today_and_weeks_start_on_sunday():
 
 def test_dagster_yaml_runs_on_postgres(tmp_path, monkeypatch, db, database_url):
     """The deployed instance config loads and its storage works (psycopg2 scheme fix included)."""
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
     admin = sa.make_url(database_url)  # shares the database with our tables: separate version tables
     monkeypatch.setenv("DAGSTER_PG_HOST", admin.host or "127.0.0.1")
     monkeypatch.setenv("DAGSTER_PG_PORT", str(admin.port or 5432))
