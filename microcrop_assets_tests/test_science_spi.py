@@ -9,12 +9,21 @@ import pytest
 from climate_indices import compute
 from climate_indices import indices as climate
 
-from microcrop_assets.science.spi import SPI_LIMIT, calibration_shortfall, gamma_parameters, spi, spi_from_parameters
+from microcrop_assets.science.spi import (
+    SPI_LIMIT,
+    calibration_shortfall,
+    gamma_parameters,
+    required_years,
+    spi,
+    spi_from_parameters,
+)
 
 logging.getLogger("climate_indices").setLevel(logging.WARNING)
 
 START_YEAR, YEARS = 1981, 40
-CALIBRATION = (1981, 2010)
+CALIBRATION = (1981, 2010)  # the WMO standard normal, from a record that starts with it
+# Same estimator, same clipping: the only difference is floating-point order (measured ~1e-14).
+AGREEMENT = 1e-9
 
 
 @pytest.fixture(scope="module")
@@ -41,24 +50,55 @@ def climate_indices_spi(values: np.ndarray, scale: int) -> np.ndarray:
     )
 
 
-@pytest.mark.parametrize("scale", [1, 3, 6])
-def test_spi_agrees_with_climate_indices(record, scale):
+@pytest.mark.parametrize("scale", [1, 3, 6, 12])
+def test_spi_on_a_standard_normal_agrees_with_climate_indices(record, scale):
+    """SPI-k calibrated on 1981-2010 from a 1981-2020 record, with the default 30-year minimum: the
+    first k - 1 months of the normal have no complete total, and the normal still calibrates."""
     assert (record == 0).sum() > 20
-    ours = spi(record, scale, CALIBRATION, min_calibration_years=29)  # 3- and 6-month Januaries start in 1982
+    ours = spi(record, scale, CALIBRATION)
     reference = climate_indices_spi(record.to_numpy(), scale)
     np.testing.assert_array_equal(np.isnan(ours.to_numpy()), np.isnan(reference))
     assert np.isnan(ours.iloc[: scale - 1]).all() and not np.isnan(ours.iloc[scale - 1 :]).any()
-    np.testing.assert_allclose(ours.to_numpy(), reference, atol=0.02, equal_nan=True)
+    np.testing.assert_allclose(ours.to_numpy(), reference, rtol=0, atol=AGREEMENT, equal_nan=True)
     assert ours.index.equals(record.index)
+    # per calendar month, the years fitted: months whose total reaches back before 1981 lose 1981
+    fitted = ours.attrs["fitted_years"]
+    assert fitted == {month: 30 if month >= scale else 29 for month in range(1, 13)}
+    assert fitted == required_years(scale).to_dict()
+
+
+def test_required_years_follow_the_normal_up_to_24_months():
+    assert required_years(1).tolist() == [30] * 12
+    assert required_years(3).tolist() == [29, 29] + [30] * 10
+    assert required_years(12).tolist() == [29] * 11 + [30]
+    assert required_years(24).tolist() == [28] * 11 + [29]  # the first complete December total ends in 1982
+    assert required_years(6, min_calibration_years=10).tolist() == [9] * 5 + [10] * 7
+    with pytest.raises(ValueError, match="min_calibration_years=0"):
+        required_years(3, 0)
+
+
+def test_spi_24_calibrates_on_a_30_year_normal(record):
+    result = spi(record, 24, CALIBRATION)
+    assert result.attrs["fitted_years"] == {**{m: 28 for m in range(1, 12)}, 12: 29}
+    np.testing.assert_allclose(
+        result.to_numpy(), climate_indices_spi(record.to_numpy(), 24), rtol=0, atol=AGREEMENT, equal_nan=True
+    )
 
 
 def test_missing_months_stay_missing_and_agree_with_climate_indices(record):
     gappy = record.copy()
     gappy.iloc[[30, 200, 401]] = np.nan
+    # 1983-07 and 1997-09 missing: September has 28 complete 3-month totals in the normal
+    assert calibration_shortfall(gappy, 3, CALIBRATION) == (
+        "SPI-3: calibration 1981-2010 has 28 years of month 9 totals < 30 required"
+    )
     ours = spi(gappy, 3, CALIBRATION, min_calibration_years=28)
+    assert ours.attrs["fitted_years"][9] == 28
     assert ours.iloc[[30, 31, 32, 200, 201, 202, 401, 402, 403]].isna().all()
     assert ours.iloc[[29, 33, 199, 203]].notna().all()
-    np.testing.assert_allclose(ours.to_numpy(), climate_indices_spi(gappy.to_numpy(), 3), atol=0.02, equal_nan=True)
+    np.testing.assert_allclose(
+        ours.to_numpy(), climate_indices_spi(gappy.to_numpy(), 3), rtol=0, atol=AGREEMENT, equal_nan=True
+    )
 
 
 def test_datetime_index_and_absent_months(record):
@@ -113,6 +153,22 @@ def test_short_record_is_refused_with_a_reason():
     with pytest.raises(ValueError, match="10 years of month 1 totals < 30 required"):
         spi(young, 1, (1991, 2025))
     assert calibration_shortfall(young, 1, (2016, 2025), min_calibration_years=10) is None
+
+
+def test_too_short_normals_still_give_the_reason(record):
+    # 29 years is not a normal, whatever the scale: March SPI-3 has its 29 totals, 30 required
+    assert calibration_shortfall(record, 3, (1982, 2010)) == (
+        "SPI-3: calibration 1982-2010 has 29 years of month 3 totals < 30 required"
+    )
+    with pytest.raises(ValueError, match="29 years of month 1 totals < 30 required"):
+        spi(record, 1, (1982, 2010))
+    # a record starting a year after the normal: January SPI-3 has 28 totals (1983-2010), 29 required
+    late = record["1982-01":]
+    assert calibration_shortfall(late, 3, CALIBRATION) == (
+        "SPI-3: calibration 1981-2010 has 28 years of month 1 totals < 29 required"
+    )
+    # the minimum stays configurable
+    assert calibration_shortfall(late, 3, CALIBRATION, min_calibration_years=29) is None
 
 
 def test_bad_inputs_are_named():

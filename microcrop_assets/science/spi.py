@@ -4,6 +4,12 @@ k-month rolling totals; per calendar month (of the total's last month) a two-par
 fitted to the non-zero totals of the calibration years with Thom's estimator; the probability of zero
 q is the share of zeros among the calibration totals present; H = q + (1 - q) G(x); SPI = Phi^-1(H),
 clipped to +-3.09 as climate_indices does. NaN in, NaN out: a total with a missing month is NaN.
+
+Calibration length: a calendar month needs `min_calibration_years` complete totals, less the years at
+the start of the calibration period whose k-month total reaches back before the period. The totals of
+those years need months before the normal: a record that starts with the normal (say 1981-2010 from
+a 1981 record) has only 29 January SPI-3 totals, and WMO practice still calibrates on that normal
+(for SPI-24 every month but December loses two years).
 """
 
 import numpy as np
@@ -75,13 +81,27 @@ def gamma_parameters(monthly_totals: pd.Series, scale: int, calibration: tuple[i
     return pd.DataFrame(rows, columns=list(GAMMA_COLUMNS), index=pd.Index(range(1, 13), name="month"))
 
 
+def required_years(scale: int, min_calibration_years: int = DEFAULT_MIN_CALIBRATION_YEARS) -> pd.Series:
+    """Complete calibration totals each calendar month (index 1..12) needs for SPI-`scale`:
+    `min_calibration_years` less the leading years whose `scale`-month total ending in that month
+    starts before the calibration period (ceil((scale - month) / 12) years, 0 once scale <= month)."""
+    if not isinstance(min_calibration_years, int | np.integer) or min_calibration_years < 1:
+        raise ValueError(f"min_calibration_years={min_calibration_years!r} must be a whole number >= 1")
+    months = np.arange(1, 13)
+    reaching_back = -((months - scale) // 12)  # ceil((scale - month) / 12), 0 when scale <= month
+    required = np.maximum(min_calibration_years - np.maximum(reaching_back, 0), 1)
+    return pd.Series(required, index=pd.Index(months, name="month"), name="required")
+
+
 def _shortfall(parameters: pd.DataFrame, scale: int, calibration: tuple[int, int], min_years: int) -> str | None:
-    counts = parameters["n"]
-    if counts.min() >= min_years:
+    required = required_years(scale, min_years)
+    deficit = required - parameters["n"]
+    if deficit.max() <= 0:
         return None
+    month = int(deficit.idxmax())
     return (
-        f"SPI-{scale}: calibration {calibration[0]}-{calibration[1]} has {int(counts.min())} years of "
-        f"month {int(counts.idxmin())} totals < {min_years} required"
+        f"SPI-{scale}: calibration {calibration[0]}-{calibration[1]} has {int(parameters.loc[month, 'n'])} years of "
+        f"month {month} totals < {int(required[month])} required"
     )
 
 
@@ -91,8 +111,8 @@ def calibration_shortfall(
     calibration: tuple[int, int],
     min_calibration_years: int = DEFAULT_MIN_CALIBRATION_YEARS,
 ) -> str | None:
-    """Why the record cannot calibrate SPI-`scale` (a calendar month with fewer than
-    `min_calibration_years` complete totals in the calibration years), or None if it can."""
+    """Why the record cannot calibrate SPI-`scale` (a calendar month with fewer complete totals in
+    the calibration years than `required_years` asks), or None if it can."""
     return _shortfall(gamma_parameters(monthly_totals, scale, calibration), scale, calibration, min_calibration_years)
 
 
@@ -152,11 +172,15 @@ def spi(
 
     Index: DatetimeIndex (one timestamp per month) or monthly PeriodIndex; the result has the same
     index and is NaN where a k-month total is incomplete (the first k - 1 months, or a missing month).
-    Raises ValueError with `calibration_shortfall`'s reason when a calendar month has fewer than
-    `min_calibration_years` complete totals in the calibration years.
+    Raises ValueError with `calibration_shortfall`'s reason when a calendar month has fewer complete
+    totals in the calibration years than `required_years(scale, min_calibration_years)`.
+    `result.attrs["fitted_years"]` reports per calendar month (1..12) how many years' totals were
+    fitted (zeros included, through q).
     """
     parameters = gamma_parameters(monthly_totals, scale, calibration)
     shortfall = _shortfall(parameters, scale, calibration, min_calibration_years)
     if shortfall is not None:
         raise ValueError(shortfall)
-    return spi_from_parameters(monthly_totals, scale, parameters)
+    result = spi_from_parameters(monthly_totals, scale, parameters)
+    result.attrs["fitted_years"] = {int(month): int(n) for month, n in parameters["n"].items()}
+    return result
