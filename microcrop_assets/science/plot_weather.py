@@ -22,6 +22,18 @@ MIN_DISTANCE_KM = 0.001
 PLOT_DAY_COLUMNS = ("plot_id", "day", *WEATHER_VARIABLES, "n_stations", "stations", "weights")
 
 
+def normalised_weights(used: np.ndarray, slot_weight: np.ndarray) -> np.ndarray:
+    """Inverse-distance weights of the used slots (last axis, nearest first) divided by their sum,
+    added slot by slot in that order; 0 for unused slots. These are the weights recorded with a plot
+    day, and the weights its weather is computed from (so the record recomputes it exactly)."""
+    weights = np.where(used, slot_weight, 0.0)
+    total = 0.0
+    for j in range(weights.shape[-1]):
+        total = total + weights[..., j]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(used, weights / np.expand_dims(total, -1), 0.0)
+
+
 def _check_assignments(assignments: pd.DataFrame) -> None:
     missing = {"plot_id", "station_id", "distance_km"} - set(assignments.columns)
     if missing:
@@ -81,13 +93,11 @@ class PlotWeatherGrid:
         return escaped[inverse].reshape(self.slot_station.shape)
 
     def day_cells(self, day_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per plot on one day, as JSON text: station ids (nearest first) and their normalised
-        weights (6 decimals), or None for a plot without a station that day."""
+        """Per plot on one day, as JSON text: station ids (nearest first) and the normalised weights
+        the plot weather was computed with, written to round-trip exactly (shortest repr), or None
+        for a plot without a station that day."""
         used = self.used[day_index]
-        weights = np.where(used, self.slot_weight, 0.0)
-        total = weights.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            weights = np.round(weights / total, 6)
+        weights = normalised_weights(used, self.slot_weight)
         stations_json = np.full(len(used), None, dtype=object)
         weights_json = np.full(len(used), None, dtype=object)
         # rows sharing a pattern of used slots are formatted together (K <= a few: few patterns)
@@ -96,9 +106,9 @@ class PlotWeatherGrid:
             rows = np.flatnonzero(pattern == code)
             slots = np.flatnonzero(used[rows[0]])
             names = self._slot_station_json[np.ix_(rows, slots)]
-            numbers = np.char.mod("%.6g", weights[np.ix_(rows, slots)])
+            numbers = weights[np.ix_(rows, slots)].tolist()
             stations_json[rows] = ['["' + '","'.join(row) + '"]' for row in names.tolist()]
-            weights_json[rows] = ["[" + ",".join(row) + "]" for row in numbers.tolist()]
+            weights_json[rows] = ["[" + ",".join(map(repr, row)) + "]" for row in numbers]
         return stations_json, weights_json
 
 
@@ -181,7 +191,6 @@ def plot_weather_grid(
     passing_by_day = np.ascontiguousarray(passing.T)
     tables_by_day = {name: np.ascontiguousarray(table.T) for name, table in tables.items()}
     slots = [np.ascontiguousarray(slot_table[:, j]) for j in range(k)]
-    slot_weights = [np.ascontiguousarray(slot_weight[:, j]) for j in range(k)]
     values_by_day = {name: np.empty((len(days), len(plots))) for name in WEATHER_VARIABLES}
     n_used = np.zeros((len(days), len(plots)), dtype=np.int64)
     used = np.zeros((len(days), len(plots), k), dtype=bool)
@@ -194,11 +203,12 @@ def plot_weather_grid(
             used_slots.append(passes & (running <= max_stations))
         used[d] = np.stack(used_slots, axis=1)
         n_used[d] = np.minimum(running, max_stations)
+        day_weights = normalised_weights(used[d], slot_weight)  # what day_cells records
         for name in WEATHER_VARIABLES:
             column = tables_by_day[name][d]
             slot_values = [column[slots[j]] for j in range(k)]
             # a used station lacking the variable that day is left out of its weights
-            weights = [np.where(used_slots[j] & ~np.isnan(slot_values[j]), slot_weights[j], 0.0) for j in range(k)]
+            weights = [np.where(used_slots[j] & ~np.isnan(slot_values[j]), day_weights[:, j], 0.0) for j in range(k)]
             total = sum(weights)
             with np.errstate(invalid="ignore", divide="ignore"):
                 # normalise first: a lone station's weight is exactly 1, its value comes back exactly
@@ -225,9 +235,11 @@ def plot_weather(
 
     A station day counts only if `coverage >= min_coverage` and `qod >= min_qod` (NaN fails). Per plot
     and day the nearest `max_stations` counting stations are used (ties by station id), with weights
-    `1 / max(d, MIN_DISTANCE_KM) ** power` normalised to sum to 1. A variable is the weighted mean
-    `sum(w v) / sum(w)` over the stations used that have it, so one station lacking it that day (say
-    NaN rain from a broken gauge) leaves it to the others; if none has it, it is NaN.
+    `1 / max(d, MIN_DISTANCE_KM) ** power` normalised to sum to 1 (`normalised_weights`). A variable
+    is `sum((w_i / t) v_i)` over the stations used that have it, nearest first, `t` the sum of their
+    `w_i`, so one station lacking it that day (say NaN rain from a broken gauge) leaves it to the
+    others; if none has it, it is NaN. The weights recorded are these `w_i`, so the record recomputes
+    the value exactly.
 
     Output, sorted by `plot_id` and `day`: `plot_id`, `day`, `rain_mm`, `tmax_c`, `tmin_c`, `tmean_c`,
     `n_stations`, `stations` (station ids, nearest first) and `weights` (floats, same order), as
@@ -251,10 +263,9 @@ def plot_weather(
     plot_row, day_col = np.nonzero(grid.n_stations)  # plot-major: sorted by plot, then day
     if len(plot_row) == 0:
         return _empty()
-    entries_plot, entries_day, entries_slot = np.nonzero(grid.used.transpose(1, 0, 2))
-    weight = grid.slot_weight[entries_plot, entries_slot]
-    cell = entries_plot * len(days) + entries_day
-    total = np.bincount(cell, weight, minlength=len(grid.plot_ids) * len(days))[cell]
+    used = grid.used.transpose(1, 0, 2)  # plots x days x slots
+    entries_plot, entries_day, entries_slot = np.nonzero(used)
+    weight = normalised_weights(used, grid.slot_weight[:, None, :])[entries_plot, entries_day, entries_slot]
     offsets = np.r_[0, np.cumsum(grid.n_stations[plot_row, day_col])]
     result = {
         "plot_id": grid.plot_ids[plot_row],
@@ -262,6 +273,6 @@ def plot_weather(
         **{name: grid.values[name][plot_row, day_col] for name in WEATHER_VARIABLES},
         "n_stations": grid.n_stations[plot_row, day_col],
         "stations": _list_column(offsets, pa.array(grid.slot_station[entries_plot, entries_slot], pa.string())),
-        "weights": _list_column(offsets, pa.array(weight / total, pa.float64())),
+        "weights": _list_column(offsets, pa.array(weight, pa.float64())),
     }
     return pd.DataFrame(result)[list(PLOT_DAY_COLUMNS)]
