@@ -3,41 +3,67 @@ import uuid
 
 import pytest
 
+from microcrop_assets.resources import redis as redis_module
 from microcrop_assets.resources.redis import RateLimitTimeout, RedisResource
 
 from .conftest import REDIS_URL
 
 
-def _hammer(prefix: str, attempts: int, results) -> None:
-    limiter = RedisResource(url=REDIS_URL, key_prefix=prefix).rate_limiter("vendor", rate=10, per_seconds=3600)
-    results.put(sum(limiter.try_acquire() == 0 for _ in range(attempts)))
+class StoppedClock:
+    """Stands in for the `time` module in the limiter: time stands still and sleeps are recorded."""
+
+    def __init__(self):
+        self.slept = []
+
+    def monotonic(self) -> float:
+        return 100.0
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def _hammer(prefix: str, attempts: int, start, results) -> None:
+    resource = RedisResource(url=REDIS_URL, key_prefix=prefix)
+    limiter = resource.rate_limiter("vendor", rate=10, per_seconds=3600)
+    start.wait(60)  # both processes are up and connected: they ask together, not one after the other
+    began = resource.client.incr(f"{prefix}:ticket")
+    granted = sum(limiter.try_acquire() == 0 for _ in range(attempts))
+    ended = resource.client.incr(f"{prefix}:ticket")
+    results.put((granted, began, ended))
 
 
 def test_rate_limit_holds_across_two_processes():
-    # 10 tokens, refilled at 10 an hour: two processes asking 60 times each may get 10 in all
+    # 10 tokens, refilled at 10 an hour: two processes asking 60 times each, at the same time, may
+    # get 10 in all. A read-then-write bucket (not one atomic script) hands out more here.
     prefix = f"mctest-{uuid.uuid4().hex[:8]}"
-    results = multiprocessing.get_context("spawn").Queue()
-    workers = [
-        multiprocessing.get_context("spawn").Process(target=_hammer, args=(prefix, 60, results)) for _ in range(2)
-    ]
+    spawn = multiprocessing.get_context("spawn")
+    results, start = spawn.Queue(), spawn.Barrier(2)
+    workers = [spawn.Process(target=_hammer, args=(prefix, 60, start, results)) for _ in range(2)]
     for worker in workers:
         worker.start()
+    outcomes = [results.get(timeout=90) for _ in workers]
     for worker in workers:
-        worker.join(60)
-    grants = [results.get(timeout=5) for _ in workers]
-    assert sum(grants) == 10
-    RedisResource(url=REDIS_URL, key_prefix=prefix).client.delete(f"{prefix}:ratelimit:vendor")
+        worker.join(10)
+    assert sum(granted for granted, _, _ in outcomes) == 10, outcomes
+    # the loops overlapped: each began (tickets 1 and 2) before either ended (tickets 3 and 4)
+    assert sorted(began for _, began, _ in outcomes) == [1, 2], outcomes
+    RedisResource(url=REDIS_URL, key_prefix=prefix).client.delete(f"{prefix}:ratelimit:vendor", f"{prefix}:ticket")
 
 
 @pytest.mark.parametrize("url", [REDIS_URL, None], ids=["redis", "in-process"])
-def test_limiter_reports_wait_and_times_out(url):
+def test_limiter_reports_wait_and_times_out(url, monkeypatch):
     resource = RedisResource(url=url, key_prefix=f"mctest-{uuid.uuid4().hex[:8]}")
     limiter = resource.rate_limiter("pinata", rate=2, per_seconds=60)
-    assert limiter.acquire() == pytest.approx(0, abs=0.5) and limiter.try_acquire() == 0
+    clock = StoppedClock()
+    monkeypatch.setattr(redis_module, "time", clock)  # acquire's own clock and sleep, not the bucket's
+    assert limiter.acquire() == 0.0 and clock.slept == []  # a full bucket grants without waiting
+    assert float(resource.client.hget(limiter.key, "tokens")) == 1.0  # of 2
+    assert limiter.try_acquire() == 0
     wait = limiter.try_acquire()
     assert 0 < wait <= 30  # the next token is half a minute away at most
     with pytest.raises(RateLimitTimeout, match="pinata"):
         limiter.acquire(timeout=1)
+    assert clock.slept == []  # refused at once: the wait exceeds the timeout
     with pytest.raises(ValueError, match="capacity"):
         limiter.try_acquire(tokens=3)
 
