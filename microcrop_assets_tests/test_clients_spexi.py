@@ -5,6 +5,7 @@ import hashlib
 import io
 import logging
 
+import httpx
 import pytest
 import rasterio
 
@@ -203,3 +204,36 @@ def test_download_gives_up_when_every_transfer_is_truncated(sandbox, client, com
         client.download_order(order_id, target)
     assert caught.value.status in (None, 200) and f"/orders/{order_id}/download" in str(caught.value)
     assert list(tmp_path.iterdir()) == []  # neither the target nor a partial temp file
+
+
+# -- a POST that may have reached the vendor is never repeated ---------------------------------------
+
+ORDERS = ("POST", "/spexi/developer-api/api/v1/orders")
+
+
+def test_an_order_whose_answer_is_dropped_is_not_placed_twice(sandbox, client):
+    placed = sandbox.sandbox.faults.handled
+    before = placed[ORDERS]
+    sandbox.set_faults(drop_after_handling=1, paths=("/spexi/",))
+    with pytest.raises(VendorUnavailable) as caught:
+        client.create_order(**PLOT, resolution_meters=2.0)
+    assert caught.value.status is None and isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+    assert placed[ORDERS] - before == 1  # the vendor placed it once; the client did not ask again
+
+    # the same fault on a GET is retried: repeating a read is harmless
+    order = client.create_order(**PLOT, resolution_meters=2.0)
+    path = ("GET", f"/spexi/developer-api/api/v1/orders/{order.order_id}")
+    sandbox.set_faults(drop_after_handling=1, paths=("/spexi/",))
+    assert client.order_status(order.order_id).order_id == order.order_id
+    assert placed[path] == 2 and placed[ORDERS] - before == 2
+
+
+def test_an_order_whose_answer_times_out_is_not_placed_twice(sandbox, redis_resource):
+    impatient = spexi(sandbox, redis_resource, read_timeout_seconds=0.3)
+    placed = sandbox.sandbox.faults.handled
+    before = placed[ORDERS]
+    sandbox.set_faults(hold_response_ms=1500, paths=("/spexi/",))
+    with pytest.raises(VendorUnavailable) as caught:
+        impatient.create_order(**PLOT, resolution_meters=2.0)
+    assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
+    assert placed[ORDERS] - before == 1

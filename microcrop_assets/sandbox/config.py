@@ -49,6 +49,10 @@ class Faults:
     paths: tuple[str, ...] = ()
     fail_next: int = 0  # the next N matching requests answer fail_next_status
     fail_next_status: int = 503
+    # the next N matching requests are handled in full (an order is placed), then the connection
+    # closes after the status line, before the body: the client cannot tell whether the vendor acted
+    drop_after_handling: int = 0
+    hold_response_ms: int = 0  # answers leave this long after the request was handled (read timeouts)
     # share of station days on which a station's rain counter resets (a world property, kept here
     # because resets are what a client must survive)
     counter_reset_share: float = 1 / 30
@@ -60,7 +64,7 @@ class Faults:
                 raise ValueError(f"fault knob {name}={value!r} must be a share between 0 and 1")
         if self.share_5xx + self.share_429 > 1:
             raise ValueError(f"share_5xx + share_429 = {self.share_5xx + self.share_429} exceeds 1")
-        for name in ("latency_ms", "retry_after_s", "fail_next"):
+        for name in ("latency_ms", "retry_after_s", "fail_next", "drop_after_handling", "hold_response_ms"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"fault knob {name}={value!r} must be a whole number >= 0")

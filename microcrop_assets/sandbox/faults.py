@@ -1,5 +1,6 @@
 """Fault injection in front of every vendor route: latency, 5xx, 429 with Retry-After, malformed JSON,
-truncated downloads, and "fail the next N requests".
+truncated downloads, "fail the next N requests", and answers lost after the request was handled
+(connection dropped, or held past the client's read timeout).
 
 Faults apply to requests whose path starts with one of `Faults.paths` (every vendor path when empty;
 never /_sandbox/). Share-based faults draw from a sequence seeded by the sandbox seed and the number of
@@ -9,6 +10,7 @@ the matching request since the knobs were last set, so the same requests see the
 import asyncio
 import json
 import threading
+from collections import Counter
 
 from microcrop_assets.sandbox.config import Faults
 from microcrop_assets.sandbox.errors import error_body, reason
@@ -24,13 +26,25 @@ class FaultState:
         self.seed = seed
         self.configured = faults
         self._lock = threading.Lock()
+        # (method, path) -> requests that reached the vendor's handler, faults or not: what the vendor
+        # acted on (say orders placed), for tests that a client never repeats a request that may have
+        self.handled: Counter[tuple[str, str]] = Counter()
         self.set(faults)
 
     def set(self, faults: Faults) -> None:
         with self._lock:
             self.faults = faults
             self._remaining_failures = faults.fail_next
+            self._remaining_drops = faults.drop_after_handling
             self._sequence = 0
+
+    def take_drop(self) -> bool:
+        """Whether this handled request's answer is to be dropped (one of the next N)."""
+        with self._lock:
+            if self._remaining_drops > 0:
+                self._remaining_drops -= 1
+                return True
+            return False
 
     def update(self, **knobs) -> Faults:
         """Knobs given are set, the others return to their configured values; the sequence restarts."""
@@ -73,6 +87,8 @@ class FaultMiddleware:
         path = scope["path"]
         decision = self.state.decide(path)
         if decision is None:
+            if not path.startswith(CONTROL_PREFIX):
+                self.state.handled[(scope["method"], path)] += 1
             await self.app(scope, receive, send)
             return
         faults, status, number = decision
@@ -86,6 +102,11 @@ class FaultMiddleware:
             send = _Corrupting(send, "malformed")
         elif unit(seed, "fault-truncated", number) < faults.share_truncated:
             send = _Corrupting(send, "truncated")
+        if self.state.take_drop():
+            send = _Lost(send, hold_ms=0, drop=True)
+        elif faults.hold_response_ms:
+            send = _Lost(send, hold_ms=faults.hold_response_ms, drop=False)
+        self.state.handled[(scope["method"], path)] += 1
         await self.app(scope, receive, send)
 
 
@@ -149,3 +170,21 @@ class _Corrupting:
             return
         self.sent += len(body)
         await self.send(message)
+
+
+class _Lost:
+    """Wraps `send` of a request the vendor handles in full: its answer waits `hold_ms` first, and
+    with `drop` only the status line goes out: the server closes the connection of a response that
+    never completed, and the client sees the connection drop after its request was acted on."""
+
+    def __init__(self, send, hold_ms: int, drop: bool):
+        self.send = send
+        self.hold_ms = hold_ms
+        self.drop = drop
+
+    async def __call__(self, message):
+        if message["type"] == "http.response.start":
+            await asyncio.sleep(self.hold_ms / 1000)
+            await self.send(message)
+        elif not self.drop:
+            await self.send(message)
