@@ -191,3 +191,28 @@ def test_plots_import_command(clean_plots, tmp_path, monkeypatch, capsys):
     assert "crop='banana': unknown crop" in capsys.readouterr().err
     assert cli(["plots", "import", str(DEMO_PLOTS)]) == 0
     assert "0 inserted, 0 updated, 12 unchanged" in capsys.readouterr().out
+
+
+def table_bytes(db) -> list[str]:
+    """Every column of every plot row as PostgreSQL prints it: equal means byte-identical."""
+    return db.read_frame("SELECT p::text AS row FROM plots p ORDER BY plot_id")["row"].tolist()
+
+
+def test_a_write_failing_inside_the_transaction_changes_nothing(clean_plots):
+    """Parsing accepts the file; the database refuses its last row (a CHECK constraint) after the
+    rows before it were written: the store's own transaction must leave the table as it was."""
+    store_plots(clean_plots, parse_plots(DEMO_PLOTS.read_text(), "demo"), "demo")
+    before = table_bytes(clean_plots)
+    document = json.loads(DEMO_PLOTS.read_text())
+    document["features"] = document["features"][:10]  # two plots would become inactive
+    for item in document["features"][:9]:
+        item["properties"]["sum_insured_usdc"] = "777"  # nine plots would be updated
+    document["features"].append(feature(plot_id="ZZ-NEW"))  # and one inserted
+    upload = parse_plots(json.dumps(document), "upload.geojson")
+    # the last row in key order breaks plots_max_payout_within_sum_insured, which only the database checks
+    last = upload["plot_id"].idxmax()
+    assert upload.loc[last, "plot_id"] == "ZZ-NEW"
+    upload.loc[last, "max_payout_micro_usdc"] = upload.loc[last, "sum_insured_micro_usdc"] + 1
+    with pytest.raises(sa.exc.IntegrityError, match="plots_max_payout_within_sum_insured"):
+        store_plots(clean_plots, upload, "upload.geojson")
+    assert table_bytes(clean_plots) == before
