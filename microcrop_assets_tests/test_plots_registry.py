@@ -7,8 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 from microcrop_assets.cli import main as cli
-from microcrop_assets.plots.assets import DEMO_PLOTS, plots
+from microcrop_assets.plots.assets import DEMO_PLOTS, plots, read_source
 from microcrop_assets.plots.registry import PlotsFileError, parse_plots, store_plots
+from microcrop_assets.resources.minio import ChecksumMismatch
 
 SQUARE = [[34.70, 0.20], [34.7015, 0.20], [34.7015, 0.2012], [34.70, 0.2012], [34.70, 0.20]]
 
@@ -179,6 +180,20 @@ def test_plots_asset_materializes_from_object_store(clean_plots, s3_store):
     assert check.passed
     with clean_plots.begin() as conn:
         assert conn.scalar(sa.text("SELECT count(*) FROM plots WHERE active")) == 12
+
+
+def test_an_operator_upload_without_sha256_is_read_but_a_tampered_one_is_not(s3_store):
+    # uploaded with any S3 tool: no sha256 metadata, accepted (each plot's content is hashed on import)
+    s3_store._s3.put_object(Bucket=s3_store.bucket, Key="registry/console.geojson", Body=DEMO_PLOTS.read_bytes())
+    assert read_source(f"s3://{s3_store.bucket}/registry/console.geojson", s3_store) == DEMO_PLOTS.read_bytes()
+    # written through the store, then altered behind its back: refused
+    s3_store.put("registry/plots.geojson", DEMO_PLOTS.read_bytes())
+    recorded = s3_store.head("registry/plots.geojson").sha256
+    s3_store._s3.put_object(
+        Bucket=s3_store.bucket, Key="registry/plots.geojson", Body=b"{}", Metadata={"sha256": recorded}
+    )
+    with pytest.raises(ChecksumMismatch, match="registry/plots.geojson"):
+        read_source(f"s3://{s3_store.bucket}/registry/plots.geojson", s3_store)
 
 
 def test_plots_import_command(clean_plots, tmp_path, monkeypatch, capsys):

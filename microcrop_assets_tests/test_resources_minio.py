@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from microcrop_assets.resources.minio import ChecksumMismatch, ObjectNotFound, validate_key
+from microcrop_assets.resources.minio import ChecksumMismatch, ObjectNotFound, UnverifiedObject, validate_key
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -47,24 +47,58 @@ def test_streamed_upload_larger_than_multipart_threshold(store):
         assert etag.strip('"').endswith("-3")  # three 5 MiB parts: really a multipart upload
 
 
+def tamper(store, key: str, data: bytes) -> None:
+    """Replace an object's bytes behind the store's back, keeping its recorded sha256."""
+    if store.is_local:
+        (store._root / key).write_bytes(data)
+    else:
+        recorded = store.head(key).sha256
+        store._s3.put_object(Bucket=store.bucket, Key=key, Body=data, Metadata={"sha256": recorded})
+
+
 def test_tampered_object_fails_verification(store, tmp_path):
     store.put("proofs/p.json", b'{"payout": 1}')
-    if store.is_local:
-        (store._root / "proofs/p.json").write_bytes(b'{"payout": 9}')
-    else:
-        store._s3.put_object(
-            Bucket=store.bucket,
-            Key="proofs/p.json",
-            Body=b'{"payout": 9}',
-            Metadata={"sha256": hashlib.sha256(b'{"payout": 1}').hexdigest()},
-        )
+    tamper(store, "proofs/p.json", b'{"payout": 9}')
     with pytest.raises(ChecksumMismatch, match="proofs/p.json"):
         store.get_bytes("proofs/p.json")
-    target = tmp_path / "p.json"
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
     with pytest.raises(ChecksumMismatch):
-        store.download("proofs/p.json", target)
-    assert not target.exists()  # a failed verification never leaves a file behind
+        store.download("proofs/p.json", downloads / "p.json")
+    assert list(downloads.iterdir()) == []  # a failed verification leaves neither the file nor a temp file
     assert store.get_bytes("proofs/p.json", verify=False) == b'{"payout": 9}'
+
+
+def put_unrecorded(store, key: str, data: bytes) -> None:
+    """An object written by another tool: no sha256 metadata."""
+    if store.is_local:
+        path = store._root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    else:
+        store._s3.put_object(Bucket=store.bucket, Key=key, Body=data)
+
+
+def test_an_object_without_sha256_is_refused_unless_accepted_on_purpose(store, tmp_path):
+    put_unrecorded(store, "proofs/unrecorded.json", b'{"payout": 5}')
+    assert store.head("proofs/unrecorded.json").sha256 is None
+    with pytest.raises(UnverifiedObject, match="'proofs/unrecorded.json'.*no sha256 metadata"):
+        store.get_bytes("proofs/unrecorded.json")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    with pytest.raises(UnverifiedObject):
+        store.download("proofs/unrecorded.json", downloads / "p.json")
+    assert list(downloads.iterdir()) == []
+    assert store.get_bytes("proofs/unrecorded.json", accept_unrecorded=True) == b'{"payout": 5}'
+    assert store.get_bytes("proofs/unrecorded.json", verify=False) == b'{"payout": 5}'
+    # accepting unrecorded objects still checks the ones that are recorded
+    store.put("proofs/recorded.json", b'{"payout": 1}')
+    tamper(store, "proofs/recorded.json", b'{"payout": 9}')
+    with pytest.raises(ChecksumMismatch):
+        store.get_bytes("proofs/recorded.json", accept_unrecorded=True)
+    # put again through the store, it verifies
+    store.put("proofs/unrecorded.json", b'{"payout": 5}')
+    assert store.get_bytes("proofs/unrecorded.json") == b'{"payout": 5}'
 
 
 def test_exists_list_delete(store):

@@ -3,6 +3,10 @@
 Every object carries the sha256 of its bytes in its metadata, so a read can prove it got what was
 written (imagery and proofs are evidence for payouts). Writes stream: a large raster is hashed
 and uploaded in bounded chunks, never held whole in memory.
+
+An object without sha256 metadata (put there by another tool) cannot be verified, so a verifying
+read refuses it (UnverifiedObject) unless the caller accepts it unrecorded (`accept_unrecorded`,
+for operator uploads that are checked otherwise) or does not verify at all (`verify=False`).
 """
 
 import hashlib
@@ -42,6 +46,10 @@ class ObjectNotFound(ObjectStoreError):
 
 class ChecksumMismatch(ObjectStoreError):
     pass
+
+
+class UnverifiedObject(ObjectStoreError):
+    """A verifying read of an object that has no sha256 metadata to verify against."""
 
 
 @dataclass(frozen=True)
@@ -238,9 +246,16 @@ class ObjectStoreResource(dg.ConfigurableResource):
             return False
         return True
 
-    def iter_chunks(self, key: str, verify: bool = True) -> Iterator[bytes]:
-        """Stream an object's bytes; with `verify`, raise ChecksumMismatch at the end if they differ."""
+    def iter_chunks(self, key: str, verify: bool = True, accept_unrecorded: bool = False) -> Iterator[bytes]:
+        """Stream an object's bytes; with `verify`, raise ChecksumMismatch at the end if they differ
+        from the recorded sha256, and UnverifiedObject before any byte if none is recorded (unless
+        `accept_unrecorded`)."""
         info = self.head(key)
+        if verify and info.sha256 is None and not accept_unrecorded:
+            raise UnverifiedObject(
+                f"object {key!r} in {self.describe()} has no sha256 metadata (not written by this store), so "
+                "its bytes cannot be verified; put it again through the store, or read it unverified on purpose"
+            )
         writer = _VerifyingWriter(key, info.sha256)
         if self.is_local:
             with open(self._local_path(key), "rb") as handle:
@@ -252,23 +267,25 @@ class ObjectStoreResource(dg.ConfigurableResource):
                 yield writer.feed(block)
         writer.check(verify)
 
-    def get_bytes(self, key: str, verify: bool = True) -> bytes:
-        return b"".join(self.iter_chunks(key, verify))
+    def get_bytes(self, key: str, verify: bool = True, accept_unrecorded: bool = False) -> bytes:
+        return b"".join(self.iter_chunks(key, verify, accept_unrecorded))
 
-    def download(self, key: str, dest: str | os.PathLike | BinaryIO, verify: bool = True) -> StoredObject:
+    def download(
+        self, key: str, dest: str | os.PathLike | BinaryIO, verify: bool = True, accept_unrecorded: bool = False
+    ) -> StoredObject:
         """Copy an object to a path or stream. A path is written only once the checksum holds."""
         if isinstance(dest, str | os.PathLike):
             target = Path(dest)
             with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
                 try:
-                    for block in self.iter_chunks(key, verify):
+                    for block in self.iter_chunks(key, verify, accept_unrecorded):
                         tmp.write(block)
                 except BaseException:
                     os.unlink(tmp.name)
                     raise
             os.replace(tmp.name, target)
         else:
-            for block in self.iter_chunks(key, verify):
+            for block in self.iter_chunks(key, verify, accept_unrecorded):
                 dest.write(block)
         return self.head(key)
 
