@@ -18,7 +18,8 @@ PHYSICAL_RANGES = {
 def _implausible(readings: pd.DataFrame, column: str) -> np.ndarray:
     low, high = PHYSICAL_RANGES[column]
     values = readings[column].to_numpy(dtype=float, na_value=np.nan)
-    return (values < low) | (values > high)  # NaN compares False: missing is not implausible
+    # NaN compares False: missing is not implausible; an infinite value is, even without an upper limit
+    return (values < low) | (values > high) | np.isinf(values)
 
 
 def out_of_range_counts(readings: pd.DataFrame) -> dict[str, int]:
