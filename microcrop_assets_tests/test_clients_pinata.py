@@ -1,4 +1,11 @@
-"""PinataResource against the sandbox: pins whose CIDs match the local computation, v3 uploads, unpinning."""
+"""PinataResource against the sandbox: pins whose CIDs match the local computation, v3 uploads, unpinning.
+
+The sandbox computes the CID of what it pins with microcrop_assets.proofs.cid, the same code as the
+"local computation" here: those equalities prove that the client sends the bytes and options it should
+and reads the answer back, not that the CIDs are right. The CIDs themselves are checked against an
+independent oracle, the official JS importer's vectors (data/cid_vectors.txt, test_proofs_cid.py),
+and `test_pins_carry_the_js_importer_cids` below pins those vector inputs and compares with them.
+"""
 
 import io
 import json
@@ -11,6 +18,7 @@ from microcrop_assets.resources.pinata import PinataResource, check_keyvalues, d
 from microcrop_assets.sandbox.testing import running_sandbox
 
 from .fixtures_clients import pinata
+from .test_proofs_cid import DIRECTORY_VECTORS, js_importer_cid, pattern_bytes
 
 # larger than one 256 KiB chunk, so the CID is of a real UnixFS tree, not a single block
 EVIDENCE = bytes(range(256)) * 2500 + b"tail"
@@ -77,6 +85,19 @@ def test_file_pin_cid_equals_the_local_computation(client, cid_version, tmp_path
     assert client.pin_file("again.bin", path, cid_version=cid_version).cid == expected
     again = client.pin_file("stream.bin", ForwardOnly(EVIDENCE), cid_version=cid_version)
     assert again.cid == expected and again.is_duplicate
+
+
+@pytest.mark.parametrize(("cid_version", "section"), [(0, "kubo-default v0"), (1, "kubo --cid-version=1")])
+def test_pins_carry_the_js_importer_cids(client, cid_version, section):
+    inputs = {
+        "hello world\\n": b"hello world\n",
+        "zeros_262145": bytes(262145),  # two chunks: a UnixFS tree
+        "pattern_1MiB(i%256)": pattern_bytes(1_048_576, 256),
+    }
+    for name, data in inputs.items():
+        assert client.pin_file("vector.bin", data, cid_version=cid_version).cid == js_importer_cid(section, name)
+    _, files, version, _, cid, _ = next(v for v in DIRECTORY_VECTORS if v[0] == "report" and v[2] == cid_version)
+    assert client.pin_directory(files, cid_version=version).cid == cid
 
 
 @pytest.mark.parametrize("cid_version", [0, 1])

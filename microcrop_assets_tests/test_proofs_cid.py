@@ -66,6 +66,12 @@ def load_vectors() -> list:
 FILE_VECTORS = load_vectors()
 
 
+def js_importer_cid(section: str, name: str) -> str:
+    """The CID the JS importer gave input `name` in `section` of the vector file: the independent
+    oracle for pins (the sandbox computes its CIDs with our own proofs.cid)."""
+    return next(v.values[3] for v in FILE_VECTORS if v.values[:2] == (section, name))
+
+
 def test_vector_file_covers_every_section():
     sections = [vector.values[0] for vector in FILE_VECTORS]
     assert {section: sections.count(section) for section in SECTION_SETTINGS} == dict.fromkeys(SECTION_SETTINGS, 8)

@@ -1,4 +1,10 @@
-"""The Pinata simulator over real HTTP: pins under their true CID, gateway, listings, auth, rate limits."""
+"""The Pinata simulator over real HTTP: pins under their true CID, gateway, listings, auth, rate limits.
+
+The simulator computes CIDs with microcrop_assets.proofs.cid, so comparing its answers with
+`file_cid`/`directory_cid` compares that code with itself: it checks the routes, not the CIDs.
+`test_pinned_cids_are_the_js_importer_vectors` compares with the independent oracle, the official
+JS importer's vectors (data/cid_vectors.txt).
+"""
 
 import json
 import os
@@ -10,6 +16,7 @@ from microcrop_assets.proofs.cid import directory_cid, file_cid
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
 from .conftest import SANDBOX_NOW as NOW
+from .test_proofs_cid import js_importer_cid
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +85,14 @@ def test_pinned_bytes_come_back_under_the_cid_ipfs_computes(sandbox, client, ver
     assert served.status_code == 200 and served.content == payload
     again = pin_file(client, [("claim.bin", payload, "application/octet-stream")], {"cidVersion": version})
     assert again.json()["isDuplicate"] is True and again.json()["IpfsHash"] == answer["IpfsHash"]
+
+
+@pytest.mark.parametrize(("version", "section"), [(0, "kubo-default v0"), (1, "kubo --cid-version=1")])
+def test_pinned_cids_are_the_js_importer_vectors(sandbox, client, version, section):
+    for name, data in (('{"a":1}', b'{"a":1}'), ("zeros_262145", bytes(262145))):
+        answer = pin_file(client, [("v.bin", data, "application/octet-stream")], {"cidVersion": version}).json()
+        assert answer["IpfsHash"] == js_importer_cid(section, name)
+        assert httpx.get(f"{sandbox.gateway_url}/{answer['IpfsHash']}").content == data
 
 
 def test_folder_pin_is_the_directory_cid_and_paths_resolve(sandbox, client):
