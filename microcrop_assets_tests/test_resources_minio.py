@@ -56,16 +56,21 @@ def tamper(store, key: str, data: bytes) -> None:
         store._s3.put_object(Bucket=store.bucket, Key=key, Body=data, Metadata={"sha256": recorded})
 
 
+def assert_download_refused(store, key: str, tmp_path, error: type[Exception]) -> None:
+    """A refused download leaves nothing in the target's folder: neither the file nor a temp file."""
+    downloads = tmp_path / "downloads"
+    downloads.mkdir(exist_ok=True)
+    with pytest.raises(error):
+        store.download(key, downloads / "copy.json")
+    assert list(downloads.iterdir()) == []
+
+
 def test_tampered_object_fails_verification(store, tmp_path):
     store.put("proofs/p.json", b'{"payout": 1}')
     tamper(store, "proofs/p.json", b'{"payout": 9}')
     with pytest.raises(ChecksumMismatch, match="proofs/p.json"):
         store.get_bytes("proofs/p.json")
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    with pytest.raises(ChecksumMismatch):
-        store.download("proofs/p.json", downloads / "p.json")
-    assert list(downloads.iterdir()) == []  # a failed verification leaves neither the file nor a temp file
+    assert_download_refused(store, "proofs/p.json", tmp_path, ChecksumMismatch)
     assert store.get_bytes("proofs/p.json", verify=False) == b'{"payout": 9}'
 
 
@@ -84,11 +89,7 @@ def test_an_object_without_sha256_is_refused_unless_accepted_on_purpose(store, t
     assert store.head("proofs/unrecorded.json").sha256 is None
     with pytest.raises(UnverifiedObject, match="'proofs/unrecorded.json'.*no sha256 metadata"):
         store.get_bytes("proofs/unrecorded.json")
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    with pytest.raises(UnverifiedObject):
-        store.download("proofs/unrecorded.json", downloads / "p.json")
-    assert list(downloads.iterdir()) == []
+    assert_download_refused(store, "proofs/unrecorded.json", tmp_path, UnverifiedObject)
     assert store.get_bytes("proofs/unrecorded.json", accept_unrecorded=True) == b'{"payout": 5}'
     assert store.get_bytes("proofs/unrecorded.json", verify=False) == b'{"payout": 5}'
     # accepting unrecorded objects still checks the ones that are recorded
