@@ -127,7 +127,8 @@ def load_scenario(path: str | Path) -> Scenario:
 def parse_scenario(document: Any, source: str = "scenario") -> Scenario:
     if not isinstance(document, dict) or not isinstance(document.get("events"), list):
         raise ScenarioError(f'{source}: expected an object {{"events": [...]}}, got {_short(document)}')
-    unknown = sorted(set(document) - {"events", "description", "name"})
+    # "season" (the season demo's own window, see microcrop_assets/season) is not the sandbox's business
+    unknown = sorted(set(document) - {"events", "description", "name", "season"})
     if unknown:
         raise ScenarioError(f"{source}: unknown top-level key(s) {unknown}")
     events = tuple(_parse_event(raw, f"{source}: events[{index}]") for index, raw in enumerate(document["events"]))

@@ -475,10 +475,42 @@ class World:
 
 
 def crop_condition(world: World, lon: float, lat: float, crop: str, sowing: dt.date, day: dt.date) -> float:
-    """Canopy condition 0..1 of a plot on a day: a green-up / senescence curve from the sowing date and
-    the crop calendar, times a water factor from the trailing 30-day rain and a heat factor.
+    """Canopy condition 0..1 of a plot on a day (see crop_conditions)."""
+    return float(crop_conditions(world, lon, lat, crop, sowing, day, day)[0])
 
-    The season repeats every year on the sowing date's month and day."""
+
+def crop_conditions(
+    world: World, lon: float, lat: float, crop: str, sowing: dt.date, first: dt.date, last: dt.date
+) -> np.ndarray:
+    """Canopy condition 0..1 of a plot on each day of [first, last]: a green-up / senescence curve from
+    the sowing date and the crop calendar, times a water factor from the trailing 30-day rain and a
+    heat factor. The season repeats every year on the sowing date's month and day.
+
+    This is the sandbox's ground truth: imagery renders it, and the season report measures basis risk
+    against it. One weather query serves every day of the range."""
+    weather = world.point_weather(lon, lat, first - dt.timedelta(days=29), last)
+    weather_first = max(first - dt.timedelta(days=29), world.start)
+    conditions = []
+    for offset in range((last - first).days + 1):
+        day = first + dt.timedelta(days=offset)
+        green = _green(crop, sowing, day)
+        end = (day - weather_first).days + 1
+        if end <= 0:
+            conditions.append(round(green, 4))
+            continue
+        rain, tmax = weather["rain"][max(end - 30, 0) : end], weather["tmax"][max(end - 30, 0) : end]
+        rain_30d = float(rain.sum())
+        water = 0.4 + 0.6 * min(1.0, max(0.0, (rain_30d - 10) / 50))
+        heat_days = int((tmax[-14:] > 35).sum())
+        heat = max(0.5, 1 - 0.04 * heat_days)
+        waterlogged = 0.75 if (rain[-14:] > 150).any() else 1.0
+        # bare soil is not stressed: only the green part of the canopy responds to the weather
+        conditions.append(round(0.05 + (green - 0.05) * water * heat * waterlogged, 4))
+    return np.array(conditions)
+
+
+def _green(crop: str, sowing: dt.date, day: dt.date) -> float:
+    """The unstressed canopy on a day of the season that began on the sowing date's month and day."""
     season_start = sowing.replace(year=day.year)
     if season_start > day:
         season_start = season_start.replace(year=day.year - 1)
@@ -486,20 +518,9 @@ def crop_condition(world: World, lon: float, lat: float, crop: str, sowing: dt.d
     stages = CROP_CALENDARS.get(crop, CROP_CALENDARS["maize"])
     flowering, maturity, senescence = stages["flowering"], stages["maturity"], stages["senescence"]
     if age < flowering:
-        green = 0.05 + 0.9 / (1 + math.exp(-(age - 0.5 * flowering) / (0.12 * flowering)))
-    elif age < maturity:
-        green = 0.95
-    elif age < senescence:
-        green = 0.95 - 0.4 * (age - maturity) / (senescence - maturity)
-    else:
-        green = max(0.05, 0.55 - 0.5 * (age - senescence) / 25)
-    weather = world.point_weather(lon, lat, day - dt.timedelta(days=29), day)
-    if len(weather["rain"]) == 0:
-        return round(green, 4)
-    rain_30d = float(weather["rain"].sum())
-    water = 0.4 + 0.6 * min(1.0, max(0.0, (rain_30d - 10) / 50))
-    heat_days = int((weather["tmax"][-14:] > 35).sum())
-    heat = max(0.5, 1 - 0.04 * heat_days)
-    waterlogged = 0.75 if (weather["rain"][-14:] > 150).any() else 1.0
-    # bare soil is not stressed: only the green part of the canopy responds to the weather
-    return round(0.05 + (green - 0.05) * water * heat * waterlogged, 4)
+        return 0.05 + 0.9 / (1 + math.exp(-(age - 0.5 * flowering) / (0.12 * flowering)))
+    if age < maturity:
+        return 0.95
+    if age < senescence:
+        return 0.95 - 0.4 * (age - maturity) / (senescence - maturity)
+    return max(0.05, 0.55 - 0.5 * (age - senescence) / 25)
