@@ -168,4 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m microcrop_assets.cli`: run the imported module's main, whose UserError is the class
+    # other modules raise (this file's __main__ copy would be a different class)
+    from microcrop_assets.cli import main as package_main
+
+    sys.exit(package_main())

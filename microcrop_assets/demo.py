@@ -37,7 +37,8 @@ _LOG_LINE = re.compile(
     r" - dagster - \w+ - \S+ - [0-9a-f-]{36} - (?:\d+ - )?(?P<step>\w+) - (?:(?P<event>[A-Z_]+) - )?(?P<text>.*)$"
 )
 _DAY_DONE = re.compile(r"^\d{4}-\d{2}-\d{2}: ")  # weather_readings logs one line per finished day
-# "module.ErrorClass: message" lines of the traceback printed after STEP_FAILURE; the last one is the cause
+# "module.ErrorClass: message" lines of the traceback printed after STEP_FAILURE: the first one after
+# Dagster's own wrapper is the error the step raised
 _ERROR_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*(?P<kind>[A-Za-z_]\w*): (?P<message>.+)$")
 
 
@@ -59,7 +60,7 @@ class StageProgress:
     def feed(self, line: str) -> None:
         match = _LOG_LINE.search(line)
         if not match:
-            error = _ERROR_LINE.match(line.strip()) if self.failed_step else None
+            error = _ERROR_LINE.match(line.strip()) if self.failed_step and not self.failure else None
             if error and error["kind"] != "DagsterExecutionStepExecutionError":
                 self.failure = f"{error['kind']}: {error['message']}"
             return
