@@ -52,6 +52,7 @@ def generate(seed: int = SEED, per_region: int = PLOTS_PER_REGION) -> dict:
             east, north = round(lon + width / 2, 6), round(lat + height / 2, 6)
             crop = str(gen.choice([c for c, _ in CROPS], p=[p for _, p in CROPS]))
             sum_insured = int(gen.integers(6, 21)) * 50
+            sowing = SOWING_FIRST + dt.timedelta(days=int(gen.integers(0, SOWING_SPREAD_DAYS)))
             features.append(
                 {
                     "type": "Feature",
@@ -60,7 +61,7 @@ def generate(seed: int = SEED, per_region: int = PLOTS_PER_REGION) -> dict:
                         "policy_id": f"POL-2025-S{number:04d}",
                         "farmer_address": "0x" + token(seed, "farmer", code, index, length=40),
                         "crop": crop,
-                        "sowing_date": (SOWING_FIRST + dt.timedelta(days=int(gen.integers(0, SOWING_SPREAD_DAYS)))).isoformat(),
+                        "sowing_date": sowing.isoformat(),
                         "season_end": SEASON_END.isoformat(),
                         "sum_insured_usdc": str(sum_insured),
                         "max_payout_usdc": str(sum_insured),
