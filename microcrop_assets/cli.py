@@ -7,6 +7,7 @@ means a bug. A subcommand raises `UserError` for its own checks; the library err
 """
 
 import argparse
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -49,10 +50,18 @@ def expected_error(error: BaseException) -> str | None:
 
 def _resources(*keys: str) -> dict:
     """The named resources as bound in Definitions, with EnvVars resolved (Dagster does that only in runs)."""
+    import dagster as dg
+
     from microcrop_assets.definitions import build_resources
 
     bound = build_resources()
-    return {key: bound[key].process_config_and_initialize() for key in keys}
+    try:
+        return {key: bound[key].process_config_and_initialize() for key in keys}
+    except dg.DagsterInvalidConfigError as error:  # a vendor key or another required setting is unset
+        unset = re.findall(r'environment variable "(\w+)" which is not set', str(error))
+        if not unset:
+            raise
+        raise UserError(f"environment variable {', '.join(unset)} is not set (see README, Configuration)") from None
 
 
 def cmd_plots_import(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from microcrop_assets import settings
-from microcrop_assets.cli import expected_error
+from microcrop_assets.cli import UserError, _resources, expected_error
 from microcrop_assets.cli import main as cli
 from microcrop_assets.proofs.cid import file_cid
 from microcrop_assets.resources.http import VendorUnavailable
@@ -148,6 +148,13 @@ def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path):
     assert one_line_error(done.stderr) == (
         "microcrop plots: environment variable WEATHERXM_RATE_LIMIT_PER_MINUTE='sixty' is not a whole number"
     )
+
+
+def test_an_unset_vendor_key_is_a_user_error_naming_it(monkeypatch):
+    monkeypatch.delenv("WEATHERXM_API_KEY", raising=False)
+    with pytest.raises(UserError) as raised:
+        _resources("weatherxm")
+    assert str(raised.value) == "environment variable WEATHERXM_API_KEY is not set (see README, Configuration)"
 
 
 def test_vendor_down_is_expected_and_a_bug_is_not(monkeypatch):
