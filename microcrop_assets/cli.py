@@ -126,7 +126,7 @@ def _is_root() -> bool:
 def cmd_demo(args: argparse.Namespace) -> int:
     from microcrop_assets.demo import run_demo
 
-    return run_demo(days=args.days, end=args.end)
+    return run_demo(days=args.days, plots=args.plots, scenario=args.scenario)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the pipeline end to end on embedded defaults and the sandbox")
-    demo.add_argument("--days", type=int, default=90, help="daily partitions to materialize (default 90)")
-    demo.add_argument("--end", default=None, help="last day YYYY-MM-DD (default: the demo season's end)")
+    demo.add_argument("--days", type=int, default=None, help="first N days of the season (default: all 120)")
+    demo.add_argument("--plots", type=int, default=None, help="N plots taken evenly over the regions (default 220)")
+    demo.add_argument("--scenario", default=None, help="scenario JSON with a season window (default season_2025)")
     demo.set_defaults(func=cmd_demo)
 
     plots = commands.add_parser("plots", help="the insured-plots registry").add_subparsers(dest="action", required=True)
