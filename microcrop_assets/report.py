@@ -147,8 +147,8 @@ def _colour(share: float) -> str:
     for (low, c0), (high, c1) in zip(DAMAGE_COLOURS, DAMAGE_COLOURS[1:], strict=False):
         if share <= high:
             t = (share - low) / (high - low)
-            return "#%02x%02x%02x" % tuple(round(a + (b - a) * t) for a, b in zip(c0, c1, strict=True))
-    return "#%02x%02x%02x" % DAMAGE_COLOURS[-1][1]
+            return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(c0, c1, strict=True))
+    return "#" + "".join(f"{c:02x}" for c in DAMAGE_COLOURS[-1][1])
 
 
 def _esc(value) -> str:
@@ -244,9 +244,7 @@ def chart(
     )
     for k in range(5):
         value = top_value * k / 4
-        parts.append(
-            f'<text x="{left - 4}" y="{y(value) + 4:.1f}" font-size="10" text-anchor="end">{value:.3g}</text>'
-        )
+        parts.append(f'<text x="{left - 4}" y="{y(value) + 4:.1f}" font-size="10" text-anchor="end">{value:.3g}</text>')
     day = first
     while day <= last:
         if day.day == 1 or day == first:
@@ -267,15 +265,17 @@ def chart(
         )
     bar_width = max((width - left - right) / (span + 1) - 1, 1)
     for s in series:
-        points = [
-            (d, v) for d, v in zip(s.days, s.values, strict=True) if v is not None and not math.isnan(v)
-        ]
+        points = [(d, v) for d, v in zip(s.days, s.values, strict=True) if v is not None and not math.isnan(v)]
         if s.band is not None:
             upper = [
-                (x(d), y(v + b)) for d, v, b in zip(s.days, s.values, s.band, strict=True) if v is not None and b is not None
+                (x(d), y(v + b))
+                for d, v, b in zip(s.days, s.values, s.band, strict=True)
+                if v is not None and b is not None
             ]
             lower = [
-                (x(d), y(v - b)) for d, v, b in zip(s.days, s.values, s.band, strict=True) if v is not None and b is not None
+                (x(d), y(v - b))
+                for d, v, b in zip(s.days, s.values, s.band, strict=True)
+                if v is not None and b is not None
             ]
             if upper:
                 outline = " ".join(f"{px:.1f},{py:.1f}" for px, py in upper + lower[::-1])
@@ -385,8 +385,16 @@ def _plot_section(data: ReportData, plot: pd.Series) -> str:
                 band=floats(baselines["ndvi_std"]),
             ),
             Series("NDVI (plot mean, per capture)", list(ndvi["day"]), floats(ndvi["ndvi_mean"]), "#276749", "dots"),
-            Series("true canopy condition (sandbox)", list(conditions["day"]), floats(conditions["condition"]), "#718096"),
-            Series("condition without the events", list(conditions["day"]), floats(conditions["normal"]), "#a0aec0", "dashed"),
+            Series(
+                "true canopy condition (sandbox)", list(conditions["day"]), floats(conditions["condition"]), "#718096"
+            ),
+            Series(
+                "condition without the events",
+                list(conditions["day"]),
+                floats(conditions["normal"]),
+                "#a0aec0",
+                "dashed",
+            ),
         ],
         data.first,
         data.last,
@@ -437,7 +445,9 @@ def render_report(data: ReportData) -> str:
             "damage": paid_rows["damage"],
             "payout (USDC)": paid_rows["payout_micro_usdc"],
             "proof": paid_rows["proof_cid"],
-            "payout status": [status.get((p, d), "not in ledger") for p, d in zip(paid_rows["plot_id"], paid_rows["day"], strict=True)],
+            "payout status": [
+                status.get((p, d), "not in ledger") for p, d in zip(paid_rows["plot_id"], paid_rows["day"], strict=True)
+            ],
             "transaction": [tx.get((p, d)) or "" for p, d in zip(paid_rows["plot_id"], paid_rows["day"], strict=True)],
         }
     ).sort_values(["day", "plot"])
@@ -488,8 +498,5 @@ def render_report(data: ReportData) -> str:
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_esc(data.title)}</title><style>{STYLE}</style></head><body>"
-        + "".join(body)
-        + "</body></html>\n"
+        f"<title>{_esc(data.title)}</title><style>{STYLE}</style></head><body>" + "".join(body) + "</body></html>\n"
     )
-

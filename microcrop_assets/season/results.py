@@ -98,7 +98,9 @@ def summary_text(data: ReportData) -> str:
     """The terminal summary: per region, then totals and every proof's CID."""
     outcomes = plot_outcomes(data)
     summary = region_summary(outcomes, data.assessments, data.payouts)
-    lines = [f"{'region':<8} {'plots':>5} {'assessed':>8} {'triggered':>9} {'payout USDC':>13} {'proofs':>6} {'paid':>5}"]
+    lines = [
+        f"{'region':<8} {'plots':>5} {'assessed':>8} {'triggered':>9} {'payout USDC':>13} {'proofs':>6} {'paid':>5}"
+    ]
     for row in summary.itertuples():
         lines.append(
             f"{row.region:<8} {row.plots:>5} {row.assessed:>8} {row.triggered:>9} {usdc(row.payout_micro_usdc):>13}"
@@ -120,4 +122,3 @@ def summary_text(data: ReportData) -> str:
 def season_outputs(run: SeasonRun) -> tuple[ReportData, Path]:
     data = report_data(run)
     return data, write_report(run, data)
-

@@ -248,15 +248,19 @@ def _counts(db_url: str) -> dict[str, int]:
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as conn:
-            row = conn.execute(
-                sa.text(
-                    "SELECT (SELECT count(*) FROM satellite_orders WHERE order_id IS NOT NULL) AS orders,"
-                    " (SELECT count(*) FROM plot_ndvi_observations) AS images,"
-                    " (SELECT count(DISTINCT plot_id) FROM damage_assessments WHERE triggered) AS triggered,"
-                    " (SELECT count(*) FROM damage_assessments WHERE proof_cid IS NOT NULL) AS proofs,"
-                    " (SELECT count(*) FROM payouts WHERE status = 'confirmed') AS confirmed"
+            row = (
+                conn.execute(
+                    sa.text(
+                        "SELECT (SELECT count(*) FROM satellite_orders WHERE order_id IS NOT NULL) AS orders,"
+                        " (SELECT count(*) FROM plot_ndvi_observations) AS images,"
+                        " (SELECT count(DISTINCT plot_id) FROM damage_assessments WHERE triggered) AS triggered,"
+                        " (SELECT count(*) FROM damage_assessments WHERE proof_cid IS NOT NULL) AS proofs,"
+                        " (SELECT count(*) FROM payouts WHERE status = 'confirmed') AS confirmed"
+                    )
                 )
-            ).mappings().one()
+                .mappings()
+                .one()
+            )
         return dict(row)
     finally:
         engine.dispose()
@@ -312,9 +316,7 @@ def run_season(season: Season, out: TextIO = sys.stdout, database: str = SEASON_
             stack.enter_context(patched_environ(_test_chain()))
             notes["sandbox"] = sandbox.root_url
         runner = _runner(dagster_home)
-        run = SeasonRun(
-            season, home, database_url, dagster_home, sandbox.gateway_url, object_root, sandbox.config
-        )
+        run = SeasonRun(season, home, database_url, dagster_home, sandbox.gateway_url, object_root, sandbox.config)
         _season_loop(season, runner, clock, progress, database_url, spin_up)
         run.runs = runner.runs
     run.seconds = time.monotonic() - progress.began
@@ -404,4 +406,3 @@ def _season_loop(
             notes["plots triggered"] = counts["triggered"]
             notes["proofs"] = counts["proofs"]
             notes["paid"] = counts["confirmed"]
-
