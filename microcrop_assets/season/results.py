@@ -27,7 +27,8 @@ _QUERIES = {
     "assessments": "SELECT assessment_id, plot_id, day, damage::float8 AS damage, triggered, payout_micro_usdc,"
     " proof_cid, proof_uri, proof_key FROM damage_assessments WHERE day BETWEEN :first AND :last"
     " AND damage IS NOT NULL ORDER BY day, plot_id",
-    "payouts": "SELECT assessment_id, plot_id, day, status, tx_hash, payout_micro_usdc FROM payouts ORDER BY day, plot_id",
+    "payouts": "SELECT assessment_id, plot_id, day, status, tx_hash, payout_micro_usdc FROM payouts"
+    " ORDER BY day, plot_id",
 }
 
 
