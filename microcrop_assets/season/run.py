@@ -165,6 +165,22 @@ def fresh_database(server_url: str, name: str = SEASON_DATABASE) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
+def write_instance(dagster_home: Path, database_url: str) -> None:
+    """The demo's Dagster instance: runs and events in the season database (PostgreSQL storage:
+    SQLite's per-run event files cost about a second per run), local files under dagster_home."""
+    url = sa.engine.make_url(database_url).set(drivername="postgresql+psycopg2")
+    instance = {
+        "telemetry": {"enabled": False},
+        "storage": {"postgres": {"postgres_url": url.render_as_string(hide_password=False)}},
+        "local_artifact_storage": {
+            "module": "dagster._core.storage.root",
+            "class": "LocalArtifactStorage",
+            "config": {"base_dir": str(dagster_home)},
+        },
+    }
+    (dagster_home / "dagster.yaml").write_text(json.dumps(instance, indent=1), encoding="utf-8")  # JSON is YAML
+
+
 def _test_chain() -> dict[str, str]:
     """An in-process chain (eth-tester, py-evm) with a funded oracle and the receiver deployed."""
     from eth_account import Account
@@ -277,7 +293,6 @@ def run_season(season: Season, out: TextIO = sys.stdout, database: str = SEASON_
     shutil.rmtree(state, ignore_errors=True)
     dagster_home = state / "dagster"
     dagster_home.mkdir(parents=True)
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     plots_file = state / "plots.geojson"
     plots_file.write_text(json.dumps(season.plots), encoding="utf-8")
     bucket = "microcrop-season"
@@ -296,6 +311,7 @@ def run_season(season: Season, out: TextIO = sys.stdout, database: str = SEASON_
     with contextlib.ExitStack() as stack:
         with progress.stage("database, sandbox, test chain") as notes:
             database_url = fresh_database(os.environ.get("DATABASE_URL") or embedded_database_url(), database)
+            write_instance(dagster_home, database_url)
             sandbox = stack.enter_context(
                 running_sandbox(
                     scenario=season.scenario_path, plots_file=plots_file, clock=clock, order_delay_s=ORDER_DELAY_S
