@@ -42,6 +42,7 @@ DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "sandbox" / "scenari
 SPIN_UP_DAYS = 30  # weather before the season, so its first 30-day indices are whole
 WINDOW_DAYS = 7
 ORDER_DELAY_S = 6 * 3600  # the sandbox completes an order six hours after it is placed
+STATION_COUNT = 24  # five around each region's plots, the rest scattered (the weather runs scale with it)
 SEASON_DATABASE = "microcrop_season"
 # a throwaway key for the in-process test chain only (never a real account)
 DEMO_ORACLE_KEY = "0x" + hashlib.sha256(b"microcrop season demo oracle (in-process test chain)").hexdigest()
@@ -267,6 +268,25 @@ def _windows(first: dt.date, last: dt.date, size: int) -> Iterator[tuple[dt.date
         start = end + dt.timedelta(days=1)
 
 
+def _days_to_prove(db_url: str, first: dt.date, last: dt.date) -> list[dt.date]:
+    """Days of the window with triggered assessments still unproven: the nightly proof schedule's
+    runs for the other days would find nothing to pin, so the demo skips them."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.text(
+                        "SELECT DISTINCT day FROM damage_assessments WHERE triggered AND proof_cid IS NULL"
+                        " AND day BETWEEN :first AND :last ORDER BY day"
+                    ),
+                    {"first": first, "last": last},
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
 def _counts(db_url: str) -> dict[str, int]:
     engine = sa.create_engine(db_url)
     try:
@@ -321,7 +341,11 @@ def run_season(season: Season, out: TextIO = sys.stdout, database: str = SEASON_
             write_instance(dagster_home, database_url)
             sandbox = stack.enter_context(
                 running_sandbox(
-                    scenario=season.scenario_path, plots_file=plots_file, clock=clock, order_delay_s=ORDER_DELAY_S
+                    scenario=season.scenario_path,
+                    plots_file=plots_file,
+                    clock=clock,
+                    order_delay_s=ORDER_DELAY_S,
+                    station_count=STATION_COUNT,
                 )
             )
             environ = {
@@ -417,7 +441,7 @@ def _season_loop(
                 if day.weekday() == 6:  # Sunday: the weekly baseline schedule
                     runner.requests("ndvi_baselines_job", runner.schedule(ndvi_baselines_weekly, at(day, 2)))
             runner.backfill("damage_assessments_job", first, last)
-            for day in days:
+            for day in _days_to_prove(database_url, first, last):
                 tick = at(day + dt.timedelta(days=1), 2)
                 runner.requests("payout_proofs_job", runner.schedule(payout_proofs_nightly, tick))
             runner.job("payouts_job")
