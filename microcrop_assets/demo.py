@@ -6,7 +6,9 @@ vendor URLs and keys differ from production. The terminal shows one line per sta
 summary and where the report is.
 """
 
+import logging
 import sys
+import warnings
 
 from microcrop_assets.cli import UserError
 
@@ -22,6 +24,13 @@ def run_demo(days: int | None = None, plots: int | None = None, scenario: str | 
         season = load_season(scenario, days=days, plots=plots)
     except (ScenarioError, SeasonError) as error:
         raise UserError(str(error)) from None
+    # the terminal shows stages; Dagster's own event lines (sensor ticks log at INFO) and warnings
+    # about library internals the user cannot act on (unclosed connections in vendor libraries,
+    # deprecations inside Dagster) stay off it. Every run's events are in the demo's Dagster instance.
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+    warnings.simplefilter("ignore", ResourceWarning)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("ignore", message="Asset job stress_response_job materializes assets with varying")
     try:
         run = run_season(season)
     except dg.DagsterExecutionStepExecutionError as error:

@@ -15,7 +15,7 @@ the way production would after each night:
 
 Runs execute in this process against a persistent Dagster instance under
 MICROCROP_HOME/season/dagster (open it with `dagster dev` afterwards to browse every run), in a fresh
-database `microcrop_season` on the configured PostgreSQL server (never the pipeline's own tables),
+database `<database>_season` beside the configured one (never the pipeline's own tables),
 with payouts sent to an in-process test chain (py-evm) where the receiver contract is deployed first.
 """
 
@@ -43,7 +43,6 @@ SPIN_UP_DAYS = 30  # weather before the season, so its first 30-day indices are 
 WINDOW_DAYS = 7
 ORDER_DELAY_S = 6 * 3600  # the sandbox completes an order six hours after it is placed
 STATION_COUNT = 24  # five around each region's plots, the rest scattered (the weather runs scale with it)
-SEASON_DATABASE = "microcrop_season"
 # a throwaway key for the in-process test chain only (never a real account)
 DEMO_ORACLE_KEY = "0x" + hashlib.sha256(b"microcrop season demo oracle (in-process test chain)").hexdigest()
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -155,11 +154,13 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def fresh_database(server_url: str, name: str = SEASON_DATABASE) -> str:
-    """Drop and create database `name` on the server of `server_url`; its URL."""
+def fresh_database(server_url: str) -> str:
+    """Drop and create the season's database beside the configured one (`<name>_season`: the
+    pipeline's own tables are never touched); its URL."""
     from microcrop_assets.resources.timescaledb import normalise_url
 
     url = sa.engine.make_url(normalise_url(server_url))
+    name = f"{url.database}_season"
     admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -309,7 +310,7 @@ def _counts(db_url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def run_season(season: Season, out: TextIO = sys.stdout, database: str = SEASON_DATABASE) -> SeasonRun:
+def run_season(season: Season, out: TextIO = sys.stdout) -> SeasonRun:
     """Run the season through the pipeline (see the module docstring); the state it left."""
     from microcrop_assets.resources.timescaledb import embedded_database_url
     from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
@@ -337,7 +338,7 @@ def run_season(season: Season, out: TextIO = sys.stdout, database: str = SEASON_
     )
     with contextlib.ExitStack() as stack:
         with progress.stage("database, sandbox, test chain") as notes:
-            database_url = fresh_database(os.environ.get("DATABASE_URL") or embedded_database_url(), database)
+            database_url = fresh_database(os.environ.get("DATABASE_URL") or embedded_database_url())
             write_instance(dagster_home, database_url)
             sandbox = stack.enter_context(
                 running_sandbox(

@@ -1,0 +1,175 @@
+"""The season demo end to end, as a user runs it (`microcrop demo`), on a shortened scenario: two
+weeks of June with the drought, the flood and the heat wave under way, 12 plots over the four
+regions. Its outputs are checked against the scenario and the proofs against their own content."""
+
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from shapely.geometry import Point
+
+from microcrop_assets.cli import main
+from microcrop_assets.proofs.cid import file_cid
+from microcrop_assets.sandbox.config import SandboxConfig
+from microcrop_assets.sandbox.scenario import load_scenario
+from microcrop_assets.sandbox.world import World, crop_condition, crop_conditions
+from microcrop_assets.season.plots import SEASON_PLOTS_FILE, region_of
+from microcrop_assets.season.run import load_season
+from microcrop_assets.season.truth import true_conditions, true_losses
+from microcrop_assets_tests.fixtures_season import html_elements
+
+SCENARIO = Path(__file__).parent / "data" / "season_short.json"
+PLOTS = 12
+
+
+@pytest.fixture(scope="module")
+def season_demo(database_url, tmp_path_factory):
+    """`microcrop demo --scenario season_short.json --plots 12` in a fresh MICROCROP_HOME, against the
+    test server (the demo builds its own database `<test database>_season` there)."""
+    home = tmp_path_factory.mktemp("season_home")
+    env = {
+        key: value
+        for key, value in __import__("os").environ.items()
+        if not key.startswith(("DATABASE_URL", "MINIO_", "REDIS_URL", "DAGSTER_", "BASE_", "ORACLE_", "PAYOUT_"))
+    }
+    env.update(MICROCROP_HOME=str(home), DATABASE_URL=database_url)
+    done = subprocess.run(
+        [sys.executable, "-m", "microcrop_assets.cli", "demo", "--scenario", str(SCENARIO), "--plots", str(PLOTS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    season_url = sa.engine.make_url(database_url)
+    season_url = season_url.set(database=f"{season_url.database}_season")
+    engine = sa.create_engine(season_url)
+    yield done, home, engine
+    engine.dispose()
+    admin = sa.create_engine(season_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{season_url.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def rows(engine, sql: str) -> list[dict]:
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(sa.text(sql)).mappings()]
+
+
+def test_the_demo_runs_and_prints_stages_summary_and_report(season_demo):
+    done, home, _ = season_demo
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stderr == "", done.stderr[-3000:]  # no warnings, no Dagster events on the terminal
+    out = done.stdout
+    assert "12 plots in 4 regions (KE-BUS, KE-KAK, KE-KER, KE-KIS), 14 days 2025-06-02...2025-06-15" in out
+    for stage in ("plots, weather stations", "spin-up weather 2025-05-03...2025-06-01", "week  1/2", "week  2/2"):
+        assert re.search(rf"^  {re.escape(stage)}.* +\d+\.\d s$", out, re.M), out
+    for region in ("KE-BUS", "KE-KAK", "KE-KER", "KE-KIS"):
+        assert re.search(rf"^{region} +3 +3 +\d+ +[\d,]+\.\d\d +\d+ +\d+$", out, re.M), out
+    assert re.search(r"^total payout [\d,]+\.\d\d USDC; \d+ proofs pinned; \d+ of \d+ payouts confirmed", out, re.M)
+    report = Path(re.search(r"^report: (.+)$", out, re.M)[1])
+    assert report.parent == home / "reports" and report.is_file()
+
+
+def test_triggered_plots_lie_in_the_scenario_areas_and_every_event_triggers(season_demo):
+    _, _, engine = season_demo
+    events = load_scenario(SCENARIO).events
+    plots = {f["properties"]["plot_id"]: f for f in json.loads(SEASON_PLOTS_FILE.read_text())["features"]}
+    triggered = rows(
+        engine,
+        "SELECT DISTINCT d.plot_id, p.centroid_lon, p.centroid_lat FROM damage_assessments d"
+        " JOIN plots p USING (plot_id) WHERE d.triggered",
+    )
+    assert triggered, "no plot triggered"
+    kinds = set()
+    for plot in triggered:
+        centre = Point(float(plot["centroid_lon"]), float(plot["centroid_lat"]))
+        inside = [event.kind for event in events if event.area.intersects(centre)]
+        assert inside, f"{plot['plot_id']} triggered outside every scenario area"
+        kinds.update(inside)
+        assert plot["plot_id"] in plots
+    assert kinds == {"drought", "flood", "heat_wave"}  # each event's region paid
+    assert not any(region_of(plot["plot_id"]) == "KE-KIS" for plot in triggered)  # the control
+
+
+def test_every_proof_verifies_and_every_payout_is_confirmed(season_demo):
+    _, home, engine = season_demo
+    proven = rows(
+        engine,
+        "SELECT assessment_id, proof_cid, proof_key, payout_micro_usdc FROM damage_assessments"
+        " WHERE triggered ORDER BY assessment_id",
+    )
+    assert proven and all(row["proof_cid"] for row in proven)  # every triggered assessment proven
+    for row in proven:
+        copy = home / "objects" / "microcrop-season" / row["proof_key"]
+        assert file_cid(copy.read_bytes()) == row["proof_cid"]
+        assert main(["verify-proof", str(copy)]) == 0  # schema, canonical bytes, assessment recomputed
+    payouts = rows(engine, "SELECT assessment_id, status, tx_hash, payout_micro_usdc FROM payouts")
+    paid = {row["assessment_id"] for row in proven if row["payout_micro_usdc"] > 0}
+    assert {row["assessment_id"] for row in payouts} == paid
+    assert all(row["status"] == "confirmed" and row["tx_hash"] for row in payouts)
+
+
+def test_the_report_is_self_contained_with_every_section(season_demo):
+    done, _, engine = season_demo
+    report = Path(re.search(r"^report: (.+)$", done.stdout, re.M)[1])
+    text = report.read_text(encoding="utf-8")
+    elements = html_elements(text)
+    tags = [tag for tag, _ in elements.tags]
+    assert "script" not in tags and "link" not in tags and "img" not in tags and "iframe" not in tags
+    assert not any(str(attrs.get("src", "")).startswith(("http", "//")) for _, attrs in elements.tags)
+    assert "@import" not in text and "url(" not in text
+    assert sum(1 for tag, attrs in elements.tags if tag == "svg" and attrs.get("class") == "chart") == 12
+    assert len(re.findall(r'<circle cx="[\d.]+" cy="[\d.]+" r="4.5"', text)) == PLOTS  # the map
+    for heading in ("Season by region", "Basis risk", "Map", "Sample plots", "Payouts and their proofs"):
+        assert heading in text
+    proofs = rows(engine, "SELECT proof_cid FROM damage_assessments WHERE proof_cid IS NOT NULL")
+    local = {attrs["href"] for tag, attrs in elements.tags if tag == "a" and attrs["href"].startswith("file:")}
+    assert len(local) == len({row["proof_cid"] for row in proofs})  # each proof linked to its copy
+    for row in proofs:
+        assert f"ipfs://{row['proof_cid']}" in text
+
+
+def test_bad_arguments_are_one_line():
+    with pytest.raises(ValueError, match=r"--days 15: the scenario's season has 14 days"):
+        load_season(SCENARIO, days=15)
+    with pytest.raises(ValueError, match=r"--plots 0: the season has 220 plots"):
+        load_season(SCENARIO, plots=0)
+    done = subprocess.run(
+        [sys.executable, "-m", "microcrop_assets.cli", "demo", "--scenario", "missing.json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr == "microcrop demo: scenario file 'missing.json' does not exist\n"
+
+
+def test_plots_subset_keeps_every_region():
+    season = load_season(SCENARIO, plots=6)
+    ids = [f["properties"]["plot_id"] for f in season.plots["features"]]
+    assert len(ids) == 6 and {region_of(i) for i in ids} == {"KE-BUS", "KE-KAK", "KE-KER", "KE-KIS"}
+    assert season.days == 14 and season.first == dt.date(2025, 6, 2)
+
+
+def test_true_loss_is_zero_outside_the_events_and_the_series_is_the_daily_truth():
+    config = SandboxConfig(scenario=load_scenario(SCENARIO), plots_file=SEASON_PLOTS_FILE)
+    first, last = dt.date(2025, 6, 2), dt.date(2025, 6, 15)
+    world = World(config)
+    plot = world.plot_by_id["KE-KAK-001"]
+    series = crop_conditions(world, plot.lon, plot.lat, plot.crop, plot.sowing_date, first, last)
+    daily = [
+        crop_condition(world, plot.lon, plot.lat, plot.crop, plot.sowing_date, first + dt.timedelta(days=k))
+        for k in range(14)
+    ]
+    assert series.tolist() == daily  # bit for bit: the imagery's truth and the report's are one
+    losses = true_losses(true_conditions(config, first, last)).set_index("plot_id")
+    control = losses[losses.index.str.startswith("KE-KIS")]
+    assert (control["shortfall"] == 0).all() and not control["true_loss"].any()
+    drought = losses[losses.index.str.startswith("KE-KAK")]
+    assert drought["true_loss"].mean() > 0.8
