@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -191,7 +192,9 @@ def _test_chain() -> dict[str, str]:
     """An in-process chain (eth-tester, py-evm) with a funded oracle and the receiver deployed."""
     from eth_account import Account
     from web3 import Web3
-    from web3.providers.eth_tester import EthereumTesterProvider
+
+    with warnings.catch_warnings():  # eth_tester resets the warning filters to "default" on import
+        from web3.providers.eth_tester import EthereumTesterProvider
 
     from microcrop_assets.resources.chain import ChainResource
 
