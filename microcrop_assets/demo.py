@@ -6,10 +6,11 @@ vendor URLs and keys differ from production. The terminal shows one line per sta
 summary and where the report is.
 """
 
+import datetime as dt
 import logging
 import sys
-import warnings
 
+from microcrop_assets import settings
 from microcrop_assets.cli import UserError
 
 
@@ -24,18 +25,26 @@ def run_demo(days: int | None = None, plots: int | None = None, scenario: str | 
         season = load_season(scenario, days=days, plots=plots)
     except (ScenarioError, SeasonError) as error:
         raise UserError(str(error)) from None
-    # the terminal shows stages; Dagster's own event lines (sensor ticks log at INFO) and warnings
-    # about library internals the user cannot act on (unclosed connections in vendor libraries,
-    # deprecations inside Dagster) stay off it. Every run's events are in the demo's Dagster instance.
-    logging.getLogger("dagster").setLevel(logging.ERROR)
-    warnings.simplefilter("ignore", ResourceWarning)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    warnings.filterwarnings("ignore", message="Asset job stress_response_job materializes assets with varying")
+    # The terminal shows stages. Dagster's own lines (sensor ticks log at INFO) and Python warnings
+    # (libraries such as eth_tester reset the warning filters on import, so filters cannot hold them)
+    # go to a log file instead; every run's events are in the demo's Dagster instance.
+    home = settings.ensure_home()
+    (home / "logs").mkdir(exist_ok=True)
+    log_path = home / "logs" / f"season-demo-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.log"
+    handler = logging.FileHandler(log_path, encoding="utf-8")
+    logging.captureWarnings(True)
+    for name in ("py.warnings", "dagster"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.propagate = False
+    print(f"warnings and Dagster's log lines: {log_path}", flush=True)
     try:
         run = run_season(season)
     except dg.DagsterExecutionStepExecutionError as error:
         cause = error.__cause__ or error
-        raise UserError(f"{error.step_key}: {type(cause).__name__}: {cause}") from None
+        raise UserError(f"{error.step_key}: {type(cause).__name__}: {cause} (log: {log_path})") from None
+    finally:
+        handler.flush()
     data, report = season_outputs(run)
     print(f"\ndone in {run.seconds:.0f} s ({run.runs} Dagster runs)\n", flush=True)
     print(summary_text(data))

@@ -22,14 +22,14 @@ ROOT = Path(__file__).parents[1]
 
 # commands the test does not run, each with the reason (every other README command runs)
 EXCLUDED = {
-    "./dev demo": "installs, then the 90-day demo over minutes: test_demo.py runs `microcrop demo`",
+    "./dev demo": "installs, then the season demo over minutes: test_season_demo.py runs `microcrop demo`",
     "./dev test": "the test suite itself",
     "./dev bench": "the benchmarks, minutes of full load by design",
     "./dev ui": "serves the UI until interrupted",
     ".venv/bin/dagster dev": "serves the UI until interrupted",
     ".venv/bin/microcrop sandbox serve": "serves until interrupted: started here in the background, like the "
     "README's second terminal, for the commands after it",
-    ".venv/bin/microcrop demo": "the demo over minutes: test_demo.py",
+    ".venv/bin/microcrop demo": "the season demo over minutes: test_season_demo.py",
 }
 
 # what each command run must print (stdout and stderr together), keyed by the command's start
@@ -72,7 +72,7 @@ def stop_embedded_postgres(home: Path) -> None:
 @pytest.fixture(scope="module")
 def clone():
     """A fresh clone of this checkout, its tracked changes included (`git stash create` snapshots them)."""
-    # outside pytest's basetemp, which a concurrent pytest resets to mode 0700 (see test_demo)
+    # outside pytest's basetemp, which a concurrent pytest resets to mode 0700 (see test_season_demo)
     parent = Path(tempfile.mkdtemp(prefix="microcrop-readme-"))
     path = parent / "microcrop"
     git = ["git", "-c", "advice.detachedHead=false"]
