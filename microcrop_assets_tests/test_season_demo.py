@@ -66,8 +66,8 @@ def test_the_demo_runs_and_prints_stages_summary_and_report(season_demo):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stderr == "", done.stderr[-3000:]  # no warnings, no Dagster events on the terminal
     out = done.stdout
-    assert "12 plots in 4 regions (KE-BUS, KE-KAK, KE-KER, KE-KIS), 14 days 2025-06-02...2025-06-15" in out
-    for stage in ("plots, weather stations", "spin-up weather 2025-05-03...2025-06-01", "week  1/2", "week  2/2"):
+    assert "12 plots in 4 regions (KE-BUS, KE-KAK, KE-KER, KE-KIS), 10 days 2025-06-02...2025-06-11" in out
+    for stage in ("plots, weather stations", "spin-up weather 2025-03-19...2025-06-01", "week  1/2", "week  2/2"):
         assert re.search(rf"^  {re.escape(stage)}.* +\d+\.\d s$", out, re.M), out
     for region in ("KE-BUS", "KE-KAK", "KE-KER", "KE-KIS"):
         assert re.search(rf"^{region} +3 +3 +\d+ +[\d,]+\.\d\d +\d+ +\d+$", out, re.M), out
@@ -136,8 +136,8 @@ def test_the_report_is_self_contained_with_every_section(season_demo):
 
 
 def test_bad_arguments_are_one_line():
-    with pytest.raises(ValueError, match=r"--days 15: the scenario's season has 14 days"):
-        load_season(SCENARIO, days=15)
+    with pytest.raises(ValueError, match=r"--days 11: the scenario.s season has 10 days"):
+        load_season(SCENARIO, days=11)
     with pytest.raises(ValueError, match=r"--plots 0: the season has 220 plots"):
         load_season(SCENARIO, plots=0)
     done = subprocess.run(
@@ -154,7 +154,7 @@ def test_plots_subset_keeps_every_region():
     season = load_season(SCENARIO, plots=6)
     ids = [f["properties"]["plot_id"] for f in season.plots["features"]]
     assert len(ids) == 6 and {region_of(i) for i in ids} == {"KE-BUS", "KE-KAK", "KE-KER", "KE-KIS"}
-    assert season.days == 14 and season.first == dt.date(2025, 6, 2)
+    assert season.days == 10 and season.first == dt.date(2025, 6, 2)
 
 
 def test_true_loss_is_zero_outside_the_events_and_the_series_is_the_daily_truth():

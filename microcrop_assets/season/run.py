@@ -73,6 +73,13 @@ class Season:
         return (self.last - self.first).days + 1
 
     @property
+    def weather_from(self) -> dt.date:
+        """First day of weather: the earliest sowing (the season-to-date indices need every day since)
+        or SPIN_UP_DAYS before the season, whichever comes first."""
+        sowing = min(dt.date.fromisoformat(f["properties"]["sowing_date"]) for f in self.plots["features"])
+        return min(sowing, self.first - dt.timedelta(days=SPIN_UP_DAYS))
+
+    @property
     def regions(self) -> list[str]:
         return sorted({region_of(f["properties"]["plot_id"]) for f in self.plots["features"]})
 
@@ -95,17 +102,18 @@ def load_season(scenario: str | Path | None = None, days: int | None = None, plo
         if not 1 <= days <= length:
             raise SeasonError(f"--days {days}: the scenario's season has {length} days (1..{length})")
         length = days
-    earliest = dt.date.fromisoformat(settings.start_date()) + dt.timedelta(days=SPIN_UP_DAYS)
-    if first < earliest:
-        raise SeasonError(
-            f"season start {first} in {str(path)!r} is before MICROCROP_START_DATE + {SPIN_UP_DAYS} days ({earliest})"
-        )
     everything = json.loads(SEASON_PLOTS_FILE.read_text(encoding="utf-8"))
     total = len(everything["features"])
     if plots is not None and not 1 <= plots <= total:
         raise SeasonError(f"--plots {plots}: the season has {total} plots (1..{total})")
     chosen = subset(everything, plots) if plots is not None else everything
-    return Season(path, document.get("name") or path.stem, first, first + dt.timedelta(days=length - 1), chosen)
+    season = Season(path, document.get("name") or path.stem, first, first + dt.timedelta(days=length - 1), chosen)
+    start = dt.date.fromisoformat(settings.start_date())
+    if season.weather_from < start:
+        raise SeasonError(
+            f"the season in {str(path)!r} needs weather from {season.weather_from}, before MICROCROP_START_DATE {start}"
+        )
+    return season
 
 
 @dataclasses.dataclass
@@ -330,7 +338,7 @@ def run_season(season: Season, out: TextIO = sys.stdout) -> SeasonRun:
     object_root = None if os.environ.get("MINIO_ENDPOINT") else home / "objects" / bucket
     if object_root is not None:
         shutil.rmtree(object_root, ignore_errors=True)
-    spin_up = season.first - dt.timedelta(days=SPIN_UP_DAYS)
+    spin_up = season.weather_from
     clock = ManualClock(dt.datetime.combine(season.first, dt.time(1), tzinfo=dt.UTC))
     print(
         f"MicroCrop season demo: {len(season.plots['features'])} plots in {len(season.regions)} regions"
