@@ -20,13 +20,13 @@ def synthetic() -> ReportData:
     # a3 true loss unpaid; region B: b1, b2 no loss and unpaid
     plots = pd.DataFrame(
         {
-            "plot_id": ["A-001", "A-002", "A-003", "B-001", "B-002"],
-            "region": ["A", "A", "A", "B", "B"],
-            "crop": ["maize", "beans", "maize", "sorghum", "maize"],
-            "lon": [34.70, 34.72, 34.74, 35.20, 35.22],
-            "lat": [0.30, 0.31, 0.29, -0.30, -0.32],
-            "sum_insured_micro_usdc": [500_000_000, 400_000_000, 300_000_000, 600_000_000, 700_000_000],
-            "stress_trigger": [0.5] * 5,
+            "plot_id": ["A-001", "A-002", "A-003", "B-001", "B-002", "C-001"],
+            "region": ["A", "A", "A", "B", "B", "C"],
+            "crop": ["maize", "beans", "maize", "sorghum", "maize", "maize"],
+            "lon": [34.70, 34.72, 34.74, 35.20, 35.22, 34.10],
+            "lat": [0.30, 0.31, 0.29, -0.30, -0.32, 0.45],
+            "sum_insured_micro_usdc": [500_000_000, 400_000_000, 300_000_000, 600_000_000, 700_000_000, 300_000_000],
+            "stress_trigger": [0.5] * 6,
         }
     )
     weather = pd.DataFrame(
@@ -46,32 +46,32 @@ def synthetic() -> ReportData:
     )
     assessments = pd.DataFrame(
         {
-            "assessment_id": ["x1", "x2", "x3", "x4"],
-            "plot_id": ["A-001", "A-001", "A-002", "B-001"],
-            "day": [DAYS[6], DAYS[8], DAYS[8], DAYS[8]],
-            "damage": [0.4, 0.5, 0.3, 0.05],
-            "triggered": [True, True, True, False],
-            "payout_micro_usdc": [100_000_005, 50_000_000, 20_000_000, 0],
-            "proof_cid": [CID, "bafkreiproof2", "bafkreiproof3", None],
-            "proof_uri": [f"ipfs://bafydir/{CID}.json", "ipfs://d/2", "ipfs://d/3", None],
-            "proof_key": ["proofs/x1.json", "proofs/x2.json", "proofs/x3.json", None],
+            "assessment_id": ["x1", "x2", "x3", "x4", "x5"],
+            "plot_id": ["A-001", "A-001", "A-002", "B-001", "C-001"],
+            "day": [DAYS[6], DAYS[8], DAYS[8], DAYS[8], DAYS[9]],
+            "damage": [0.4, 0.5, 0.3, 0.05, 0.2],
+            "triggered": [True, True, True, False, True],
+            "payout_micro_usdc": [100_000_005, 50_000_000, 20_000_000, 0, 30_000_000],
+            "proof_cid": [CID, "bafkreiproof2", "bafkreiproof3", None, "bafkreiproof5"],
+            "proof_uri": [f"ipfs://bafydir/{CID}.json", "ipfs://d/2", "ipfs://d/3", None, "ipfs://d/5"],
+            "proof_key": ["proofs/x1.json", "proofs/x2.json", "proofs/x3.json", None, "proofs/x5.json"],
         }
     )
     payouts = pd.DataFrame(
         {
-            "assessment_id": ["x1", "x2", "x3"],
-            "plot_id": ["A-001", "A-001", "A-002"],
-            "day": [DAYS[6], DAYS[8], DAYS[8]],
-            "status": ["confirmed", "confirmed", "pending"],
-            "tx_hash": ["0xabc", "0xdef", None],
-            "payout_micro_usdc": [100_000_005, 50_000_000, 20_000_000],
+            "assessment_id": ["x1", "x2", "x3", "x5"],
+            "plot_id": ["A-001", "A-001", "A-002", "C-001"],
+            "day": [DAYS[6], DAYS[8], DAYS[8], DAYS[9]],
+            "status": ["confirmed", "confirmed", "pending", "confirmed"],
+            "tx_hash": ["0xabc", "0xdef", None, "0x555"],
+            "payout_micro_usdc": [100_000_005, 50_000_000, 20_000_000, 30_000_000],
         }
     )
     truth = pd.DataFrame(
         {
-            "plot_id": ["A-001", "A-002", "A-003", "B-001", "B-002"],
-            "shortfall": [0.30, 0.02, 0.25, 0.0, 0.0],
-            "true_loss": [True, False, True, False, False],
+            "plot_id": ["A-001", "A-002", "A-003", "B-001", "B-002", "C-001"],
+            "shortfall": [0.30, 0.02, 0.25, 0.0, 0.0, 0.4],
+            "true_loss": [True, False, True, False, False, True],
         }
     )
     conditions = pd.DataFrame(
@@ -109,7 +109,7 @@ def test_basis_risk_counts_and_rank_correlation():
     data = synthetic()
     outcomes = plot_outcomes(data)
     paid = dict(zip(outcomes["plot_id"], outcomes["payout_micro_usdc"], strict=True))
-    assert paid == {"A-001": 150_000_005, "A-002": 20_000_000, "A-003": 0, "B-001": 0, "B-002": 0}
+    assert paid == {"A-001": 150_000_005, "A-002": 20_000_000, "A-003": 0, "B-001": 0, "B-002": 0, "C-001": 30_000_000}
     risk = basis_risk(outcomes).set_index("region")
     a = risk.loc["A"]
     assert (a["plots"], a["true_losses"], a["paid"], a["paid_without_loss"], a["loss_unpaid"]) == (3, 2, 2, 1, 1)
@@ -119,8 +119,10 @@ def test_basis_risk_counts_and_rank_correlation():
     b = risk.loc["B"]
     assert (b["true_losses"], b["paid"], b["paid_without_loss"], b["loss_unpaid"]) == (0, 0, 0, 0)
     assert b["spearman"] is None or b["spearman"] != b["spearman"]  # constant: undefined
+    c = risk.loc["C"]  # paid for a true loss: no basis risk
+    assert (c["true_losses"], c["paid"], c["paid_without_loss"], c["loss_unpaid"]) == (1, 1, 0, 0)
     everyone = risk.loc["all regions"]
-    assert (everyone["plots"], everyone["paid_without_loss"], everyone["loss_unpaid"]) == (5, 1, 1)
+    assert (everyone["plots"], everyone["paid"], everyone["paid_without_loss"], everyone["loss_unpaid"]) == (6, 3, 1, 1)
 
 
 def test_usdc_is_exact_and_rounds_half_up():
@@ -143,10 +145,10 @@ def test_report_is_self_contained_html_with_map_charts_and_proof_links():
     svgs = [attrs for tag, attrs in elements.tags if tag == "svg"]
     assert any(attrs.get("class") == "map" for attrs in svgs)
     circles = re.findall(r'<circle cx="[\d.]+" cy="[\d.]+" r="4.5" fill="(#[0-9a-f]{6})"', text)
-    assert len(circles) == 5
+    assert len(circles) == 6
     assert circles[0] != circles[3]  # A-001 (worst damage 50 %) and B-001 (5 %) differ
     # sample plots: one per region, three charts each (rain, stress, NDVI)
-    assert sum(1 for attrs in svgs if attrs.get("class") == "chart") == 6
+    assert sum(1 for attrs in svgs if attrs.get("class") == "chart") == 9
     assert "stress trigger 0.5" in text
     # payout table: each proof with its ipfs URI, gateway link and local copy
     links = [attrs["href"] for tag, attrs in elements.tags if tag == "a"]
@@ -155,4 +157,4 @@ def test_report_is_self_contained_html_with_map_charts_and_proof_links():
     assert f"ipfs://{CID}" in text
     body = " ".join(elements.text)
     assert "100.00" in body and "confirmed" in body and "0xabc" in body and "pending" in body
-    assert "total payout 170.00 USDC" in body
+    assert "total payout 200.00 USDC" in body
