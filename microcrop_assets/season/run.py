@@ -43,6 +43,7 @@ DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "sandbox" / "scenari
 SPIN_UP_DAYS = 30  # weather before the season, so its first 30-day indices are whole
 WINDOW_DAYS = 7
 ORDER_DELAY_S = 6 * 3600  # the sandbox completes an order six hours after it is placed
+INSTANCE_URL_ENV = "MICROCROP_SEASON_DAGSTER_PG_URL"
 STATION_COUNT = 24  # five around each region's plots, the rest scattered (the weather runs scale with it)
 # a throwaway key for the in-process test chain only (never a real account)
 DEMO_ORACLE_KEY = "0x" + hashlib.sha256(b"microcrop season demo oracle (in-process test chain)").hexdigest()
@@ -180,13 +181,21 @@ def fresh_database(server_url: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
-def write_instance(dagster_home: Path, database_url: str) -> None:
+def write_instance(dagster_home: Path, database_url: str) -> dict[str, str]:
     """The demo's Dagster instance: runs and events in the season database (PostgreSQL storage:
-    SQLite's per-run event files cost about a second per run), local files under dagster_home."""
+    SQLite's per-run event files cost about a second per run), local files under dagster_home.
+
+    A URL with a password stays out of the file: the instance reads it from INSTANCE_URL_ENV, which
+    is returned to be set for the demo's process."""
     url = sa.engine.make_url(database_url).set(drivername="postgresql+psycopg2")
+    environ = {INSTANCE_URL_ENV: url.render_as_string(hide_password=False)} if url.password else {}
     instance = {
         "telemetry": {"enabled": False},
-        "storage": {"postgres": {"postgres_url": url.render_as_string(hide_password=False)}},
+        "storage": {
+            "postgres": {
+                "postgres_url": {"env": INSTANCE_URL_ENV} if environ else url.render_as_string(hide_password=False)
+            }
+        },
         "local_artifact_storage": {
             "module": "dagster._core.storage.root",
             "class": "LocalArtifactStorage",
@@ -194,6 +203,7 @@ def write_instance(dagster_home: Path, database_url: str) -> None:
         },
     }
     (dagster_home / "dagster.yaml").write_text(json.dumps(instance, indent=1), encoding="utf-8")  # JSON is YAML
+    return environ
 
 
 def _test_chain() -> dict[str, str]:
@@ -350,7 +360,7 @@ def run_season(season: Season, out: TextIO = sys.stdout) -> SeasonRun:
     with contextlib.ExitStack() as stack:
         with progress.stage("database, sandbox, test chain") as notes:
             database_url = fresh_database(os.environ.get("DATABASE_URL") or embedded_database_url())
-            write_instance(dagster_home, database_url)
+            instance_environ = write_instance(dagster_home, database_url)
             sandbox = stack.enter_context(
                 running_sandbox(
                     scenario=season.scenario_path,
@@ -370,6 +380,7 @@ def run_season(season: Season, out: TextIO = sys.stdout) -> SeasonRun:
                 "WEATHERXM_RATE_LIMIT_PER_MINUTE": "60000",
                 "SPEXI_RATE_LIMIT_PER_MINUTE": "60000",
                 "PINATA_RATE_LIMIT_PER_MINUTE": "60000",
+                **instance_environ,
             }
             stack.enter_context(patched_environ(environ))
             stack.enter_context(patched_environ(_test_chain()))
