@@ -19,6 +19,14 @@ from scipy.stats import spearmanr
 MICRO = Decimal(1_000_000)
 # damage colour scale (share 0..1): green, yellow, orange, red
 DAMAGE_COLOURS = ((0.0, (46, 160, 67)), (0.15, (240, 200, 40)), (0.35, (240, 120, 30)), (0.6, (200, 30, 30)))
+RISK_HEADINGS = {
+    "true_losses": "true losses",
+    "paid_without_loss": "paid without a true loss",
+    "loss_unpaid": "true losses unpaid",
+    "mean_shortfall": "mean true shortfall",
+    "mean_payout_share": "mean payout / sum insured",
+    "spearman": "Spearman (payout vs loss)",
+}
 EVENT_COLOURS = {"drought": "#b7791f", "flood": "#2b6cb0", "heat_wave": "#c53030"}
 
 
@@ -466,7 +474,10 @@ def render_report(data: ReportData) -> str:
         f" on the test chain.</p><ul>{events}</ul>",
         "".join(f'<p class="note">{_esc(note)}</p>' for note in data.notes),
         "<h2>Season by region</h2>",
-        _table(summary, {"payout_micro_usdc": lambda v: usdc(v)}).replace("payout_micro_usdc", "payout (USDC)"),
+        _table(
+            summary.rename(columns={"payout_micro_usdc": "payout (USDC)", "confirmed": "payouts confirmed"}),
+            {"payout (USDC)": lambda v: usdc(v)},
+        ),
         "<h2>Basis risk: payouts against the true crop loss</h2>",
         '<p class="note">The sandbox knows each plot\'s true canopy condition. True shortfall = 1 - (condition'
         " summed over the season) / (the same without the scenario's events); a true loss is a shortfall of 10 %"
@@ -474,11 +485,11 @@ def render_report(data: ReportData) -> str:
         " (share of the sum insured) and the true shortfall: 1 when payouts rank plots exactly as their losses"
         " do (blank when either is constant).</p>",
         _table(
-            risk,
+            risk.rename(columns=RISK_HEADINGS),
             {
-                "mean_shortfall": percent,
-                "mean_payout_share": percent,
-                "spearman": lambda v: "" if v is None or v != v else f"{v:.2f}",
+                RISK_HEADINGS["mean_shortfall"]: percent,
+                RISK_HEADINGS["mean_payout_share"]: percent,
+                RISK_HEADINGS["spearman"]: lambda v: "" if v is None or v != v else f"{v:.2f}",
             },
         ),
         "<h2>Map: plots coloured by their worst damage of the season</h2>",
