@@ -14,7 +14,7 @@ DEFAULT_SEED = 2025
 DEFAULT_WORLD_START = dt.date(2023, 1, 1)
 DEFAULT_PLOTS_FILE = Path(__file__).resolve().parent.parent / "plots" / "demo_plots.geojson"
 STATION_LIST_SHAPES = ("live", "reference")
-FAIL_STATUSES = (429, 500, 502, 503, 504)
+FAIL_STATUSES = (404, 429, 500, 502, 503, 504)  # 404: a station or order the vendor no longer knows
 
 
 def utc_now() -> dt.datetime:
@@ -49,6 +49,7 @@ class Faults:
     paths: tuple[str, ...] = ()
     fail_next: int = 0  # the next N matching requests answer fail_next_status
     fail_next_status: int = 503
+    malformed_next: int = 0  # the next N matching 200 JSON answers are cut in half (then share_malformed)
     # share of station days on which a station's rain counter resets (a world property, kept here
     # because resets are what a client must survive)
     counter_reset_share: float = 1 / 30
@@ -60,7 +61,7 @@ class Faults:
                 raise ValueError(f"fault knob {name}={value!r} must be a share between 0 and 1")
         if self.share_5xx + self.share_429 > 1:
             raise ValueError(f"share_5xx + share_429 = {self.share_5xx + self.share_429} exceeds 1")
-        for name in ("latency_ms", "retry_after_s", "fail_next"):
+        for name in ("latency_ms", "retry_after_s", "fail_next", "malformed_next"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"fault knob {name}={value!r} must be a whole number >= 0")
