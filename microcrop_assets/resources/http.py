@@ -434,7 +434,7 @@ class VendorClient:
             wait = delay if delay is not None else backoff_delay(attempt, policy.backoff_base, policy.backoff_max)
             log.warning(
                 "%s %s %s failed (%s); retrying in %.2fs (attempt %d/%d)",
-                self.vendor, method, shown, error.message if error.status is None else f"HTTP {error.status}",
+                self.vendor, method, shown, f"HTTP {error.status}" if error.status not in (None, 200) else error.message,
                 wait, attempt, policy.max_attempts,
                 extra={"vendor": self.vendor, "status": error.status, "attempt": attempt, "retry_in": wait},
             )  # fmt: skip
