@@ -49,7 +49,7 @@ class Faults:
     paths: tuple[str, ...] = ()
     fail_next: int = 0  # the next N matching requests answer fail_next_status
     fail_next_status: int = 503
-    malformed_next: int = 0  # the next N matching 200 JSON answers are cut in half (then share_malformed)
+    malformed_next: int = 0  # the next N matching 2xx JSON answers are cut in half (then share_malformed)
     # share of station days on which a station's rain counter resets (a world property, kept here
     # because resets are what a client must survive)
     counter_reset_share: float = 1 / 30

@@ -116,7 +116,7 @@ async def _send_error(send, path: str, status: int, retry_after_s: int) -> None:
 
 
 class _Corrupting:
-    """Wraps `send`: a JSON answer is cut to half its bytes (Content-Length fixed, so the body is
+    """Wraps `send`: a 2xx JSON answer is cut to half its bytes (Content-Length fixed, so the body is
     complete but not JSON); a binary answer keeps its Content-Length but stops after half its bytes."""
 
     def __init__(self, send, mode: str):
@@ -136,7 +136,7 @@ class _Corrupting:
             headers = dict(message.get("headers", []))
             is_json = headers.get(b"content-type", b"").startswith(b"application/json")
             self.expected = int(headers.get(b"content-length", b"0") or 0)
-            self.active = (self.mode == "malformed") == is_json and message["status"] == 200 and self.expected > 1
+            self.active = (self.mode == "malformed") == is_json and 200 <= message["status"] < 300 and self.expected > 1
             if self.active and self.mode == "malformed":
                 self.start = message  # sent once the whole body is known
                 return
