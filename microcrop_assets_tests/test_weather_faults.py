@@ -68,14 +68,21 @@ def chain_resources(sandbox, db, tmp_path) -> dict:
     }
 
 
-def run_chain(resources: dict, plots_source: str) -> dg.ExecuteInProcessResult:
-    """Plots, stations, then readings + station days + indices over FIRST..LAST in one run."""
+def register(resources: dict, plots_source: str) -> list[str]:
+    """Plots loaded and stations assigned, as every weather partition starts; the assigned station ids."""
     setup = dg.materialize(
         [plots, weather_stations],
         resources=resources,
         run_config={"ops": {"plots": {"config": {"source": plots_source}}}},
     )
     assert setup.success
+    query = "SELECT DISTINCT station_id FROM plot_stations ORDER BY station_id"
+    return resources["timescaledb"].read_frame(query)["station_id"].tolist()
+
+
+def run_chain(resources: dict, plots_source: str) -> dg.ExecuteInProcessResult:
+    """Plots, stations, then readings + station days + indices over FIRST..LAST in one run."""
+    register(resources, plots_source)
     window = {
         "dagster/asset_partition_range_start": FIRST.isoformat(),
         "dagster/asset_partition_range_end": LAST.isoformat(),
@@ -162,14 +169,8 @@ def test_a_fault_outlasting_every_retry_leaves_a_gap_the_nightly_run_fills(db, p
     emptied(db)
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
         resources = chain_resources(sandbox, db, tmp_path)
-        # one station answers 503 to every history call until the vendor recovers
-        dg.materialize(
-            [plots, weather_stations],
-            resources=resources,
-            run_config={"ops": {"plots": {"config": {"source": plots_file}}}},
-        )
-        broken = db.read_frame("SELECT min(station_id) AS s FROM plot_stations")["s"].iloc[0]
-        stations = db.read_frame("SELECT count(DISTINCT station_id) AS n FROM plot_stations")["n"].iloc[0]
+        stations = register(resources, plots_file)
+        broken = stations[0]  # answers 503 to every history call until the vendor recovers
         sandbox.set_faults(share_5xx=1.0, paths=[f"/weatherxm/api/v1/stations/{broken}/history"])
         result = run_chain(resources, plots_file)
 
@@ -197,7 +198,7 @@ def test_a_fault_outlasting_every_retry_leaves_a_gap_the_nightly_run_fills(db, p
         sandbox.clear_faults()
         refetch = run_nightly(resources)
     metadata = refetch.asset_materializations_for_node("weather_readings")[0].metadata
-    assert metadata["station_days_fetched"].value == 2 + stations  # two gap days, then LAST whole
+    assert metadata["station_days_fetched"].value == 2 + len(stations)  # two gap days, then LAST whole
     assert check(refetch, "stations_answered").passed
     assert open_gaps(db) == {}
     resolved = db.read_frame("SELECT attempts FROM vendor_gaps WHERE resolved_at IS NOT NULL")
@@ -210,12 +211,7 @@ def test_the_second_pass_fills_a_station_day_that_failed_every_retry(db, plots_f
     emptied(db)
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
         resources = chain_resources(sandbox, db, tmp_path)
-        dg.materialize(
-            [plots, weather_stations],
-            resources=resources,
-            run_config={"ops": {"plots": {"config": {"source": plots_file}}}},
-        )
-        broken = db.read_frame("SELECT min(station_id) AS s FROM plot_stations")["s"].iloc[0]
+        broken = register(resources, plots_file)[0]
         attempts = resources["weatherxm"].max_attempts
         sandbox.set_faults(fail_next=attempts, paths=[f"/weatherxm/api/v1/stations/{broken}/history"])
         result = dg.materialize([weather_readings], resources=resources, partition_key=LAST.isoformat())

@@ -432,9 +432,11 @@ class VendorClient:
             if attempt == policy.max_attempts:
                 raise error from cause
             wait = delay if delay is not None else backoff_delay(attempt, policy.backoff_base, policy.backoff_max)
+            # a status says it all, except a 2xx whose body was unusable: then the message does
+            reason = error.message if error.status is None or error.status < 300 else f"HTTP {error.status}"
             log.warning(
                 "%s %s %s failed (%s); retrying in %.2fs (attempt %d/%d)",
-                self.vendor, method, shown, f"HTTP {error.status}" if error.status not in (None, 200) else error.message,
+                self.vendor, method, shown, reason,
                 wait, attempt, policy.max_attempts,
                 extra={"vendor": self.vendor, "status": error.status, "attempt": attempt, "retry_in": wait},
             )  # fmt: skip
