@@ -196,11 +196,13 @@ def test_failed_share_threshold_at_its_boundary(empty_store, late_sown_plots, tm
         key = sandbox.credentials.weatherxm_api_key
 
     assert result.success is (failing == 2)
-    # either way the failing stations keep their rows and are recorded as gaps; when the run fails
-    # the whole day is left exactly as it was
-    assert sorted(open_gap_keys(empty_store, day)) == sorted(broken)
-    if failing == 3:
+    gaps = open_gap_keys(empty_store, day)
+    if failing == 2:  # stored: the failing stations keep their rows and are recorded as gaps
+        assert sorted(gaps) == sorted(broken)
+    else:  # the whole day is left exactly as it was, and every station of it is a gap to refetch
         assert day_content(empty_store, day) == before
+        assert sorted(gaps) == sorted(stations) and all(gaps[s].startswith("VendorUnavailable") for s in broken)
+        assert gaps[stations.iloc[-1]] == f"day not stored: 3 of {len(stations)} stations failed"
         failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
         assert f"3 of {len(stations)} stations failed" in str(failure)
     # the failed run's errors (URLs, vendor messages) never carry the API key

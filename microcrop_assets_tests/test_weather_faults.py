@@ -24,7 +24,7 @@ from microcrop_assets.weather.assets import (
 )
 from microcrop_assets.weather.schedules import weather_nightly
 
-from .fixtures_clients import retries, weatherxm
+from .fixtures_clients import FAST, retries, weatherxm
 
 FIRST, LAST = dt.date(2025, 7, 29), dt.date(2025, 7, 31)
 CLOCK = dt.datetime(2025, 8, 5, 12, tzinfo=dt.UTC)
@@ -80,11 +80,11 @@ def register(resources: dict, plots_source: str) -> list[str]:
     return resources["timescaledb"].read_frame(query)["station_id"].tolist()
 
 
-def run_chain(resources: dict, plots_source: str) -> dg.ExecuteInProcessResult:
-    """Plots, stations, then readings + station days + indices over FIRST..LAST in one run."""
+def run_chain(resources: dict, plots_source: str, first: dt.date = FIRST) -> dg.ExecuteInProcessResult:
+    """Plots, stations, then readings + station days + indices over first..LAST in one run."""
     register(resources, plots_source)
     window = {
-        "dagster/asset_partition_range_start": FIRST.isoformat(),
+        "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": LAST.isoformat(),
     }
     result = dg.materialize([weather_readings, weather_daily, weather_indices], resources=resources, tags=window)
@@ -224,6 +224,29 @@ def test_the_second_pass_fills_a_station_day_that_failed_every_retry(db, plots_f
         0
     ]
     assert stored > 0
+
+
+def test_a_day_whose_run_failed_is_refetched_whole_by_the_nightly_run(db, plots_file, fault_free, tmp_path):
+    emptied(db)
+    with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
+        resources = chain_resources(sandbox, db, tmp_path)
+        stations = register(resources, plots_file)
+        # an outage: most history calls of FIRST fail all their attempts, so the day's run fails
+        outage = (len(stations) - 2) * FAST["max_attempts"]
+        sandbox.set_faults(fail_next=outage, paths=["/weatherxm/api/v1/stations/"])
+        failed = dg.materialize(
+            [weather_readings], resources=resources, partition_key=FIRST.isoformat(), raise_on_error=False
+        )
+        # nothing of the day was stored, so every station is a gap, also those that answered
+        assert not failed.success and open_gaps(db) == {FIRST.isoformat(): stations}
+        reasons = db.read_frame("SELECT reason FROM vendor_gaps")["reason"]
+        assert reasons.str.startswith("day not stored").any() and reasons.str.startswith("VendorUnavailable").any()
+        run_chain(resources, plots_file, first=FIRST + dt.timedelta(days=1))  # the vendor is back
+        refetch = run_nightly(resources)
+    metadata = refetch.asset_materializations_for_node("weather_readings")[0].metadata
+    assert metadata["station_days_fetched"].value == 2 * len(stations)  # FIRST whole again, LAST whole
+    assert open_gaps(db) == {}
+    assert_same_rows(table_rows(db), fault_free)
 
 
 def test_nightly_refetches_only_gaps_of_the_last_n_days(db, monkeypatch):

@@ -262,11 +262,14 @@ def weather_readings(
         attempted += len(station_ids if scope is None else scope)
         share = len(fetched.failures) / len(station_ids) if station_ids else 0.0
         if scope is None and share > config.max_failed_share:
-            with timescaledb.begin() as conn:  # the day keeps its rows; the gaps say what is missing
-                gaps.record_gaps(conn, READINGS_STAGE, "weatherxm", day, fetched.failures, dt.datetime.now(dt.UTC))
+            summary = f"{len(fetched.failures)} of {len(station_ids)} stations failed"
+            # the day keeps its rows (maybe a partial intraday fetch): every station of it is a gap
+            missing = {station: f"day not stored: {summary}" for station in station_ids} | fetched.failures
+            with timescaledb.begin() as conn:
+                gaps.record_gaps(conn, READINGS_STAGE, "weatherxm", day, missing, dt.datetime.now(dt.UTC))
             raise dg.Failure(
-                description=f"{day}: {len(fetched.failures)} of {len(station_ids)} stations failed "
-                f"({share:.0%} > {config.max_failed_share:.0%}); nothing stored for the day",
+                description=f"{day}: {summary} ({share:.0%} > {config.max_failed_share:.0%});"
+                " nothing stored for the day",
                 metadata={"failures": dg.MetadataValue.json(fetched.failures)},
             )
         store(fetched, scope)
