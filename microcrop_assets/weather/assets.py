@@ -185,10 +185,12 @@ def _fetch_day(weatherxm: WeatherXMResource, station_ids: list[str], day: dt.dat
     )
 
 
-def _store_day(timescaledb: TimescaleDBResource, fetched: DayFetch, scope: list[str] | None) -> tuple[int, int]:
+def _store_day(
+    timescaledb: TimescaleDBResource, fetched: DayFetch, scope: list[str] | None
+) -> tuple[pd.DataFrame, int]:
     """One transaction per day: the fetched stations' rows replace theirs (every station's when `scope`
     is None, else only those in `scope`); a station that failed keeps what it had and gets a gap.
-    Returns (rows loaded, rows dropped for lying outside the UTC day)."""
+    Returns (the readings stored, how many were dropped for lying outside the UTC day)."""
     day = fetched.day
     start, end = utc_day_bounds(day)
     readings = fetched.readings
@@ -199,13 +201,13 @@ def _store_day(timescaledb: TimescaleDBResource, fetched: DayFetch, scope: list[
     params = {"start": start, "end": end, "day": day, "failed": list(fetched.failures), "scope": scope}
     now = dt.datetime.now(dt.UTC)
     with timescaledb.begin() as conn:
-        loaded = timescaledb.replace_in(
+        timescaledb.replace_in(
             conn, "weather_readings", readings, f"{time_window('ts')} AND {stations}", params, OBSERVATION_COLUMNS
         )
         timescaledb.replace_in(conn, "weather_station_health", fetched.health, f"day = :day AND {stations}", params)
         gaps.record_gaps(conn, READINGS_STAGE, "weatherxm", day, fetched.failures, now)
         gaps.resolve_gaps(conn, READINGS_STAGE, day, now, keys=scope, still_failing=fetched.failures)
-    return loaded, int((~in_day).sum())
+    return readings, int((~in_day).sum())
 
 
 @dg.asset(
@@ -247,9 +249,9 @@ def weather_readings(
 
     def store(fetched: DayFetch, scope: list[str] | None) -> None:
         nonlocal loaded, dropped
-        counts = _store_day(timescaledb, fetched, scope)
-        loaded, dropped = loaded + counts[0], dropped + counts[1]
-        for name, count in quality.out_of_range_counts(fetched.readings).items():
+        stored, outside = _store_day(timescaledb, fetched, scope)
+        loaded, dropped = loaded + len(stored), dropped + outside
+        for name, count in quality.out_of_range_counts(stored).items():
             out_of_range[name] = out_of_range.get(name, 0) + count
 
     for day in days:
@@ -258,8 +260,9 @@ def weather_readings(
             scope = sorted(open_before.loc[open_before["day"] == day, "key"])
             if not scope:
                 continue
-        fetched = _fetch_day(weatherxm, station_ids if scope is None else scope, day, config.concurrency)
-        attempted += len(station_ids if scope is None else scope)
+        asked = station_ids if scope is None else scope
+        fetched = _fetch_day(weatherxm, asked, day, config.concurrency)
+        attempted += len(asked)
         share = len(fetched.failures) / len(station_ids) if station_ids else 0.0
         if scope is None and share > config.max_failed_share:
             summary = f"{len(fetched.failures)} of {len(station_ids)} stations failed"
