@@ -7,6 +7,7 @@ installs handlers before starting it). Whatever still runs after the grace perio
 no webserver, daemon, code server or run process outlives the command.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -48,10 +49,8 @@ def stop_process_tree(process: subprocess.Popen, grace_s: float = SHUTDOWN_GRACE
         tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
     except psutil.NoSuchProcess:
         tree = []
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGINT)
-    except ProcessLookupError:
-        pass
     try:
         process.wait(grace_s)
     except subprocess.TimeoutExpired:
@@ -60,10 +59,9 @@ def stop_process_tree(process: subprocess.Popen, grace_s: float = SHUTDOWN_GRACE
     for survivor in alive:
         survivor.kill()
     psutil.wait_procs(alive, timeout=5)
-    try:  # anything started in the group and reparented (a run process whose parent died first)
+    # anything started in the group and reparented (a run process whose parent died first)
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 
