@@ -83,9 +83,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    from microcrop_assets.definitions import build_resources
     from microcrop_assets.ops.health import check_all, print_report
 
-    return print_report(check_all(_resources("timescaledb", "minio", "redis", "weatherxm", "spexi", "pinata")))
+    return print_report(check_all(build_resources()))  # each service initialised in its own check
 
 
 def main(argv: list[str] | None = None) -> int:

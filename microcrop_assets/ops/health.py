@@ -29,13 +29,15 @@ SECRET_ENV = (
     "DAGSTER_PG_PASSWORD", "POSTGRES_PASSWORD", "BASE_RPC_URL", "ALERT_WEBHOOK_URL",
 )  # fmt: skip
 URL_ENV = ("DATABASE_URL", "REDIS_URL")  # their passwords are secrets
+MIN_SECRET_LENGTH = 6
 
 
 def register_environment_secrets() -> None:
-    for name in SECRET_ENV:
-        register_secret(os.environ.get(name))
-    for name in URL_ENV:
-        register_secret(urlsplit(os.environ.get(name) or "").password)
+    values = [os.environ.get(name) for name in SECRET_ENV]
+    values += [urlsplit(os.environ.get(name) or "").password for name in URL_ENV]
+    for value in values:
+        if value and len(value) >= MIN_SECRET_LENGTH:  # a placeholder like "x" would mangle every text
+            register_secret(value)
 
 
 def scrub(text: str) -> str:
@@ -110,15 +112,16 @@ def check_chain(rpc_url: str) -> str:
     return f"chain id {int(answer['result'], 16)}"
 
 
-# resource key, service name, check; vendor clients get one attempt and short timeouts here
-SERVICES: tuple[tuple[str, str, Callable], ...] = (
-    ("timescaledb", "postgresql", check_postgres),
-    ("minio", "object storage", check_object_store),
-    ("redis", "redis", check_redis),
-    ("weatherxm", "weatherxm", check_weatherxm),
-    ("spexi", "spexi", check_spexi),
-    ("pinata", "pinata", check_pinata),
+# resource key, service name, check, credentials it cannot work without (the others have defaults)
+SERVICES: tuple[tuple[str, str, Callable, tuple[str, ...]], ...] = (
+    ("timescaledb", "postgresql", check_postgres, ()),
+    ("minio", "object storage", check_object_store, ()),
+    ("redis", "redis", check_redis, ()),
+    ("weatherxm", "weatherxm", check_weatherxm, ("WEATHERXM_API_KEY",)),
+    ("spexi", "spexi", check_spexi, ("SPEXI_API_KEY",)),
+    ("pinata", "pinata", check_pinata, ("PINATA_JWT",)),
 )
+# vendor clients get one attempt and short timeouts here
 QUICK_VENDOR = {
     "max_attempts": 1,
     "connect_timeout_seconds": 5.0,
@@ -133,13 +136,14 @@ def _initialized(resource: dg.ConfigurableResource) -> AbstractContextManager:
     return resource.process_config_and_initialize_cm()
 
 
-def _check_one(name: str, check: Callable, resource: dg.ConfigurableResource) -> ServiceStatus:
+def _check_one(service: tuple, resource: dg.ConfigurableResource) -> ServiceStatus:
+    _, name, check, credentials = service
+    unset = [variable for variable in credentials if not os.environ.get(variable)]
+    if unset:
+        return ServiceStatus(name, NOT_CONFIGURED, f"{', '.join(unset)} not set")
     try:
         with _initialized(resource) as initialized:
             return ServiceStatus(name, UP, check(initialized))
-    except dg.DagsterInvalidConfigError as error:  # an EnvVar that is not set
-        missing = [e.message.split('"')[1] for e in error.errors if "environment variable" in e.message]
-        return ServiceStatus(name, NOT_CONFIGURED, f"{', '.join(missing) or 'configuration'} not set")
     except Exception as error:  # any failure is the state being reported
         return ServiceStatus(name, DOWN, first_line(error))
 
@@ -155,18 +159,26 @@ def _check_chain() -> ServiceStatus:
 
 
 def check_all(resources: Mapping[str, dg.ConfigurableResource]) -> list[ServiceStatus]:
-    """Every service's state, checked in parallel; `resources` as bound in Definitions (unresolved)."""
+    """Every service's state; `resources` as bound in Definitions (unresolved). The database goes
+    first and alone (its first use applies migrations, and Alembic's state is process-wide), the
+    others in parallel."""
     register_environment_secrets()
     pool = concurrent.futures.ThreadPoolExecutor(len(SERVICES) + 1, thread_name_prefix="health")
-    futures = [(name, pool.submit(_check_one, name, check, resources[key])) for key, name, check in SERVICES]
-    futures.append(("chain", pool.submit(_check_chain)))
+    (database, *others) = SERVICES
+    statuses = _collect([(database[1], pool.submit(_check_one, database, resources[database[0]]))])
+    futures = [(service[1], pool.submit(_check_one, service, resources[service[0]])) for service in others]
+    statuses += _collect([*futures, ("chain", pool.submit(_check_chain))])
+    pool.shutdown(wait=False, cancel_futures=True)  # a hung check must not hold the caller
+    return statuses
+
+
+def _collect(futures: list[tuple[str, concurrent.futures.Future]]) -> list[ServiceStatus]:
     statuses = []
     for name, future in futures:
         try:
             statuses.append(future.result(timeout=CHECK_TIMEOUT_S))
         except concurrent.futures.TimeoutError:
             statuses.append(ServiceStatus(name, DOWN, f"no answer within {CHECK_TIMEOUT_S:.0f} s"))
-    pool.shutdown(wait=False, cancel_futures=True)  # a hung check must not hold the caller
     return statuses
 
 
