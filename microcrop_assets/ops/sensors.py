@@ -39,12 +39,20 @@ def send_alert(payload: dict) -> bool:
         return False
 
 
+def root_cause(error):
+    """The innermost cause of a SerializableErrorInfo: Dagster wraps the asset's own exception."""
+    while error.cause is not None:
+        error = error.cause
+    return error
+
+
 def run_failure_payload(context: dg.RunFailureSensorContext) -> dict:
     run = context.dagster_run
-    steps = [event.step_key for event in context.get_step_failure_events() if event.step_key]
+    failures = context.get_step_failure_events()
+    steps = [event.step_key for event in failures if event.step_key]
     errors = [
-        event.event_specific_data.error.message.strip()
-        for event in context.get_step_failure_events()
+        root_cause(event.event_specific_data.error).message.strip()
+        for event in failures
         if event.event_specific_data and event.event_specific_data.error
     ]
     error = scrub(errors[0] if errors else (context.failure_event.message or "run failed"))[:2000]
