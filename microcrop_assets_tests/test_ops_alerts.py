@@ -3,37 +3,21 @@
 
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
 
 from microcrop_assets.ops.sensors import run_failure_alert, send_alert
+from microcrop_assets_tests.fixtures_ops import http_receiver
 
 API_KEY = "wxm-live-key-8c1f2e"
 
 
-class Receiver(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self):
-        Receiver.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def webhook(monkeypatch):
-    Receiver.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hooks/alerts")
-    yield Receiver.received
-    server.shutdown()
+    with http_receiver("/hooks/alerts") as (url, received):
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", url)
+        yield received
 
 
 @dg.asset(partitions_def=dg.DailyPartitionsDefinition("2025-06-01"))

@@ -5,8 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
@@ -17,30 +15,13 @@ from microcrop_assets.ops.sensors import pipeline_health, service_health_sensor
 from microcrop_assets.plots.registry import parse_plots, store_plots
 from microcrop_assets.sandbox.config import DEFAULT_PLOTS_FILE
 from microcrop_assets_tests.conftest import REDIS_URL, free_port
-
-
-class ChainHandler(BaseHTTPRequestHandler):
-    """A JSON-RPC node answering eth_chainId with Base Sepolia (84532)."""
-
-    def do_POST(self):
-        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": hex(84532)}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+from microcrop_assets_tests.fixtures_ops import http_receiver
 
 
 @pytest.fixture(scope="module")
 def chain_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ChainHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/v2/secret-rpc-key-123"
-    server.shutdown()
+    with http_receiver("/v2/secret-rpc-key-123") as (url, _):
+        yield url
 
 
 @pytest.fixture
@@ -114,15 +95,6 @@ def test_health_all_up_then_each_failure_mode(services_env):
         assert secret not in broken.stdout + broken.stderr
     assert "postgresql" in broken.stderr.splitlines()[-1]
 
-    closed = f"redis://127.0.0.1:{free_port()}/0"
-    redis_down = run_health({**services_env, "REDIS_URL": closed, "BASE_RPC_URL": ""})
-    assert redis_down.returncode == 1
-    found = states(redis_down.stdout)
-    assert found["redis"] == DOWN and found["chain"] == NOT_CONFIGURED  # unset chain: optional
-    # vendors share Redis for their rate limits, so they are down with it; storage is not
-    assert found["postgresql"] == UP and found["object storage"] == UP
-    assert redis_down.stderr.splitlines()[-1].startswith("required services not up: redis")
-
 
 def test_pipeline_metrics_count_recent_rows_and_name_absent_tables(db, clean_plots):
     with db.begin() as conn:
@@ -158,3 +130,26 @@ def test_health_sensor_observes_states_and_figures(services_env, db):
         assert metadata["readings_24h"].value >= 0 and "active_plots" in metadata
         assert "images_24h" in metadata["figures_not_present"].value
         assert json.loads(result.cursor)["redis"] == UP
+
+
+def test_health_sensor_alerts_once_when_a_service_goes_down(services_env, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("BASE_RPC_URL", "")
+    with http_receiver("/alerts") as (url, alerts), dg.instance_for_test() as instance:
+        monkeypatch.setenv("ALERT_WEBHOOK_URL", url)
+        first = service_health_sensor(dg.build_sensor_context(instance=instance, cursor=json.dumps({"redis": UP})))
+        assert json.loads(first.cursor)["redis"] == DOWN
+        assert {alert["service"] for alert in alerts} >= {"redis"}
+        (redis_alert,) = [alert for alert in alerts if alert["service"] == "redis"]
+        assert redis_alert["kind"] == "service_health" and redis_alert["state"] == DOWN
+        (observation,) = first.asset_events
+        metadata = observation.metadata
+        # vendors share Redis for their rate limits, so they fail with it; storage does not
+        failing = {name for name, value in metadata.items() if name.startswith("service/") and value.value[:3] != "up:"}
+        assert failing == {"service/redis", "service/weatherxm", "service/spexi", "service/pinata", "service/chain"}
+        assert metadata["service/chain"].value == "not configured: BASE_RPC_URL not set"
+        assert metadata["services_failing"].value == 4  # an unset chain is optional
+        # still down on the next tick: no second alert
+        count = len(alerts)
+        service_health_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        assert len(alerts) == count
