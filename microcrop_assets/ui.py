@@ -23,6 +23,12 @@ from microcrop_assets import settings
 # dagster dev waits up to 60 s for its webserver and daemon; give it that plus a margin
 SHUTDOWN_GRACE_S = 75
 LOCAL_INSTANCE = Path(__file__).resolve().parents[1] / "dagster.yaml"
+# the location name of workspace.yaml and the deployments, so run history reads the same everywhere
+WORKSPACE = """load_from:
+  - python_module:
+      module_name: microcrop_assets.definitions
+      location_name: microcrop_assets
+"""
 
 
 def dagster_home() -> Path:
@@ -32,13 +38,14 @@ def dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     if LOCAL_INSTANCE.exists():
         shutil.copyfile(LOCAL_INSTANCE, home / "dagster.yaml")
+    (home / "workspace.yaml").write_text(WORKSPACE)
     return home
 
 
-def dev_command(host: str, port: int) -> list[str]:
+def dev_command(home: Path, host: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "dagster", "dev",
-        "-m", "microcrop_assets.definitions",
+        "-w", str(home / "workspace.yaml"),
         "--host", host, "--port", str(port),
     ]  # fmt: skip
 
@@ -87,7 +94,7 @@ def run_ui(host: str = "127.0.0.1", port: int = 3000, seed: int | None = None, s
             }
             print(f"sandbox serving WeatherXM, Spexi and Pinata at {sandbox.root_url}", flush=True)
             print(f"Dagster UI at http://{host}:{port} (instance {home}); Ctrl-C stops everything", flush=True)
-            process = subprocess.Popen(dev_command(host, port), env=env, cwd=home, start_new_session=True)
+            process = subprocess.Popen(dev_command(home, host, port), env=env, cwd=home, start_new_session=True)
             try:
                 while not stop.is_set() and process.poll() is None:
                     stop.wait(0.5)

@@ -17,7 +17,7 @@ from microcrop_assets_tests.conftest import REDIS_URL, free_port
 STARTUP_TIMEOUT_S = 180
 REPOSITORY_QUERY = """
 { repositoriesOrError { ... on RepositoryConnection { nodes {
-    name schedules { name } sensors { name } jobs { name }
+    name location { name } schedules { name } sensors { name } jobs { name }
 } } } }
 """
 
@@ -64,6 +64,8 @@ def assert_stops_cleanly(process: subprocess.Popen, signum: int) -> None:
     process.send_signal(signum)
     assert process.wait(timeout=120) == 0
     left = [child for child in tree if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+    for child in left:  # so a failing test leaves nothing behind either
+        child.kill()
     assert not left, f"left running after {signal.Signals(signum).name}: {[p.cmdline()[1:5] for p in left]}"
 
 
@@ -72,6 +74,7 @@ def test_ui_serves_repository_and_stops_on_sigterm(tmp_path, database_url):
     try:
         answer = httpx.post(f"{url}/graphql", json={"query": REPOSITORY_QUERY}, timeout=60).json()
         (repository,) = answer["data"]["repositoriesOrError"]["nodes"]
+        assert repository["location"]["name"] == "microcrop_assets"  # as in workspace.yaml
         schedules = {s["name"] for s in repository["schedules"]}
         sensors = {s["name"] for s in repository["sensors"]}
         jobs = {j["name"] for j in repository["jobs"]}
