@@ -130,6 +130,7 @@ def test_health_sensor_observes_states_and_figures(services_env, db):
         assert metadata["readings_24h"].value >= 0 and "active_plots" in metadata
         assert "images_24h" in metadata["figures_not_present"].value
         assert json.loads(result.cursor)["redis"] == UP
+        assert result.skip_reason.skip_message == "every required service up"
 
 
 def test_health_sensor_alerts_once_when_a_service_goes_down(services_env, monkeypatch):
