@@ -69,19 +69,25 @@ def first_line(error: BaseException) -> str:
 # -- one check per service ------------------------------------------------------------------------
 
 
+def answered(ping: bool, service: str) -> None:
+    """The resources' ping() returns False (rather than raising) for some failures."""
+    if not ping:
+        raise RuntimeError(f"{service} did not answer its ping")
+
+
 def check_postgres(db) -> str:
-    db.ping()
+    answered(db.ping(), "PostgreSQL")
     timescale = "TimescaleDB present" if db.has_timescaledb() else "TimescaleDB absent (plain PostgreSQL)"
     return f"{db.describe()}; {timescale}"
 
 
 def check_object_store(store) -> str:
-    store.ping()
+    answered(store.ping(), store.describe())
     return store.describe()
 
 
 def check_redis(redis) -> str:
-    redis.ping()
+    answered(redis.ping(), "Redis")
     return f"redis at {urlsplit(redis.url).hostname}" if redis.url else "in-process Redis (REDIS_URL unset)"
 
 
