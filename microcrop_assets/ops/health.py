@@ -10,8 +10,8 @@ once BASE_RPC_URL is set.
 import concurrent.futures
 import os
 import sys
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -127,19 +127,28 @@ SERVICES: tuple[tuple[str, str, Callable, tuple[str, ...]], ...] = (
     ("spexi", "spexi", check_spexi, ("SPEXI_API_KEY",)),
     ("pinata", "pinata", check_pinata, ("PINATA_JWT",)),
 )
-# vendor clients get one attempt and short timeouts here
-QUICK_VENDOR = {
+# vendor clients get one attempt and short timeouts here; the database is only read (no migrations)
+QUICK = {
     "max_attempts": 1,
     "connect_timeout_seconds": 5.0,
     "read_timeout_seconds": 10.0,
     "rate_limit_timeout_seconds": 5.0,
+    "migrate": False,
 }
 
 
-def _initialized(resource: dg.ConfigurableResource) -> AbstractContextManager:
-    if "max_attempts" in type(resource).model_fields:
-        resource = resource.model_copy(update=QUICK_VENDOR)
-    return resource.process_config_and_initialize_cm()
+@contextmanager
+def initialized(resource: dg.ConfigurableResource) -> Iterator[dg.ConfigurableResource]:
+    """The resource ready to use, for one check; its database pool is closed afterwards (the
+    sensor builds resources every minute)."""
+    fields = type(resource).model_fields
+    resource = resource.model_copy(update={k: v for k, v in QUICK.items() if k in fields})
+    with resource.process_config_and_initialize_cm() as ready:
+        try:
+            yield ready
+        finally:
+            if "engine" in ready.__dict__:
+                ready.engine.dispose()
 
 
 def _check_one(service: tuple, resource: dg.ConfigurableResource) -> ServiceStatus:
@@ -148,8 +157,8 @@ def _check_one(service: tuple, resource: dg.ConfigurableResource) -> ServiceStat
     if unset:
         return ServiceStatus(name, NOT_CONFIGURED, f"{', '.join(unset)} not set")
     try:
-        with _initialized(resource) as initialized:
-            return ServiceStatus(name, UP, check(initialized))
+        with initialized(resource) as ready:
+            return ServiceStatus(name, UP, check(ready))
     except Exception as error:  # any failure is the state being reported
         return ServiceStatus(name, DOWN, first_line(error))
 
@@ -165,15 +174,11 @@ def _check_chain() -> ServiceStatus:
 
 
 def check_all(resources: Mapping[str, dg.ConfigurableResource]) -> list[ServiceStatus]:
-    """Every service's state; `resources` as bound in Definitions (unresolved). The database goes
-    first and alone (its first use applies migrations, and Alembic's state is process-wide), the
-    others in parallel."""
+    """Every service's state, checked in parallel; `resources` as bound in Definitions (unresolved)."""
     register_environment_secrets()
     pool = concurrent.futures.ThreadPoolExecutor(len(SERVICES) + 1, thread_name_prefix="health")
-    (database, *others) = SERVICES
-    statuses = _collect([(database[1], pool.submit(_check_one, database, resources[database[0]]))])
-    futures = [(service[1], pool.submit(_check_one, service, resources[service[0]])) for service in others]
-    statuses += _collect([*futures, ("chain", pool.submit(_check_chain))])
+    futures = [(service[1], pool.submit(_check_one, service, resources[service[0]])) for service in SERVICES]
+    statuses = _collect([*futures, ("chain", pool.submit(_check_chain))])
     pool.shutdown(wait=False, cancel_futures=True)  # a hung check must not hold the caller
     return statuses
 

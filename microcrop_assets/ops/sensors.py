@@ -12,7 +12,7 @@ import os
 import dagster as dg
 import httpx
 
-from microcrop_assets.ops.health import UP, check_all, pipeline_metrics, scrub
+from microcrop_assets.ops.health import UP, check_all, initialized, pipeline_metrics, scrub
 
 log = logging.getLogger("microcrop.alerts")
 
@@ -95,7 +95,7 @@ def service_health_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     metadata["services_failing"] = dg.MetadataValue.int(sum(s.failing for s in statuses))
     database_up = next(s for s in statuses if s.service == "postgresql").state == UP
     if database_up:
-        with resources["timescaledb"].process_config_and_initialize_cm() as db:
+        with initialized(resources["timescaledb"]) as db:
             figures = pipeline_metrics(db)
         metadata.update({name: dg.MetadataValue.int(value) for name, value in figures.items() if value is not None})
         absent = [name for name, value in figures.items() if value is None]
