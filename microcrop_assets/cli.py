@@ -129,6 +129,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(days=args.days, end=args.end)
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from microcrop_assets.ui import run_ui
+
+    return run_ui(host=args.host, port=args.port, seed=args.seed, scenario=args.scenario)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from microcrop_assets.definitions import build_resources
+    from microcrop_assets.ops.health import check_all, print_report
+
+    return print_report(check_all(build_resources()))  # each service initialised in its own check
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="microcrop", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="the embedded PostgreSQL").add_subparsers(dest="action", required=True)
     db.add_parser("stop", help="stop the embedded server").set_defaults(func=cmd_db_stop)
+
+    ui = commands.add_parser("ui", help="the Dagster UI with its daemon, wired to the vendor sandbox")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--seed", type=int, default=None, help="sandbox seed")
+    ui.add_argument("--scenario", default=None, help="sandbox scenario JSON (default: the demo's drought)")
+    ui.set_defaults(func=cmd_ui)
+
+    health = commands.add_parser("health", help="one line per service; exits 1 when a required one is down")
+    health.set_defaults(func=cmd_health)
     return parser
 
 

@@ -5,6 +5,8 @@ import os
 import dagster as dg
 
 from microcrop_assets import settings
+from microcrop_assets.ops.freshness import with_freshness
+from microcrop_assets.ops.sensors import pipeline_health, run_failure_alert, service_health_sensor
 from microcrop_assets.plots.assets import plots
 from microcrop_assets.resources.minio import ObjectStoreResource
 from microcrop_assets.resources.pinata import PinataResource
@@ -71,8 +73,13 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
 
 
 defs = dg.Definitions(
-    assets=[plots, weather_stations, weather_readings, weather_daily, weather_indices],
+    assets=[
+        plots,
+        *with_freshness([weather_stations, weather_readings, weather_daily, weather_indices]),
+        pipeline_health,
+    ],
     jobs=[weather_readings_job, weather_nightly_job, weather_stations_job],
     schedules=[weather_readings_intraday, weather_nightly, weather_stations_daily],
+    sensors=[service_health_sensor, run_failure_alert],
     resources=build_resources(),
 )
