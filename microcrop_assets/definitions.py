@@ -5,6 +5,17 @@ import os
 import dagster as dg
 
 from microcrop_assets import settings
+from microcrop_assets.imagery.assets import daily_ndvi, ndvi_baselines, ndvi_rasters, satellite_orders
+from microcrop_assets.imagery.schedules import (
+    daily_ndvi_job,
+    daily_ndvi_nightly,
+    ndvi_baselines_job,
+    ndvi_baselines_weekly,
+    ndvi_rasters_job,
+    satellite_orders_daily,
+    satellite_orders_job,
+)
+from microcrop_assets.imagery.sensors import satellite_order_sensor
 from microcrop_assets.plots.assets import plots
 from microcrop_assets.resources.minio import ObjectStoreResource
 from microcrop_assets.resources.pinata import PinataResource
@@ -55,7 +66,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             redis=redis,
             api_key=dg.EnvVar("SPEXI_API_KEY"),
             rate_limit_per_minute=settings.env_int("SPEXI_RATE_LIMIT_PER_MINUTE", 10),
-            **set_only(api_url=env("SPEXI_API_URL")),
+            **set_only(api_url=env("SPEXI_API_URL"), order_statuses_path=os.environ.get("SPEXI_ORDER_STATUSES_PATH")),
         ),
         "pinata": PinataResource(
             redis=redis,
@@ -71,8 +82,34 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
 
 
 defs = dg.Definitions(
-    assets=[plots, weather_stations, weather_readings, weather_daily, weather_indices],
-    jobs=[weather_readings_job, weather_nightly_job, weather_stations_job],
-    schedules=[weather_readings_intraday, weather_nightly, weather_stations_daily],
+    assets=[
+        plots,
+        weather_stations,
+        weather_readings,
+        weather_daily,
+        weather_indices,
+        satellite_orders,
+        ndvi_rasters,
+        daily_ndvi,
+        ndvi_baselines,
+    ],
+    jobs=[
+        weather_readings_job,
+        weather_nightly_job,
+        weather_stations_job,
+        satellite_orders_job,
+        ndvi_rasters_job,
+        daily_ndvi_job,
+        ndvi_baselines_job,
+    ],
+    schedules=[
+        weather_readings_intraday,
+        weather_nightly,
+        weather_stations_daily,
+        satellite_orders_daily,
+        daily_ndvi_nightly,
+        ndvi_baselines_weekly,
+    ],
+    sensors=[satellite_order_sensor],
     resources=build_resources(),
 )

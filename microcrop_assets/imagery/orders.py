@@ -159,7 +159,7 @@ def place_order(
                 capture_date=capture_date,
             )
         except VendorError as error:
-            _set_status(db, request_id, "placement_failed", now, str(error), error=str(error))
+            set_status(db, request_id, "placement_failed", now, str(error), error=str(error))
             return Placement(request.plot_id, "placement_failed", detail=str(error))
         with db.begin() as conn:
             conn.execute(
@@ -172,7 +172,7 @@ def place_order(
         return Placement(request.plot_id, "placed", order_id=order.order_id)
 
 
-def _set_status(
+def set_status(
     db: TimescaleDBResource, request_id: str, status: str, now: dt.datetime, detail: str | None, **columns
 ) -> None:
     sets = "".join(f", {name} = :{name}" for name in columns)
@@ -305,7 +305,7 @@ def record_download_failure(db: TimescaleDBResource, request_id: str, attempts: 
     MAX_DOWNLOAD_ATTEMPTS, then fails it with the reason. Returns the status left."""
     if attempts >= MAX_DOWNLOAD_ATTEMPTS:
         detail = f"download failed {attempts} times: {error}"
-        _set_status(db, request_id, "failed", now, detail, error=detail, download_attempts=attempts)
+        set_status(db, request_id, "failed", now, detail, error=detail, download_attempts=attempts)
         return "failed"
     with db.begin() as conn:
         conn.execute(
