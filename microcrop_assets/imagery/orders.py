@@ -43,7 +43,7 @@ def plan_orders(
     routine_every_days: int,
     retry_days: int,
 ) -> pd.DataFrame:
-    """The plots to order imagery for on `day`, with the reason (stress before routine before retry).
+    """The plots to order imagery for on `day`, with the reason (stress before retry before routine).
 
     `plots`: active plots (plot_id, sowing_date, season_end, stress_trigger); `stress`: plot_id,
     weather_stress of the day; `history`: earlier requests (plot_id, requested_day, status, reason).
@@ -57,21 +57,20 @@ def plan_orders(
     stressed = set(merged.loc[merged["weather_stress"].astype(float) >= trigger, "plot_id"])
 
     live = history[history["status"].isin(WINDOW_HOLDING)]
-    recent = live[pd.to_datetime(live["requested_day"]).dt.date > day - dt.timedelta(days=routine_every_days)]
-    routine = set(in_season["plot_id"]) - set(recent["plot_id"]) - stressed
-
     last_live = live.groupby("plot_id")["requested_day"].max()
     failed = history[
         (history["status"] == "placement_failed")
         & (pd.to_datetime(history["requested_day"]).dt.date >= day - dt.timedelta(days=retry_days))
+        & history["plot_id"].isin(set(in_season["plot_id"]) - stressed)
     ]
     retry = {}
     for row in failed.sort_values("requested_day").itertuples():
-        placed_since = row.plot_id in last_live.index and last_live[row.plot_id] >= row.requested_day
-        if not placed_since and row.plot_id not in stressed | routine and row.plot_id in set(in_season["plot_id"]):
+        if not (row.plot_id in last_live.index and last_live[row.plot_id] >= row.requested_day):
             retry[row.plot_id] = row.reason
-    rows = [(p, "stress") for p in sorted(stressed)] + [(p, "routine") for p in sorted(routine)]
-    rows += sorted(retry.items())
+    recent = live[pd.to_datetime(live["requested_day"]).dt.date > day - dt.timedelta(days=routine_every_days)]
+    routine = set(in_season["plot_id"]) - set(recent["plot_id"]) - stressed - set(retry)
+    rows = [(p, "stress") for p in sorted(stressed)] + sorted(retry.items())
+    rows += [(p, "routine") for p in sorted(routine)]
     frame = pd.DataFrame(rows, columns=["plot_id", "reason"])
     frame["priority"] = frame["reason"].map(REASON_PRIORITY)
     return frame
