@@ -39,16 +39,19 @@ def place(resources, day: dt.date) -> None:
     assert result.success
 
 
-def tick(resources, cursor: str | None = None) -> dg.SensorResult:
-    with (
-        dg.instance_for_test() as instance,
-        dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context,
-    ):
+@pytest.fixture(scope="module")
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def tick(instance, resources, cursor: str | None = None) -> dg.SensorResult:
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
         return satellite_order_sensor(context)
 
 
 @pytest.mark.parametrize("bulk_path", [None, "/orders/status"], ids=["per_order", "bulk"])
-def test_completion_requests_one_run_per_capture_date_once(book, slow_sandbox, tmp_path, bulk_path):
+def test_completion_requests_one_run_per_capture_date_once(book, instance, slow_sandbox, tmp_path, bulk_path):
     sandbox, clock = slow_sandbox
     resources = imagery_resources(sandbox, book, tmp_path, order_statuses_path=bulk_path)
     set_stress(book, DAY, STRESS)
@@ -58,12 +61,12 @@ def test_completion_requests_one_run_per_capture_date_once(book, slow_sandbox, t
     place(resources, later)  # the 6 stressed plots again, captured `later` + 1
     assert len(order_book(book)) == 18
 
-    quiet = tick(resources)
+    quiet = tick(instance, resources)
     assert quiet.run_requests == [] and quiet.cursor == ""
     assert set(order_book(book)["status"]) == {"pending"}
 
     clock.advance(seconds=ORDER_DELAY_S)
-    done = tick(resources)
+    done = tick(instance, resources)
     orders = order_book(book)
     completed, failed = orders[orders["status"] == "completed"], orders[orders["status"] == "failed"]
     assert len(completed) + len(failed) == 18 and len(failed) >= 1 and len(completed) >= 2
@@ -74,11 +77,11 @@ def test_completion_requests_one_run_per_capture_date_once(book, slow_sandbox, t
     assert sorted(r.partition_key for r in done.run_requests) == dates  # exactly one per capture date
     assert all(r.run_key.startswith(f"ndvi_rasters:{r.partition_key}:") for r in done.run_requests)
 
-    again = tick(resources)
+    again = tick(instance, resources)
     assert again.run_requests == []
 
 
-def test_vendor_errors_keep_orders_open_and_stale_orders_expire(book, slow_sandbox, tmp_path):
+def test_vendor_errors_keep_orders_open_and_stale_orders_expire(book, instance, slow_sandbox, tmp_path):
     sandbox, clock = slow_sandbox
     resources = imagery_resources(sandbox, book, tmp_path)
     set_stress(book, DAY, STRESS)
@@ -86,7 +89,7 @@ def test_vendor_errors_keep_orders_open_and_stale_orders_expire(book, slow_sandb
     clock.advance(seconds=ORDER_DELAY_S)
     sandbox.set_faults(share_5xx=1.0, paths=["/spexi/developer-api/api/v1/orders/"])
     try:
-        blocked = tick(resources)
+        blocked = tick(instance, resources)
     finally:
         sandbox.clear_faults()
     orders = order_book(book)
@@ -100,7 +103,7 @@ def test_vendor_errors_keep_orders_open_and_stale_orders_expire(book, slow_sandb
             sa.text("UPDATE satellite_orders SET requested_at = now() - interval '8 days' WHERE request_id = :r"),
             {"r": stale},
         )
-    tick(resources)
+    tick(instance, resources)
     row = order_book(book).set_index("request_id").loc[stale]
     assert row["status"] == "expired" and row["error"] == "not completed within 7 days of the order"
     assert row["status_history"][-1]["status"] == "expired"
