@@ -12,7 +12,7 @@ from microcrop_assets.imagery.assets import satellite_orders
 from microcrop_assets.imagery.orders import plan_orders
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
-from .fixtures_imagery import empty_imagery, imagery_resources, order_book, set_stress, vendor_orders
+from .fixtures_orders import empty_imagery, imagery_resources, order_book, set_stress, vendor_orders
 
 DAY = dt.date(2025, 7, 20)
 CLOCK = dt.datetime(2025, 8, 1, 12, tzinfo=dt.UTC)

@@ -12,7 +12,7 @@ from microcrop_assets.imagery.sensors import satellite_order_sensor
 from microcrop_assets.sandbox.spexi import FAILURE_REASONS
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
-from .fixtures_imagery import empty_imagery, imagery_resources, order_book, set_stress
+from .fixtures_orders import empty_imagery, imagery_resources, order_book, set_stress
 
 DAY = dt.date(2025, 7, 20)
 CLOCK = dt.datetime(2025, 8, 1, 12, tzinfo=dt.UTC)
