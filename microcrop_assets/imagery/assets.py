@@ -153,9 +153,11 @@ def _process_order(
     keys = {}
     for index in INDICES:
         raster = result.rasters[index]
-        keys[index] = f"{prefix}/{index}/{day}/{order.order_id}.tif"
+        # the STAC Item refers to its COG by a relative href: both go to the same folder, names kept
+        folder = f"{prefix}/rasters/{day}"
+        keys[index] = f"{folder}/{raster.path.name}"
         store.put(keys[index], raster.path, content_type="image/tiff; application=geotiff; profile=cloud-optimized")
-        store.put(f"{prefix}/{index}/{day}/{order.order_id}.json", raster.stac_path, content_type="application/json")
+        store.put(f"{folder}/{raster.stac_path.name}", raster.stac_path, content_type="application/geo+json")
     return [
         {
             "order_id": order.order_id,
