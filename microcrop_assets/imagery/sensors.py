@@ -12,7 +12,12 @@ from microcrop_assets.resources.spexi import SpexiResource
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 
 CHECK_INTERVAL_MINUTES = settings.env_int("SATELLITE_PENDING_CHECK_INTERVAL", 15)
-PAGE_SIZE = settings.env_int("SATELLITE_SENSOR_PAGE_SIZE", 2000)
+DEFAULT_PAGE_SIZE = 2000
+
+
+def page_size() -> int:
+    """Open orders checked per tick (SATELLITE_SENSOR_PAGE_SIZE), read at each evaluation."""
+    return settings.env_int("SATELLITE_SENSOR_PAGE_SIZE", DEFAULT_PAGE_SIZE)
 
 
 @dg.sensor(
@@ -26,7 +31,7 @@ def satellite_order_sensor(
     context: dg.SensorEvaluationContext, timescaledb: TimescaleDBResource, spexi: SpexiResource
 ) -> dg.SensorResult:
     started = time.monotonic()
-    check = book.check_open_orders(timescaledb, spexi, context.cursor or "", PAGE_SIZE, dt.datetime.now(dt.UTC))
+    check = book.check_open_orders(timescaledb, spexi, context.cursor or "", page_size(), dt.datetime.now(dt.UTC))
     owed = book.raster_run_requests(timescaledb)
     context.log.info(
         f"checked {check.checked} open orders (changed {check.changed}, {check.errors} vendor errors, "
