@@ -6,11 +6,14 @@ import json
 import uuid
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
+import rasterio
 import sqlalchemy as sa
+from affine import Affine
 
-from microcrop_assets.imagery.assets import daily_ndvi, ndvi_baselines, ndvi_rasters, satellite_orders
+from microcrop_assets.imagery.assets import _invalid_cogs, daily_ndvi, ndvi_baselines, ndvi_rasters, satellite_orders
 from microcrop_assets.imagery.orders import MAX_DOWNLOAD_ATTEMPTS
 from microcrop_assets.imagery.sensors import satellite_order_sensor
 from microcrop_assets.plots.assets import DEMO_PLOTS, plots
@@ -236,3 +239,13 @@ def test_daily_ndvi_rerun_replaces_the_day(empty_store, tmp_path):
     rows = empty_store.read_frame("SELECT * FROM daily_ndvi")
     assert len(rows) == 1 and rows["ndvi_mean"].iloc[0] == 0.6 and rows["n_images"].iloc[0] == 1  # 0.4 < 0.5
     assert result.get_asset_check_evaluations()[0].passed
+
+
+def test_cog_check_rejects_a_plain_geotiff(local_store, tmp_path):
+    plain = tmp_path / "plain.tif"
+    profile = {"driver": "GTiff", "width": 1024, "height": 1024, "count": 1, "dtype": "float32", "crs": "EPSG:32736"}
+    with rasterio.open(plain, "w", transform=Affine(1, 0, 500_000, 0, -1, 9_900_000), **profile) as dst:
+        dst.write(np.zeros((1, 1024, 1024), "float32"))  # striped, no overviews: not cloud-optimized
+    local_store.put("rasters/plain.tif", plain)
+    invalid = _invalid_cogs(local_store, ["rasters/plain.tif"])
+    assert list(invalid) == ["rasters/plain.tif"] and invalid["rasters/plain.tif"]

@@ -8,7 +8,9 @@ import sqlalchemy as sa
 
 from microcrop_assets.imagery.assets import satellite_orders
 from microcrop_assets.imagery.orders import check_open_orders
+from microcrop_assets.imagery.schedules import daily_ndvi_nightly, ndvi_baselines_weekly, satellite_orders_daily
 from microcrop_assets.imagery.sensors import satellite_order_sensor
+from microcrop_assets.partitions import weekly_partitions
 from microcrop_assets.sandbox.spexi import FAILURE_REASONS
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
@@ -124,3 +126,19 @@ def test_open_orders_are_paged_with_a_cursor(book, slow_sandbox, tmp_path):
         checked += page.checked
     assert cursors == ["", ids[4], ids[9], ""] and checked == 12
     assert order_book(book)["checked_at"].notna().all()
+
+
+def test_schedules_target_yesterday_and_the_week_starting_on_the_sunday():
+    sunday = dt.datetime(2025, 7, 27, 2, 0, tzinfo=dt.UTC)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=sunday)
+        orders, daily, weekly = (
+            s(context) for s in (satellite_orders_daily, daily_ndvi_nightly, ndvi_baselines_weekly)
+        )
+    assert orders.partition_key == daily.partition_key == "2025-07-26"
+    assert orders.run_key == "satellite-orders-2025-07-26"
+    assert weekly.partition_key == "2025-07-27" and weekly.run_key == "ndvi-baselines-2025-07-27"
+    # the week starting today is a partition already (its baseline comes from the weeks before it)
+    today = dt.datetime.now(dt.UTC).date()
+    this_sunday = today - dt.timedelta(days=(today.weekday() + 1) % 7)
+    assert weekly_partitions.get_last_partition_key() == this_sunday.isoformat()
