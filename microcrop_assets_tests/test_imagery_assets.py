@@ -13,7 +13,7 @@ import rasterio
 import sqlalchemy as sa
 from affine import Affine
 
-from microcrop_assets.imagery.assets import _invalid_cogs, daily_ndvi, ndvi_baselines, ndvi_rasters, satellite_orders
+from microcrop_assets.imagery.assets import invalid_cogs, daily_ndvi, ndvi_baselines, ndvi_rasters, satellite_orders
 from microcrop_assets.imagery.orders import MAX_DOWNLOAD_ATTEMPTS
 from microcrop_assets.imagery.sensors import satellite_order_sensor
 from microcrop_assets.plots.assets import DEMO_PLOTS, plots
@@ -247,5 +247,5 @@ def test_cog_check_rejects_a_plain_geotiff(local_store, tmp_path):
     with rasterio.open(plain, "w", transform=Affine(1, 0, 500_000, 0, -1, 9_900_000), **profile) as dst:
         dst.write(np.zeros((1, 1024, 1024), "float32"))  # striped, no overviews: not cloud-optimized
     local_store.put("rasters/plain.tif", plain)
-    invalid = _invalid_cogs(local_store, ["rasters/plain.tif"])
+    invalid = invalid_cogs(local_store, ["rasters/plain.tif"])
     assert list(invalid) == ["rasters/plain.tif"] and invalid["rasters/plain.tif"]

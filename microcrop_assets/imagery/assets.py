@@ -245,7 +245,7 @@ def ndvi_rasters(
     statistic_columns = ["ndvi_mean", "ndvi_median", "ndvi_p10", "ndvi_p90"]
     out_of_range = int(((frame[statistic_columns] < -1) | (frame[statistic_columns] > 1)).sum().sum())
     bad_fractions = int(((frame["valid_fraction"] < 0) | (frame["valid_fraction"] > 1)).sum())
-    not_cog = _invalid_cogs(minio, [key for row in rows for key in (row["ndvi_key"], row["evi_key"], row["lai_key"])])
+    not_cog = invalid_cogs(minio, [key for row in rows for key in (row["ndvi_key"], row["evi_key"], row["lai_key"])])
     return dg.MaterializeResult(
         metadata={
             "orders": len(owed),
@@ -270,7 +270,7 @@ def ndvi_rasters(
     )
 
 
-def _invalid_cogs(store: ObjectStoreResource, keys: list[str]) -> dict[str, str]:
+def invalid_cogs(store: ObjectStoreResource, keys: list[str]) -> dict[str, str]:
     """The stored rasters that are not valid Cloud-Optimized GeoTIFFs, with rio-cogeo's errors."""
     invalid = {}
     with tempfile.TemporaryDirectory(prefix="cog-check-") as tmp:
