@@ -299,7 +299,7 @@ class _PlotWindow:
         if polygon.is_empty or not polygon.is_valid:
             raise ValueError(f"plot {plot_id!r}: geometry is empty or invalid in {src.crs}")
         inverse = ~src.transform
-        xs, ys = zip(*[inverse * corner for corner in _corners(polygon.bounds)], strict=True)
+        xs, ys = zip(*[inverse @ corner for corner in _corners(polygon.bounds)], strict=True)
         col0, col1 = max(0, math.floor(min(xs))), min(src.width, math.ceil(max(xs)))
         row0, row1 = max(0, math.floor(min(ys))), min(src.height, math.ceil(max(ys)))
         self.window = Window(col0, row0, max(0, col1 - col0), max(0, row1 - row0))
