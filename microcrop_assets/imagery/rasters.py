@@ -389,6 +389,8 @@ def process_image(
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES, GDAL_NUM_THREADS="ALL_CPUS"), _open(image) as src:
         layout = identify_bands(src, image)
         captured_at = captured_at or _capture_time(src, image)
+        if captured_at.tzinfo is None:
+            captured_at = captured_at.replace(tzinfo=dt.UTC)
         to_raster = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True).transform
         windows = [_PlotWindow(plot_id, geometry, src, to_raster) for plot_id, geometry in plots]
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -436,7 +438,8 @@ def _compute(src, image: Path, layout: BandLayout, params: VegetationParams, wor
                 valid = src.read_masks(layout.bands["red"], window=window) if layout.file_mask else None
                 qa = src.read(layout.qa_band, window=window) if layout.qa_band else None
             except RasterioError as error:
-                raise ImageryError(f"{image}: corrupt or truncated, rows {row0}+ unreadable: {error}") from None
+                detail = error.__cause__ or error  # GDAL's own message ("TIFFReadEncodedTile() failed")
+                raise ImageryError(f"{image}: corrupt or truncated, rows {row0}+ unreadable: {detail}") from None
             block = vegetation_indices(
                 red,
                 nir,
