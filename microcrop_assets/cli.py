@@ -1,4 +1,4 @@
-"""The `microcrop` command: demo, plots import, cid, sandbox, database, health."""
+"""The `microcrop` command: demo, plots import, cid, ndvi, sandbox, database, health."""
 
 import argparse
 import sys
@@ -40,6 +40,47 @@ def cmd_cid(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print(f"microcrop cid: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_ndvi(args: argparse.Namespace) -> int:
+    """One image through the imagery pipeline's own code path: COGs + STAC Items in --out, JSON on stdout."""
+    import dataclasses
+    import datetime as dt
+    import json
+    import re
+
+    from microcrop_assets.imagery.rasters import ImageryError, process_image
+    from microcrop_assets.plots.registry import PlotsFileError, parse_plots
+
+    try:
+        captured_at = dt.datetime.fromisoformat(args.captured_at) if args.captured_at else None
+        if not args.plots.is_file():
+            raise FileNotFoundError(f"plots file {str(args.plots)!r} is not a file")
+        frame = parse_plots(args.plots.read_bytes(), str(args.plots))
+        item_id = args.item_id or re.sub(r"[^A-Za-z0-9._-]", "-", args.image.stem).lstrip("._-") or "image"
+        result = process_image(
+            args.image,
+            list(zip(frame["plot_id"], frame["geometry"], strict=True)),
+            args.out,
+            item_id=item_id,
+            captured_at=captured_at,
+        )
+    except (ImageryError, PlotsFileError, OSError, ValueError) as error:
+        print(f"microcrop ndvi: {' '.join(str(error).split())}", file=sys.stderr)  # one line
+        return 2
+    report = {
+        "rasters": {
+            index: {"path": str(out.path), "stac": str(out.stac_path), "sha256": out.sha256}
+            for index, out in result.rasters.items()
+        },
+        "plots": [dataclasses.asdict(stats) for stats in result.plots],
+        "crs": result.crs,
+        "width": result.width,
+        "height": result.height,
+        "masked": result.masked,
+    }
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -95,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     cid.add_argument("--cid-version", type=int, choices=(0, 1), default=1)
     cid.add_argument("--profile", choices=("classic", "v1-2025"), default="classic")
     cid.set_defaults(func=cmd_cid)
+
+    ndvi = commands.add_parser("ndvi", help="NDVI / EVI / LAI COGs and per-plot statistics of one GeoTIFF")
+    ndvi.add_argument("image", type=Path, help="multispectral GeoTIFF (bands found by their metadata)")
+    ndvi.add_argument("--plots", type=Path, required=True, help="plots GeoJSON, as `microcrop plots import` takes")
+    ndvi.add_argument("--out", type=Path, required=True, help="folder for the COGs and STAC Items")
+    ndvi.add_argument("--item-id", default=None, help="output name prefix / STAC id (default: the image's name)")
+    ndvi.add_argument("--captured-at", default=None, help="capture time (ISO 8601) when the file's tags lack one")
+    ndvi.set_defaults(func=cmd_ndvi)
 
     sandbox = commands.add_parser("sandbox", help="vendor simulators").add_subparsers(dest="action", required=True)
     serve = sandbox.add_parser("serve", help="serve WeatherXM, Spexi and Pinata simulators over HTTP")

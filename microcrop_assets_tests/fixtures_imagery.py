@@ -29,6 +29,8 @@ class Scene:
     band_tags: dict[str, dict] = field(default_factory=dict)
     # pixels forced to a raw DN value after conversion: (band, row, col) -> DN
     raw: dict[tuple[str, int, int], float] = field(default_factory=dict)
+    # bands written as they are after the reflectance bands (e.g. a QA band): description -> values
+    extra_bands: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -59,7 +61,7 @@ class Scene:
             driver="GTiff",
             width=width,
             height=height,
-            count=len(self.order),
+            count=len(self.order) + len(self.extra_bands),
             dtype=self.dtype,
             crs=f"EPSG:{self.epsg}",
             transform=self.transform,
@@ -74,15 +76,18 @@ class Scene:
                 if self.descriptions:
                     dst.set_band_description(number, band)
                 dst.update_tags(number, **self.band_tags.get(band, {}))
-            dst.scales = [self.scale] * len(self.order)
-            dst.offsets = [self.offset] * len(self.order)
+            for number, (name, values) in enumerate(self.extra_bands.items(), start=len(self.order) + 1):
+                dst.write(values.astype(self.dtype), number)
+                dst.set_band_description(number, name)
+            dst.scales = [self.scale] * len(self.order) + [1.0] * len(self.extra_bands)
+            dst.offsets = [self.offset] * len(self.order) + [0.0] * len(self.extra_bands)
             dst.update_tags(CAPTURE_DATE="2025-06-01T09:30:00+00:00", **self.extra_tags)
         return path
 
     def plot(self, col0: float, row0: float, col1: float, row1: float) -> dict:
         """A lon/lat GeoJSON polygon covering the given fractional pixel box of the scene."""
-        x0, y0 = self.transform * (col0, row1)
-        x1, y1 = self.transform * (col1, row0)
+        x0, y0 = self.transform @ (col0, row1)
+        x1, y1 = self.transform @ (col1, row0)
         to_lonlat = Transformer.from_crs(self.epsg, 4326, always_xy=True).transform
         return mapping(reproject(to_lonlat, box(x0, y0, x1, y1).buffer(0)))
 

@@ -76,7 +76,7 @@ __all__ = ["ImageResult", "ImageryError", "PlotStatistics", "RasterOutput", "Veg
 
 INDICES = ("ndvi", "evi", "lai")
 COG_BLOCK = 512
-GDAL_CACHE_MB = 128  # GDAL's default is 5 % of RAM: bound it so a large image stays under ~1 GB
+GDAL_CACHE_BYTES = 128 * 1024 * 1024  # GDAL defaults to 5 % of RAM: bound it so a large image stays well under 1 GB
 _FORMULAS = {
     "ndvi": "(N - R) / (N + R)",
     "evi": "2.5 (N - R) / (N + 6R - 7.5B + 1)",
@@ -201,7 +201,8 @@ def identify_bands(src, image: Path) -> BandLayout:
         role = next(iter(by_name), None)
         if by_wavelength and role and not role.startswith("qa:") and role not in by_wavelength:
             raise ImageryError(
-                f"{image}: {labels[number]} is named {role} but its wavelength {wavelengths[0]} is {by_wavelength.pop()}"
+                f"{image}: {labels[number]} is named {role} "
+                f"but its wavelength {wavelengths[0]} is {by_wavelength.pop()}"
             )
         role = role or next(iter(by_wavelength), None)
         if role:
@@ -298,7 +299,7 @@ class _PlotWindow:
         if polygon.is_empty or not polygon.is_valid:
             raise ValueError(f"plot {plot_id!r}: geometry is empty or invalid in {src.crs}")
         inverse = ~src.transform
-        xs, ys = zip(*[inverse * corner for corner in _corners(polygon.bounds)], strict=True)
+        xs, ys = zip(*[inverse @ corner for corner in _corners(polygon.bounds)], strict=True)
         col0, col1 = max(0, math.floor(min(xs))), min(src.width, math.ceil(max(xs)))
         row0, row1 = max(0, math.floor(min(ys))), min(src.height, math.ceil(max(ys)))
         self.window = Window(col0, row0, max(0, col1 - col0), max(0, row1 - row0))
@@ -385,9 +386,11 @@ def process_image(
         raise ValueError(f"item_id {item_id!r} must be 1-128 letters, digits, '.', '_' or '-'")
     if params.block_rows < 1:
         raise ValueError(f"block_rows must be positive, not {params.block_rows}")
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_NUM_THREADS="ALL_CPUS"), _open(image) as src:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES, GDAL_NUM_THREADS="ALL_CPUS"), _open(image) as src:
         layout = identify_bands(src, image)
         captured_at = captured_at or _capture_time(src, image)
+        if captured_at.tzinfo is None:
+            captured_at = captured_at.replace(tzinfo=dt.UTC)
         to_raster = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True).transform
         windows = [_PlotWindow(plot_id, geometry, src, to_raster) for plot_id, geometry in plots]
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -435,7 +438,8 @@ def _compute(src, image: Path, layout: BandLayout, params: VegetationParams, wor
                 valid = src.read_masks(layout.bands["red"], window=window) if layout.file_mask else None
                 qa = src.read(layout.qa_band, window=window) if layout.qa_band else None
             except RasterioError as error:
-                raise ImageryError(f"{image}: corrupt or truncated, rows {row0}+ unreadable: {error}") from None
+                detail = error.__cause__ or error  # GDAL's own message ("TIFFReadEncodedTile() failed")
+                raise ImageryError(f"{image}: corrupt or truncated, rows {row0}+ unreadable: {detail}") from None
             block = vegetation_indices(
                 red,
                 nir,
