@@ -13,7 +13,7 @@ import rasterio
 import sqlalchemy as sa
 from affine import Affine
 
-from microcrop_assets.imagery.assets import invalid_cogs, daily_ndvi, ndvi_baselines, ndvi_rasters, satellite_orders
+from microcrop_assets.imagery.assets import daily_ndvi, invalid_cogs, ndvi_baselines, ndvi_rasters, satellite_orders
 from microcrop_assets.imagery.orders import MAX_DOWNLOAD_ATTEMPTS
 from microcrop_assets.imagery.sensors import satellite_order_sensor
 from microcrop_assets.plots.assets import DEMO_PLOTS, plots

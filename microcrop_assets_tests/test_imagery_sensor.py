@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from microcrop_assets.imagery.assets import satellite_orders
-from microcrop_assets.imagery.orders import check_open_orders
+from microcrop_assets.imagery.orders import STATUS_CHUNK, check_open_orders
 from microcrop_assets.imagery.schedules import daily_ndvi_nightly, ndvi_baselines_weekly, satellite_orders_daily
 from microcrop_assets.imagery.sensors import satellite_order_sensor
 from microcrop_assets.partitions import weekly_partitions
@@ -126,6 +126,10 @@ def test_open_orders_are_paged_with_a_cursor(book, slow_sandbox, tmp_path):
         checked += page.checked
     assert cursors == ["", ids[4], ids[9], ""] and checked == 12
     assert order_book(book)["checked_at"].notna().all()
+
+    # out of time after the first chunk of status calls: the cursor resumes after the last order asked
+    hurried = check_open_orders(book, resources["spexi"], "", 100, now, time_budget_s=0)
+    assert hurried.checked == STATUS_CHUNK and hurried.next_cursor == ids[STATUS_CHUNK - 1]
 
 
 def test_schedules_target_yesterday_and_the_week_starting_on_the_sunday():

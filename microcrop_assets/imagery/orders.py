@@ -12,6 +12,7 @@ without waiting on the database.
 import datetime as dt
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -27,6 +28,9 @@ OPEN_STATUSES = ("pending", "processing")
 WINDOW_HOLDING = ("placing", "pending", "processing", "completed")
 MAX_OPEN_DAYS = 7
 MAX_DOWNLOAD_ATTEMPTS = 3
+STATUS_CHUNK = 4  # per-order status GETs in flight; also the granularity of the tick's time budget
+# a sensor tick must end within 60 s: stop asking after this, even if a rate limit makes calls wait
+STATUS_TIME_BUDGET_S = 20.0
 REASON_PRIORITY = {"stress": "high", "routine": "normal"}
 
 _HISTORY = (
@@ -212,13 +216,20 @@ def expire_stale(db: TimescaleDBResource, now: dt.datetime, max_open_days: int =
 
 
 def check_open_orders(
-    db: TimescaleDBResource, spexi: SpexiResource, cursor: str, page_size: int, now: dt.datetime
+    db: TimescaleDBResource,
+    spexi: SpexiResource,
+    cursor: str,
+    page_size: int,
+    now: dt.datetime,
+    time_budget_s: float = STATUS_TIME_BUDGET_S,
 ) -> StatusCheck:
     """Ask Spexi about one page of open orders (after `cursor`, by request id) and record the answers.
 
     Paging keeps a tick bounded however many orders are open; the cursor wraps to the start after
-    the last page. Vendor errors leave the order open with the error noted (asked again later); an
-    order Spexi does not know fails with that reason."""
+    the last page. Within a page, status calls go in chunks (one bulk call, or STATUS_CHUNK GETs)
+    and stop once `time_budget_s` has passed (a per-order rate limit can make every GET wait): the
+    cursor then resumes after the last order asked. Vendor errors leave the order open with the
+    error noted (asked again later); an order Spexi does not know fails with that reason."""
     expired = expire_stale(db, now)
     page = db.read_frame(
         "SELECT request_id, order_id, status FROM satellite_orders WHERE status IN ('pending', 'processing')"
@@ -227,7 +238,15 @@ def check_open_orders(
     )
     if page.empty:
         return StatusCheck(0, {}, 0, expired, "")
-    answers = spexi.order_statuses(page["order_id"].tolist())
+    full_page = len(page) == page_size
+    step = spexi.order_statuses_batch if spexi.order_statuses_path else STATUS_CHUNK
+    answers: dict = {}
+    started = time.monotonic()
+    for start in range(0, len(page), step):
+        answers.update(spexi.order_statuses(page["order_id"].iloc[start : start + step].tolist(), STATUS_CHUNK))
+        if time.monotonic() - started > time_budget_s and start + step < len(page):
+            page, full_page = page.iloc[: start + step], True
+            break
     rows, errors = [], 0
     for order_id in page["order_id"]:
         answer = answers[order_id]
@@ -261,7 +280,7 @@ def check_open_orders(
         )
     moved = updates["status"].notna() & (updates["status"].to_numpy() != page["status"].to_numpy())
     changed = updates.loc[moved, "status"].value_counts().to_dict()
-    last = page["request_id"].iloc[-1] if len(page) == page_size else ""
+    last = page["request_id"].iloc[-1] if full_page else ""
     return StatusCheck(len(page), {str(k): int(v) for k, v in changed.items()}, errors, expired, last)
 
 

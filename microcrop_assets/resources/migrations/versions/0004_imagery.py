@@ -20,6 +20,12 @@ FLOAT = sa.Float(precision=53)
 WINDOW_HOLDING = "('placing', 'pending', 'processing', 'completed')"
 
 
+def statistics() -> list[sa.Column]:
+    """A plot's NDVI/EVI/LAI statistics (null when no valid pixel) and its valid fraction."""
+    names = ("ndvi_mean", "ndvi_median", "ndvi_p10", "ndvi_p90", "evi_mean", "lai_mean")
+    return [sa.Column(name, FLOAT) for name in names] + [sa.Column("valid_fraction", FLOAT, nullable=False)]
+
+
 def upgrade() -> None:
     # btree_gist: text equality inside the exclusion constraint below (a contrib module, in TimescaleDB too)
     op.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
@@ -70,13 +76,7 @@ def upgrade() -> None:
         sa.Column("plot_id", sa.Text, nullable=False),
         sa.Column("capture_date", sa.Date, nullable=False),
         sa.Column("captured_at", sa.DateTime(timezone=True)),
-        sa.Column("ndvi_mean", FLOAT),
-        sa.Column("ndvi_median", FLOAT),
-        sa.Column("ndvi_p10", FLOAT),
-        sa.Column("ndvi_p90", FLOAT),
-        sa.Column("evi_mean", FLOAT),
-        sa.Column("lai_mean", FLOAT),
-        sa.Column("valid_fraction", FLOAT, nullable=False),
+        *statistics(),
         sa.Column("pixels", sa.Integer, nullable=False),
         sa.Column("masked", pg.JSONB, nullable=False),
         sa.Column("image_key", sa.Text, nullable=False),
@@ -93,13 +93,7 @@ def upgrade() -> None:
         "daily_ndvi",
         sa.Column("day", sa.Date, nullable=False),
         sa.Column("plot_id", sa.Text, nullable=False),
-        sa.Column("ndvi_mean", FLOAT),
-        sa.Column("ndvi_median", FLOAT),
-        sa.Column("ndvi_p10", FLOAT),
-        sa.Column("ndvi_p90", FLOAT),
-        sa.Column("evi_mean", FLOAT),
-        sa.Column("lai_mean", FLOAT),
-        sa.Column("valid_fraction", FLOAT, nullable=False),
+        *statistics(),
         sa.Column("n_images", sa.Integer, nullable=False),
         sa.Column("sources", pg.JSONB, nullable=False),
         sa.PrimaryKeyConstraint("day", "plot_id"),
