@@ -32,7 +32,9 @@ the pair can move together to object storage). The raster is processed in strips
 raster size. Files appear in `out_dir` only once complete.
 
 Plots: the GeoJSON polygon (EPSG:4326) reprojected to the raster's CRS; a pixel is in the plot when
-its centre is (GDAL rasterisation's rule).
+its centre is (GDAL rasterisation's rule). The plot's pixels beyond the image's edge count as nodata,
+so an image covering part of a plot has a valid fraction below 1; a plot the image does not touch
+at all has no statistics.
 """
 
 import datetime as dt
@@ -300,10 +302,14 @@ class _PlotWindow:
             raise ValueError(f"plot {plot_id!r}: geometry is empty or invalid in {src.crs}")
         inverse = ~src.transform
         xs, ys = zip(*[inverse @ corner for corner in _corners(polygon.bounds)], strict=True)
-        col0, col1 = max(0, math.floor(min(xs))), min(src.width, math.ceil(max(xs)))
-        row0, row1 = max(0, math.floor(min(ys))), min(src.height, math.ceil(max(ys)))
+        full = Window.from_slices(
+            (math.floor(min(ys)), math.ceil(max(ys))), (math.floor(min(xs)), math.ceil(max(xs))), boundless=True
+        )
+        col0, col1 = max(0, full.col_off), min(src.width, full.col_off + full.width)
+        row0, row1 = max(0, full.row_off), min(src.height, full.row_off + full.height)
         self.window = Window(col0, row0, max(0, col1 - col0), max(0, row1 - row0))
         self.inside = None
+        self.uncovered = 0  # polygon pixels (on the image's grid) beyond the image's edge
         if self.window.width and self.window.height:
             self.inside = geometry_mask(
                 [polygon],
@@ -311,6 +317,9 @@ class _PlotWindow:
                 src.window_transform(self.window),
                 invert=True,
             )
+            if (full.width, full.height) != (self.window.width, self.window.height):
+                whole = geometry_mask([polygon], (full.height, full.width), src.window_transform(full), invert=True)
+                self.uncovered = int(whole.sum()) - int(self.inside.sum())
             shape2 = self.inside.shape
             self.indices = Indices(
                 np.full(shape2, np.nan, np.float32),
@@ -335,7 +344,7 @@ class _PlotWindow:
     def statistics(self, params: VegetationParams) -> PlotStatistics:
         if self.inside is None or not self.inside.any():
             return empty_plot_statistics(self.plot_id)
-        return plot_statistics(self.plot_id, self.indices, self.inside, params.min_valid_fraction)
+        return plot_statistics(self.plot_id, self.indices, self.inside, params.min_valid_fraction, self.uncovered)
 
 
 def _corners(bounds: tuple[float, float, float, float]) -> list[tuple[float, float]]:

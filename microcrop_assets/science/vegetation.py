@@ -272,17 +272,21 @@ def plot_statistics(
     indices: Indices,
     inside: np.ndarray,
     min_valid_fraction: float = VegetationParams.min_valid_fraction,
+    uncovered: int = 0,
 ) -> PlotStatistics:
     """Statistics of the pixels where `inside` is true (a polygon mask over the same grid as `indices`).
+
+    `uncovered`: the plot's pixels beyond the image's edge, counted as nodata.
 
     Percentiles: numpy's default linear interpolation between order statistics. Means are float64
     sums of the float32 pixels.
     """
     reason = indices.reason[inside]
-    pixels = int(reason.size)
+    pixels = int(reason.size) + uncovered
     valid = reason == VALID
     n_valid = int(valid.sum())
     masked = reason_counts(reason)
+    masked["nodata"] += uncovered
     if n_valid == 0:
         return PlotStatistics(plot_id, None, None, None, None, None, None, 0.0, pixels, masked, False)
     ndvi = indices.ndvi[inside][valid].astype(np.float64)
