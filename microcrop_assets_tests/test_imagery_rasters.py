@@ -70,7 +70,8 @@ def southern_scene(tmp_path_factory):
         ("plot-outside", scene.plot(5000.2, 5000.2, 5100.7, 5100.7)),
     ]
     out = tmp_path_factory.mktemp("out")
-    result = process_image(path, plots, out, item_id="south-1")
+    # blocks of 256 x 512 px: edges of blocks cut through every plot
+    result = process_image(path, plots, out, item_id="south-1", params=VegetationParams(block_rows=256, block_cols=512))
     return scene, path, plots, forced, out, result
 
 
@@ -178,7 +179,7 @@ def test_plot_statistics_equal_an_independent_polygon_mask(southern_scene):
 def test_block_by_block_output_is_bitwise_whole_image(southern_scene, tmp_path):
     _, path, plots, _, _, result = southern_scene
     whole = process_image(
-        path, plots, tmp_path, item_id="south-1", params=VegetationParams(block_rows=SHAPE[0])
+        path, plots, tmp_path, item_id="south-1", params=VegetationParams(block_rows=2048, block_cols=2048)
     )  # one block: the whole array at once
     assert whole.plots == result.plots
     assert whole.masked == result.masked
@@ -257,7 +258,7 @@ def truncated(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (truncated, r"truncated\.tif: corrupt or truncated"),
+        (truncated, r"truncated\.tif: corrupt or truncated, rows 0-63, columns 0-79 unreadable"),
         (lambda tmp: (tmp / "notes.tif").write_bytes(b"plot notes, not an image\n") and tmp / "notes.tif", "not a"),
         (lambda tmp: (tmp / "empty.tif").write_bytes(b"") or tmp / "empty.tif", "not a readable GeoTIFF"),
     ],

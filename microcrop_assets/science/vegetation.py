@@ -42,7 +42,10 @@ class VegetationParams:
     cloud_blue: float = 0.2  # blue reflectance above which a pixel is cloud (no QA band)
     shadow_nir: float = 0.04  # NIR reflectance below which, with a dark visible, a pixel is shadow
     shadow_visible: float = 0.08  # red and blue reflectance below which the visible is dark
-    block_rows: int = 512  # rows of the raster processed at once (a multiple of the 512 px COG blocks)
+    # the raster is processed in blocks of block_rows x block_cols pixels (multiples of the 512 px COG
+    # blocks): ~4 Mpx, so memory stays bounded however large the raster
+    block_rows: int = 512
+    block_cols: int = 8192
     min_valid_fraction: float = 0.5  # a plot's image below this valid-pixel share does not count
 
 
