@@ -66,10 +66,12 @@ def southern_scene(tmp_path_factory):
     plots = [
         ("plot-a", scene.plot(100.3, 150.6, 700.2, 900.7)),
         ("plot-b", scene.plot(1000.3, 20.2, 1299.4, 1099.4)),  # touches the east and south edges
+        ("plot-edge", scene.plot(1200.3, 500.2, 1400.6, 600.7)),  # half beyond the east edge
         ("plot-outside", scene.plot(5000.2, 5000.2, 5100.7, 5100.7)),
     ]
     out = tmp_path_factory.mktemp("out")
-    result = process_image(path, plots, out, item_id="south-1")
+    # blocks of 256 x 512 px: edges of blocks cut through every plot
+    result = process_image(path, plots, out, item_id="south-1", params=VegetationParams(block_rows=256, block_cols=512))
     return scene, path, plots, forced, out, result
 
 
@@ -148,25 +150,28 @@ def test_plot_statistics_equal_an_independent_polygon_mask(southern_scene):
         with rasterio.open(result.rasters[index].path) as cog:
             arrays[index] = cog.read(1).astype(np.float64)
     by_id = {stats.plot_id: stats for stats in result.plots}
-    assert list(by_id) == ["plot-a", "plot-b", "plot-outside"]
-    for plot_id, geometry in plots[:2]:
-        inside = pixels_in(geometry, scene.epsg, scene.transform, SHAPE)
+    assert list(by_id) == ["plot-a", "plot-b", "plot-edge", "plot-outside"]
+    for plot_id, geometry in plots[:3]:
+        beyond = pixels_in(geometry, scene.epsg, scene.transform, (SHAPE[0] + 200, SHAPE[1] + 200))
+        inside = beyond[: SHAPE[0], : SHAPE[1]]
+        uncovered = int(beyond.sum() - inside.sum())  # the plot's pixels beyond the image count as nodata
         stats = by_id[plot_id]
         values = arrays["ndvi"][inside]
         values = values[~np.isnan(values)]
-        assert stats.pixels == int(inside.sum()) > 100_000
-        assert stats.masked == {
-            reason: sum(bool(inside[row, col]) for row, col in pixels) for reason, pixels in forced.items()
-        }
+        assert stats.pixels == int(beyond.sum()) > 10_000
+        expected = {reason: sum(bool(inside[row, col]) for row, col in pixels) for reason, pixels in forced.items()}
+        expected["nodata"] += uncovered
+        assert stats.masked == expected
         assert sum(stats.masked.values()) > 0
-        assert stats.valid_fraction == pytest.approx(values.size / inside.sum(), abs=1e-12)
+        assert stats.valid_fraction == pytest.approx(values.size / beyond.sum(), abs=1e-12)
         assert stats.ndvi_mean == pytest.approx(values.mean(), abs=1e-9)
         assert stats.ndvi_median == pytest.approx(np.median(values), abs=1e-9)
         assert stats.ndvi_p10 == pytest.approx(np.percentile(values, 10), abs=1e-9)
         assert stats.ndvi_p90 == pytest.approx(np.percentile(values, 90), abs=1e-9)
         assert stats.evi_mean == pytest.approx(np.nanmean(arrays["evi"][inside]), abs=1e-9)
         assert stats.lai_mean == pytest.approx(np.nanmean(arrays["lai"][inside]), abs=1e-9)
-        assert stats.usable
+        assert stats.usable is (plot_id != "plot-edge")
+    assert 0.4 < by_id["plot-edge"].valid_fraction < 0.5
     outside = by_id["plot-outside"]
     assert (outside.pixels, outside.valid_fraction, outside.ndvi_mean, outside.usable) == (0, 0.0, None, False)
 
@@ -174,7 +179,7 @@ def test_plot_statistics_equal_an_independent_polygon_mask(southern_scene):
 def test_block_by_block_output_is_bitwise_whole_image(southern_scene, tmp_path):
     _, path, plots, _, _, result = southern_scene
     whole = process_image(
-        path, plots, tmp_path, item_id="south-1", params=VegetationParams(block_rows=SHAPE[0])
+        path, plots, tmp_path, item_id="south-1", params=VegetationParams(block_rows=2048, block_cols=2048)
     )  # one block: the whole array at once
     assert whole.plots == result.plots
     assert whole.masked == result.masked
@@ -253,7 +258,7 @@ def truncated(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (truncated, r"truncated\.tif: corrupt or truncated"),
+        (truncated, r"truncated\.tif: corrupt or truncated, rows 0-63, columns 0-79 unreadable"),
         (lambda tmp: (tmp / "notes.tif").write_bytes(b"plot notes, not an image\n") and tmp / "notes.tif", "not a"),
         (lambda tmp: (tmp / "empty.tif").write_bytes(b"") or tmp / "empty.tif", "not a readable GeoTIFF"),
     ],

@@ -27,12 +27,14 @@ with neither are refused (their reflectance is unknown); float bands without the
 Outputs: float32 COGs with NaN nodata on the image's own grid (CRS, transform, size), 512 px blocks,
 ZSTD with the floating-point predictor, average-resampled overviews down to one block, and beside
 each a STAC Item (rio-stac: projection and raster extensions, the asset referenced relatively so
-the pair can move together to object storage). The raster is processed in strips of
-`params.block_rows` rows; memory stays bounded by the strip and the plots' windows, whatever the
-raster size. Files appear in `out_dir` only once complete.
+the pair can move together to object storage). The raster is processed in blocks of
+`params.block_rows` x `params.block_cols` pixels; memory stays bounded by the block and the plots'
+windows, whatever the raster size. Files appear in `out_dir` only once complete.
 
 Plots: the GeoJSON polygon (EPSG:4326) reprojected to the raster's CRS; a pixel is in the plot when
-its centre is (GDAL rasterisation's rule).
+its centre is (GDAL rasterisation's rule). The plot's pixels beyond the image's edge count as nodata,
+so an image covering part of a plot has a valid fraction below 1; a plot the image does not touch
+at all has no statistics.
 """
 
 import datetime as dt
@@ -50,7 +52,7 @@ import pystac
 import rasterio
 import rasterio.shutil
 from pyproj import Transformer
-from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
@@ -300,10 +302,14 @@ class _PlotWindow:
             raise ValueError(f"plot {plot_id!r}: geometry is empty or invalid in {src.crs}")
         inverse = ~src.transform
         xs, ys = zip(*[inverse @ corner for corner in _corners(polygon.bounds)], strict=True)
-        col0, col1 = max(0, math.floor(min(xs))), min(src.width, math.ceil(max(xs)))
-        row0, row1 = max(0, math.floor(min(ys))), min(src.height, math.ceil(max(ys)))
+        full = Window.from_slices(
+            (math.floor(min(ys)), math.ceil(max(ys))), (math.floor(min(xs)), math.ceil(max(xs))), boundless=True
+        )
+        col0, col1 = max(0, full.col_off), min(src.width, full.col_off + full.width)
+        row0, row1 = max(0, full.row_off), min(src.height, full.row_off + full.height)
         self.window = Window(col0, row0, max(0, col1 - col0), max(0, row1 - row0))
         self.inside = None
+        self.uncovered = 0  # polygon pixels (on the image's grid) beyond the image's edge
         if self.window.width and self.window.height:
             self.inside = geometry_mask(
                 [polygon],
@@ -311,6 +317,9 @@ class _PlotWindow:
                 src.window_transform(self.window),
                 invert=True,
             )
+            if (full.width, full.height) != (self.window.width, self.window.height):
+                whole = geometry_mask([polygon], (full.height, full.width), src.window_transform(full), invert=True)
+                self.uncovered = int(whole.sum()) - int(self.inside.sum())
             shape2 = self.inside.shape
             self.indices = Indices(
                 np.full(shape2, np.nan, np.float32),
@@ -319,23 +328,32 @@ class _PlotWindow:
                 np.zeros(shape2, np.uint8),
             )
 
-    def take(self, row0: int, block: Indices) -> None:
-        """Copy the part of a strip starting at raster row `row0` that falls in this plot's window."""
+    def take(self, window: Window, block: Indices) -> None:
+        """Copy the part of a processed block (at `window` on the raster) that falls in this plot's window."""
         if self.inside is None:
             return
-        top = max(row0, self.window.row_off)
-        bottom = min(row0 + block.reason.shape[0], self.window.row_off + self.window.height)
-        if top >= bottom:
+        mine = self.window
+        top, bottom = max(window.row_off, mine.row_off), min(window.row_off + window.height, mine.row_off + mine.height)
+        left, right = max(window.col_off, mine.col_off), min(window.col_off + window.width, mine.col_off + mine.width)
+        if top >= bottom or left >= right:
             return
-        target = slice(top - self.window.row_off, bottom - self.window.row_off)
-        source = (slice(top - row0, bottom - row0), slice(self.window.col_off, self.window.col_off + self.window.width))
+        target = (slice(top - mine.row_off, bottom - mine.row_off), slice(left - mine.col_off, right - mine.col_off))
+        source = (
+            slice(top - window.row_off, bottom - window.row_off),
+            slice(left - window.col_off, right - window.col_off),
+        )
         for name in ("ndvi", "evi", "lai", "reason"):
             getattr(self.indices, name)[target] = getattr(block, name)[source]
 
     def statistics(self, params: VegetationParams) -> PlotStatistics:
         if self.inside is None or not self.inside.any():
             return empty_plot_statistics(self.plot_id)
-        return plot_statistics(self.plot_id, self.indices, self.inside, params.min_valid_fraction)
+        return plot_statistics(self.plot_id, self.indices, self.inside, params.min_valid_fraction, self.uncovered)
+
+
+def _describe(window: Window) -> str:
+    rows = f"{window.row_off}-{window.row_off + window.height - 1}"
+    return f"rows {rows}, columns {window.col_off}-{window.col_off + window.width - 1}"
 
 
 def _corners(bounds: tuple[float, float, float, float]) -> list[tuple[float, float]]:
@@ -384,8 +402,8 @@ def process_image(
     image, out_dir = Path(image), Path(out_dir)
     if not _ITEM_ID.match(item_id):
         raise ValueError(f"item_id {item_id!r} must be 1-128 letters, digits, '.', '_' or '-'")
-    if params.block_rows < 1:
-        raise ValueError(f"block_rows must be positive, not {params.block_rows}")
+    if params.block_rows < 1 or params.block_cols < 1:
+        raise ValueError(f"block_rows and block_cols must be positive, not {params.block_rows}, {params.block_cols}")
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES, GDAL_NUM_THREADS="ALL_CPUS"), _open(image) as src:
         layout = identify_bands(src, image)
         captured_at = captured_at or _capture_time(src, image)
@@ -431,15 +449,19 @@ def _compute(src, image: Path, layout: BandLayout, params: VegetationParams, wor
         for index, dst in outputs.items():
             dst.set_band_description(1, index)
             dst.update_tags(INDEX=index, FORMULA=_FORMULAS[index], SOURCE_IMAGE=image.name)
-        for row0 in range(0, src.height, params.block_rows):
-            window = Window(0, row0, src.width, min(params.block_rows, src.height - row0))
+        blocks = (
+            Window(col0, row0, min(params.block_cols, src.width - col0), min(params.block_rows, src.height - row0))
+            for row0 in range(0, src.height, params.block_rows)
+            for col0 in range(0, src.width, params.block_cols)
+        )
+        for window in blocks:
             try:
                 red, nir, blue = src.read(needed, window=window)
                 valid = src.read_masks(layout.bands["red"], window=window) if layout.file_mask else None
                 qa = src.read(layout.qa_band, window=window) if layout.qa_band else None
             except RasterioError as error:
                 detail = error.__cause__ or error  # GDAL's own message ("TIFFReadEncodedTile() failed")
-                raise ImageryError(f"{image}: corrupt or truncated, rows {row0}+ unreadable: {detail}") from None
+                raise ImageryError(f"{image}: corrupt or truncated, {_describe(window)} unreadable: {detail}") from None
             block = vegetation_indices(
                 red,
                 nir,
@@ -454,11 +476,26 @@ def _compute(src, image: Path, layout: BandLayout, params: VegetationParams, wor
             for name, count in block.counts.items():
                 masked[name] += count
             for plot in windows:
-                plot.take(row0, block)
+                plot.take(window, block)
+        # overviews on the uncompressed intermediate, then compressed once by the COG copy: about half the
+        # time of letting the COG driver build them (it compresses, re-reads and copies a temporary file)
+        factors = overview_factors(src.width, src.height)
+        for dst in outputs.values():
+            if factors:
+                dst.build_overviews(factors, Resampling.average)
     finally:
         for dst in outputs.values():
             dst.close()
     return masked
+
+
+def overview_factors(width: int, height: int) -> list[int]:
+    """Halvings until the image fits one COG block (what GDAL's COG driver does with OVERVIEWS=AUTO)."""
+    factors, factor = [], 1
+    while math.ceil(max(width, height) / factor) > COG_BLOCK:
+        factor *= 2
+        factors.append(factor)
+    return factors
 
 
 def _publish(work: Path, out_dir: Path, item_id: str, index: str, image: Path, captured_at: dt.datetime):
@@ -473,8 +510,7 @@ def _publish(work: Path, out_dir: Path, item_id: str, index: str, image: Path, c
         COMPRESS="ZSTD",
         LEVEL=1,  # compression, not arithmetic, dominates end-to-end time (science.md); 1 is ZSTD's fast end
         PREDICTOR="YES",  # floating-point predictor for float32
-        OVERVIEWS="AUTO",
-        RESAMPLING="AVERAGE",
+        OVERVIEWS="FORCE_USE_EXISTING",
         NUM_THREADS="ALL_CPUS",
         BIGTIFF="IF_SAFER",
     )

@@ -42,7 +42,10 @@ class VegetationParams:
     cloud_blue: float = 0.2  # blue reflectance above which a pixel is cloud (no QA band)
     shadow_nir: float = 0.04  # NIR reflectance below which, with a dark visible, a pixel is shadow
     shadow_visible: float = 0.08  # red and blue reflectance below which the visible is dark
-    block_rows: int = 512  # rows of the raster processed at once (a multiple of the 512 px COG blocks)
+    # the raster is processed in blocks of block_rows x block_cols pixels (multiples of the 512 px COG
+    # blocks): ~4 Mpx, so memory stays bounded however large the raster
+    block_rows: int = 512
+    block_cols: int = 8192
     min_valid_fraction: float = 0.5  # a plot's image below this valid-pixel share does not count
 
 
@@ -140,6 +143,7 @@ def vegetation_indices(
     evi = np.empty(shape, np.float32)
     lai = np.empty(shape, np.float32)
     reason = np.empty(shape, np.uint8)
+    row_counts = np.empty((shape[0], len(REASONS) + 1), np.int64)  # per row: no shared counter between threads
     _kernel(
         red,
         nir,
@@ -156,8 +160,10 @@ def vegetation_indices(
         evi,
         lai,
         reason,
+        row_counts,
     )
-    return Indices(ndvi, evi, lai, reason, reason_counts(reason))
+    totals = row_counts.sum(axis=0)
+    return Indices(ndvi, evi, lai, reason, {name: int(totals[code]) for code, name in enumerate(REASONS, start=1)})
 
 
 def reason_counts(reason: np.ndarray) -> dict[str, int]:
@@ -165,7 +171,9 @@ def reason_counts(reason: np.ndarray) -> dict[str, int]:
     return {name: int(counts[code]) for code, name in enumerate(REASONS, start=1)}
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+# error_model="numpy": a division by zero gives inf/NaN (then masked) instead of a Python check per
+# pixel; with no branch left in the inner loop LLVM vectorises it. No fastmath: NaN tests must hold.
+@numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _kernel(
     red,
     nir,
@@ -187,58 +195,62 @@ def _kernel(
     evi,
     lai,
     reason,
+    row_counts,
 ):  # pragma: no cover - compiled by numba; exercised through vegetation_indices
     rows, cols = red.shape
     nan = np.float32(np.nan)
+    sr, sn, sb = scale[0], scale[1], scale[2]
+    or_, on, ob = offset[0], offset[1], offset[2]
+    # a band without nodata / saturation compares against NaN, which nothing equals
+    nr = nodata[0] if has_nodata[0] else np.nan
+    nn = nodata[1] if has_nodata[1] else np.nan
+    nb = nodata[2] if has_nodata[2] else np.nan
+    xr = saturation[0] if has_saturation[0] else np.nan
+    xn = saturation[1] if has_saturation[1] else np.nan
+    xb = saturation[2] if has_saturation[2] else np.nan
     for i in numba.prange(rows):
+        c1 = c2 = c3 = c4 = c5 = 0
         for j in range(cols):
             dr = np.float64(red[i, j])
             dn = np.float64(nir[i, j])
             db = np.float64(blue[i, j])
-            code = 0
-            if (
-                (use_valid and valid[i, j] == 0)
-                or np.isnan(dr)
-                or np.isnan(dn)
-                or np.isnan(db)
-                or (has_nodata[0] and dr == nodata[0])
-                or (has_nodata[1] and dn == nodata[1])
-                or (has_nodata[2] and db == nodata[2])
-            ):
-                code = 1
-            elif (
-                (has_saturation[0] and dr == saturation[0])
-                or (has_saturation[1] and dn == saturation[1])
-                or (has_saturation[2] and db == saturation[2])
-            ):
-                code = 2
-            r = dr * scale[0] + offset[0]
-            n = dn * scale[1] + offset[1]
-            b = db * scale[2] + offset[2]
-            if code == 0 and n + r == 0.0:
-                code = 3
-            if code == 0:
-                if use_qa:
-                    code = qa[i, j]
-                elif b > cloud_blue:
-                    code = 4
-                elif n < shadow_nir and r < shadow_visible and b < shadow_visible:
-                    code = 5
+            r = dr * sr + or_
+            n = dn * sn + on
+            b = db * sb + ob
+            # bitwise | and & rather than `or` / `and`: no branch, so the loop vectorises
+            is_nodata = (
+                (use_valid & (valid[i * use_valid, j * use_valid] == 0))
+                | (dr != dr)
+                | (dn != dn)
+                | (db != db)
+                | (dr == nr)
+                | (dn == nn)
+                | (db == nb)
+            )
+            is_saturated = (dr == xr) | (dn == xn) | (db == xb)
+            shadow = (n < shadow_nir) & (r < shadow_visible) & (b < shadow_visible)
+            brightness = 4 if b > cloud_blue else (5 if shadow else 0)
+            sky = qa[i * use_qa, j * use_qa] if use_qa else brightness
+            code = 1 if is_nodata else (2 if is_saturated else (3 if n + r == 0.0 else sky))
             reason[i, j] = code
-            if code != 0:
-                ndvi[i, j] = nan
-                evi[i, j] = nan
-                lai[i, j] = nan
-                continue
-            ndvi[i, j] = np.float32((n - r) / (n + r))
+            c1 += code == 1
+            c2 += code == 2
+            c3 += code == 3
+            c4 += code == 4
+            c5 += code == 5
             denominator = n + 6.0 * r - 7.5 * b + 1.0
-            if denominator == 0.0:
-                evi[i, j] = nan
-                lai[i, j] = nan
-            else:
-                e = 2.5 * (n - r) / denominator
-                evi[i, j] = np.float32(e)
-                lai[i, j] = np.float32(max(3.618 * e - 0.118, 0.0))
+            e = 2.5 * (n - r) / denominator
+            ok = code == 0
+            ok_evi = ok & (denominator != 0.0)
+            ndvi[i, j] = np.float32((n - r) / (n + r)) if ok else nan
+            evi[i, j] = np.float32(e) if ok_evi else nan
+            lai[i, j] = np.float32(max(3.618 * e - 0.118, 0.0)) if ok_evi else nan
+        row_counts[i, 0] = cols - c1 - c2 - c3 - c4 - c5
+        row_counts[i, 1] = c1
+        row_counts[i, 2] = c2
+        row_counts[i, 3] = c3
+        row_counts[i, 4] = c4
+        row_counts[i, 5] = c5
 
 
 @dataclass(frozen=True)
@@ -263,17 +275,21 @@ def plot_statistics(
     indices: Indices,
     inside: np.ndarray,
     min_valid_fraction: float = VegetationParams.min_valid_fraction,
+    uncovered: int = 0,
 ) -> PlotStatistics:
     """Statistics of the pixels where `inside` is true (a polygon mask over the same grid as `indices`).
+
+    `uncovered`: the plot's pixels beyond the image's edge, counted as nodata.
 
     Percentiles: numpy's default linear interpolation between order statistics. Means are float64
     sums of the float32 pixels.
     """
     reason = indices.reason[inside]
-    pixels = int(reason.size)
+    pixels = int(reason.size) + uncovered
     valid = reason == VALID
     n_valid = int(valid.sum())
     masked = reason_counts(reason)
+    masked["nodata"] += uncovered
     if n_valid == 0:
         return PlotStatistics(plot_id, None, None, None, None, None, None, 0.0, pixels, masked, False)
     ndvi = indices.ndvi[inside][valid].astype(np.float64)
