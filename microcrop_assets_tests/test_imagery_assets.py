@@ -24,7 +24,7 @@ from microcrop_assets.science.policy import CROP_CALENDARS
 from microcrop_assets.weather.assets import weather_daily, weather_indices, weather_readings, weather_stations
 
 from .fixtures_clients import spexi, weatherxm
-from .fixtures_orders import IMAGERY_TABLES, order_book
+from .fixtures_orders import IMAGERY_TABLES, empty_imagery, order_book
 
 CLOCK = dt.datetime(2025, 8, 5, 12, tzinfo=dt.UTC)
 SOWN = dt.date(2025, 7, 7)  # in our registry: the weather index window is complete from the first reading
@@ -246,3 +246,17 @@ def test_cog_check_rejects_a_plain_geotiff(local_store, tmp_path):
     local_store.put("rasters/plain.tif", plain)
     invalid = invalid_cogs(local_store, ["rasters/plain.tif"])
     assert list(invalid) == ["rasters/plain.tif"] and invalid["rasters/plain.tif"]
+
+
+def test_baselines_without_imagery_are_missing_with_the_reason_and_the_check_fails(db):
+    empty_imagery(db)  # the demo plots, in season in July, and no imagery at all
+    result = materialize([ndvi_baselines], {"timescaledb": db}, WEEK.isoformat())
+    rows = db.read_frame("SELECT * FROM ndvi_baselines WHERE week_start = :w", {"w": WEEK})
+    assert len(rows) == 12 and rows["ndvi_mean"].isna().all() and (rows["n_obs"] == 0).all()
+    assert (
+        rows["missing_reason"]
+        .str.contains("0 day(s) with valid imagery from 2025-05-28 to 2025-07-26", regex=False)
+        .all()
+    )
+    [check] = result.get_asset_check_evaluations()
+    assert not check.passed and len(check.metadata["missing"].value) == 12
