@@ -82,6 +82,14 @@ def test_completion_requests_one_run_per_capture_date_once(book, instance, slow_
     again = tick(instance, resources)
     assert again.run_requests == []
 
+    # a requested run that processed nothing within the grace period (failed, lost) is asked again
+    with book.begin() as conn:
+        conn.execute(sa.text("UPDATE satellite_orders SET raster_requested_at = now() - interval '7 hours'"))
+    stale = tick(instance, resources)
+    assert sorted(r.partition_key for r in stale.run_requests) == dates
+    assert not {r.run_key for r in stale.run_requests} & {r.run_key for r in done.run_requests}
+    assert tick(instance, resources).run_requests == []
+
 
 def test_vendor_errors_keep_orders_open_and_stale_orders_expire(book, instance, slow_sandbox, tmp_path):
     sandbox, clock = slow_sandbox

@@ -28,6 +28,7 @@ OPEN_STATUSES = ("pending", "processing")
 WINDOW_HOLDING = ("placing", "pending", "processing", "completed")
 MAX_OPEN_DAYS = 7
 MAX_DOWNLOAD_ATTEMPTS = 3
+RASTER_RUN_GRACE = dt.timedelta(hours=6)  # a requested raster run that processed nothing by then is asked again
 STATUS_CHUNK = 4  # per-order status GETs in flight; also the granularity of the tick's time budget
 # a sensor tick must end within 60 s: stop asking after this, even if a rate limit makes calls wait
 STATUS_TIME_BUDGET_S = 20.0
@@ -284,33 +285,34 @@ def check_open_orders(
     return StatusCheck(len(page), {str(k): int(v) for k, v in changed.items()}, errors, expired, last)
 
 
-def raster_run_requests(db: TimescaleDBResource) -> dict[str, str]:
-    """Run keys of the ndvi_rasters runs owed, by capture date: completed orders not yet requested.
+def raster_run_requests(db: TimescaleDBResource, now: dt.datetime) -> dict[str, str]:
+    """Run keys of the ndvi_rasters runs owed, by capture date: completed orders not processed and
+    either never requested or requested more than RASTER_RUN_GRACE ago (that run failed or was lost).
 
-    The key hashes the orders and their download attempts, so a repeated tick asks for the same
-    run (Dagster drops it) while an order whose download failed (attempt count moved) is asked again."""
+    The key hashes the orders, their download attempts and how often they were requested, so a
+    repeated tick asks for the same run (Dagster drops it) while an order whose download failed or
+    whose run never processed it is asked for again."""
     owed = db.read_frame(
-        "SELECT capture_date, order_id, download_attempts FROM satellite_orders"
-        " WHERE status = 'completed' AND raster_run_key IS NULL AND processed_at IS NULL"
-        " ORDER BY capture_date, order_id"
+        "SELECT request_id, capture_date, order_id, download_attempts, raster_requests FROM satellite_orders"
+        " WHERE status = 'completed' AND processed_at IS NULL"
+        " AND (raster_run_key IS NULL OR raster_requested_at < :stale) ORDER BY capture_date, order_id",
+        {"stale": now - RASTER_RUN_GRACE},
     )
     keys = {}
     for capture_date, orders in owed.groupby("capture_date"):
-        digest = hashlib.sha256(
-            json.dumps(
-                list(zip(orders["order_id"], orders["download_attempts"].astype(int).tolist(), strict=True))
-            ).encode()
-        ).hexdigest()[:16]
+        counts = orders[["download_attempts", "raster_requests"]].astype(int).values.tolist()
+        inputs = [[order_id, *numbers] for order_id, numbers in zip(orders["order_id"], counts, strict=True)]
+        digest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:16]
         keys[capture_date.isoformat()] = f"ndvi_rasters:{capture_date.isoformat()}:{digest}"
     if keys:
         with db.begin() as conn:
-            for capture_date, key in keys.items():
+            for capture_date, orders in owed.groupby("capture_date"):
                 conn.execute(
                     sa.text(
-                        "UPDATE satellite_orders SET raster_run_key = :key WHERE status = 'completed'"
-                        " AND raster_run_key IS NULL AND processed_at IS NULL AND capture_date = :day"
+                        "UPDATE satellite_orders SET raster_run_key = :key, raster_requested_at = :at,"
+                        " raster_requests = raster_requests + 1 WHERE request_id = ANY(:ids)"
                     ),
-                    {"key": key, "day": dt.date.fromisoformat(capture_date)},
+                    {"key": keys[capture_date.isoformat()], "at": now, "ids": orders["request_id"].tolist()},
                 )
     return keys
 

@@ -31,8 +31,9 @@ def satellite_order_sensor(
     context: dg.SensorEvaluationContext, timescaledb: TimescaleDBResource, spexi: SpexiResource
 ) -> dg.SensorResult:
     started = time.monotonic()
-    check = book.check_open_orders(timescaledb, spexi, context.cursor or "", page_size(), dt.datetime.now(dt.UTC))
-    owed = book.raster_run_requests(timescaledb)
+    now = dt.datetime.now(dt.UTC)
+    check = book.check_open_orders(timescaledb, spexi, context.cursor or "", page_size(), now)
+    owed = book.raster_run_requests(timescaledb, now)
     context.log.info(
         f"checked {check.checked} open orders (changed {check.changed}, {check.errors} vendor errors, "
         f"{check.expired} expired); {len(owed)} raster runs requested in {time.monotonic() - started:.1f}s"

@@ -49,6 +49,8 @@ def upgrade() -> None:
         sa.Column("image_key", sa.Text),
         sa.Column("image_sha256", sa.Text),
         sa.Column("raster_run_key", sa.Text),  # the ndvi_rasters run requested for this completion
+        sa.Column("raster_requested_at", sa.DateTime(timezone=True)),
+        sa.Column("raster_requests", sa.Integer, nullable=False, server_default="0"),
         sa.Column("completed_at", sa.DateTime(timezone=True)),
         sa.Column("processed_at", sa.DateTime(timezone=True)),
         sa.Column("checked_at", sa.DateTime(timezone=True)),
