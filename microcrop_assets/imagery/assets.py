@@ -22,7 +22,7 @@ from microcrop_assets.imagery.rasters import ImageryError, process_image
 from microcrop_assets.partitions import daily_partitions, weekly_partitions
 from microcrop_assets.plots.assets import plots
 from microcrop_assets.resources.http import VendorError
-from microcrop_assets.resources.minio import ObjectStoreResource
+from microcrop_assets.resources.minio import ChecksumMismatch, ObjectNotFound, ObjectStoreResource
 from microcrop_assets.resources.redis import RedisResource
 from microcrop_assets.resources.spexi import SpexiResource
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
@@ -140,12 +140,15 @@ def _process_order(
     plot rows. Raises VendorError (download) or ImageryError (unusable image)."""
     day = order.capture_date.isoformat()
     image_key = f"{prefix}/raw/{day}/{order.order_id}.tif"
-    if order.image_key == image_key and order.image_sha256 and store.exists(image_key):
-        image_sha256 = order.image_sha256
-    else:
-        image_sha256 = spexi.download_order_to_store(order.order_id, store, image_key).sha256
     local = work / f"{order.order_id}.tif"
-    store.download(image_key, local)  # verifies the sha256 recorded at upload
+    try:  # an image stored by an earlier run is reused when it is still the one recorded (sha256)
+        if order.image_key != image_key or store.head(image_key).sha256 != order.image_sha256:
+            raise ObjectNotFound(image_key)
+        store.download(image_key, local)
+        image_sha256 = order.image_sha256
+    except (ObjectNotFound, ChecksumMismatch):
+        image_sha256 = spexi.download_order_to_store(order.order_id, store, image_key).sha256
+        store.download(image_key, local)  # verifies the sha256 recorded at upload
     out_dir = work / order.order_id
     out_dir.mkdir()
     captured_at = dt.datetime.combine(order.capture_date, dt.time(), tzinfo=dt.UTC)
@@ -243,7 +246,8 @@ def ndvi_rasters(
         context.log.warning(f"order {order_id}: {problem}")
 
     statistic_columns = ["ndvi_mean", "ndvi_median", "ndvi_p10", "ndvi_p90"]
-    out_of_range = int(((frame[statistic_columns] < -1) | (frame[statistic_columns] > 1)).sum().sum())
+    ndvi = frame[statistic_columns].astype(float)  # None (no valid pixel) is NaN, never out of range
+    out_of_range = int(((ndvi < -1) | (ndvi > 1)).sum().sum())
     bad_fractions = int(((frame["valid_fraction"] < 0) | (frame["valid_fraction"] > 1)).sum())
     not_cog = invalid_cogs(minio, [key for row in rows for key in (row["ndvi_key"], row["evi_key"], row["lai_key"])])
     return dg.MaterializeResult(
