@@ -200,7 +200,12 @@ def test_download_failures_are_retried_and_an_unusable_image_fails_only_its_orde
                 {"k": stored["image_key"], "s": resources["minio"].head(stored["image_key"]).sha256,
                  "r": victim["request_id"]},
             )  # fmt: skip
-        rerun = materialize([ndvi_rasters], resources, capture.isoformat())
+        # downloads broken again: the other images come from the store (recorded sha256), not from Spexi
+        sandbox.set_faults(share_truncated=1.0, paths=["/spexi/developer-api/api/v1/orders/"])
+        try:
+            rerun = materialize([ndvi_rasters], resources, capture.isoformat())
+        finally:
+            sandbox.clear_faults()
         rows = empty_store.read_frame(day_rows, {"d": capture})
         assert len(rows) == 11 and victim["order_id"] not in set(rows["order_id"])
         failed = order_book(empty_store).set_index("request_id").loc[victim["request_id"]]
