@@ -11,6 +11,7 @@ import rasterio
 import shapely
 import spyndex
 from pyproj import Transformer
+from rasterio.enums import ColorInterp
 from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import shape
 from shapely.ops import transform as reproject
@@ -277,3 +278,35 @@ def test_png_is_not_a_geotiff(tmp_path):
         dst.write(np.zeros((3, 8, 8), np.uint8))
     with pytest.raises(ImageryError, match=r"photo\.png: not a GeoTIFF \(GDAL reads it as PNG\)"):
         process_image(path, [], tmp_path / "out", item_id="x")
+
+
+def test_colour_interpretation_only_where_names_are_silent(tmp_path):
+    # no descriptions: red/green/blue/nir from the colour interpretation alone
+    scene = small_scene(order=("nir", "red", "green", "blue"), descriptions=False)
+    path = scene.write(tmp_path / "ci.tif")
+    with rasterio.open(path, "r+") as dst:
+        dst.colorinterp = [ColorInterp.nir, ColorInterp.red, ColorInterp.green, ColorInterp.blue]
+    result = process_image(path, [], tmp_path / "out", item_id="ci")
+    dns = scene.digital_numbers()
+    r, n = (dns[b].astype(np.float64) * scene.scale + scene.offset for b in ("red", "nir"))
+    with rasterio.open(result.rasters["ndvi"].path) as cog:
+        np.testing.assert_allclose(cog.read(1), (n - r) / (n + r), atol=1e-6)
+    # described bands win over a writer's default RGB colour interpretation of the first three bands
+    described = small_scene(order=("nir", "red", "blue", "green"))
+    path = described.write(tmp_path / "rgb.tif")
+    with rasterio.open(path, "r+") as dst:
+        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined]
+    result = process_image(path, [], tmp_path / "out2", item_id="rgb")
+    with rasterio.open(result.rasters["ndvi"].path) as cog:
+        np.testing.assert_allclose(cog.read(1), (n - r) / (n + r), atol=1e-6)
+
+
+def test_the_files_own_mask_band_is_nodata(tmp_path):
+    scene = small_scene(nodata=None)
+    path = scene.write(tmp_path / "masked.tif")
+    mask = np.full((64, 80), 255, np.uint8)
+    mask[:, :7] = 0  # 7 columns outside the flown area
+    with rasterio.open(path, "r+") as dst:
+        dst.write_mask(mask)
+    result = process_image(path, [], tmp_path / "out", item_id="m")
+    assert result.masked["nodata"] == 64 * 7

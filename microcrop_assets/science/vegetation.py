@@ -286,16 +286,15 @@ def plot_statistics(
     """
     reason = indices.reason[inside]
     pixels = int(reason.size) + uncovered
-    valid = reason == VALID
-    n_valid = int(valid.sum())
+    n_valid = int(np.count_nonzero(reason == VALID))
     masked = reason_counts(reason)
     masked["nodata"] += uncovered
     if n_valid == 0:
         return PlotStatistics(plot_id, None, None, None, None, None, None, 0.0, pixels, masked, False)
-    ndvi = indices.ndvi[inside][valid].astype(np.float64)
-    evi = indices.evi[inside][valid].astype(np.float64)
-    lai = indices.lai[inside][valid].astype(np.float64)
+    selected = inside & (indices.reason == VALID)
+    ndvi = indices.ndvi[selected].astype(np.float64)
     p10, median, p90 = np.percentile(ndvi, (10, 50, 90))
+    evi, lai = indices.evi[selected], indices.lai[selected]  # float32 copies; means accumulate in float64
     has_evi = bool(np.isfinite(evi).any())
     fraction = n_valid / pixels
     return PlotStatistics(
@@ -304,8 +303,8 @@ def plot_statistics(
         ndvi_median=float(median),
         ndvi_p10=float(p10),
         ndvi_p90=float(p90),
-        evi_mean=float(np.nanmean(evi)) if has_evi else None,
-        lai_mean=float(np.nanmean(lai)) if has_evi else None,
+        evi_mean=float(np.nanmean(evi, dtype=np.float64)) if has_evi else None,
+        lai_mean=float(np.nanmean(lai, dtype=np.float64)) if has_evi else None,
         valid_fraction=fraction,
         pixels=pixels,
         masked=masked,
