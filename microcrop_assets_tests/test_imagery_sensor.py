@@ -154,3 +154,18 @@ def test_schedules_target_yesterday_and_the_week_starting_on_the_sunday():
     today = dt.datetime.now(dt.UTC).date()
     this_sunday = today - dt.timedelta(days=(today.weekday() + 1) % 7)
     assert weekly_partitions.get_last_partition_key() == this_sunday.isoformat()
+
+
+@pytest.mark.parametrize("bulk_path", [None, "/orders/status"], ids=["per_order", "bulk"])
+def test_an_order_spexi_does_not_know_fails_with_that_reason(book, slow_sandbox, tmp_path, bulk_path):
+    sandbox, _clock = slow_sandbox
+    resources = imagery_resources(sandbox, book, tmp_path, order_statuses_path=bulk_path)
+    set_stress(book, DAY, STRESS)
+    place(resources, DAY)
+    with book.begin() as conn:
+        conn.execute(sa.text("UPDATE satellite_orders SET order_id = 'ord_unknown' WHERE plot_id = 'KE-KIS-001'"))
+    check_open_orders(book, resources["spexi"], "", 100, dt.datetime.now(dt.UTC))
+    orders = order_book(book).set_index("plot_id")
+    assert orders.loc["KE-KIS-001", "status"] == "failed"
+    assert orders.loc["KE-KIS-001", "error"].startswith("Spexi does not know this order")
+    assert (orders.drop("KE-KIS-001")["status"] == "pending").all()
