@@ -1,4 +1,4 @@
-"""The `microcrop` command: demo, plots import, cid, sandbox, database.
+"""The `microcrop` command: demo, plots import, cid, ndvi, sandbox, database, ui, health.
 
 Expected failures (a missing file or object, invalid input, a bad setting, a service that is down)
 end in one line on stderr, `microcrop <command>: <what is wrong>`, and exit code 1; a traceback
@@ -32,11 +32,12 @@ def expected_error(error: BaseException) -> str | None:
     import redis.exceptions
     import sqlalchemy.exc
 
+    from microcrop_assets.imagery.rasters import ImageryError
     from microcrop_assets.plots.registry import PlotsFileError
     from microcrop_assets.resources.http import VendorError
     from microcrop_assets.resources.minio import ObjectStoreError
 
-    if isinstance(error, PlotsFileError | VendorError | ObjectStoreError):
+    if isinstance(error, PlotsFileError | VendorError | ObjectStoreError | ImageryError):
         return str(error)  # already names the value, its source and the reason (secrets redacted)
     if isinstance(error, botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError):
         return f"object store: {error}"
@@ -90,6 +91,46 @@ def cmd_cid(args: argparse.Namespace) -> int:
             print(file_cid(handle, cid_version=args.cid_version, profile=args.profile))
         except ValueError as error:  # a CID version the profile does not allow
             raise UserError(str(error)) from None
+    return 0
+
+
+def cmd_ndvi(args: argparse.Namespace) -> int:
+    """One image through the imagery pipeline's own code path: COGs + STAC Items in --out, JSON on stdout."""
+    import dataclasses
+    import datetime as dt
+    import json
+    import re
+
+    from microcrop_assets.imagery.rasters import process_image
+    from microcrop_assets.plots.registry import parse_plots
+
+    try:
+        captured_at = dt.datetime.fromisoformat(args.captured_at) if args.captured_at else None
+    except ValueError:
+        raise UserError(f"--captured-at {args.captured_at!r} is not an ISO 8601 date and time") from None
+    if not args.plots.is_file():
+        raise UserError(f"plots file {str(args.plots)!r} is not a file")
+    frame = parse_plots(args.plots.read_bytes(), str(args.plots))
+    item_id = args.item_id or re.sub(r"[^A-Za-z0-9._-]", "-", args.image.stem).lstrip("._-") or "image"
+    result = process_image(
+        args.image,
+        list(zip(frame["plot_id"], frame["geometry"], strict=True)),
+        args.out,
+        item_id=item_id,
+        captured_at=captured_at,
+    )
+    report = {
+        "rasters": {
+            index: {"path": str(out.path), "stac": str(out.stac_path), "sha256": out.sha256}
+            for index, out in result.rasters.items()
+        },
+        "plots": [dataclasses.asdict(stats) for stats in result.plots],
+        "crs": result.crs,
+        "width": result.width,
+        "height": result.height,
+        "masked": result.masked,
+    }
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -161,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     cid.add_argument("--cid-version", type=int, choices=(0, 1), default=1)
     cid.add_argument("--profile", choices=("classic", "v1-2025"), default="classic")
     cid.set_defaults(func=cmd_cid)
+
+    ndvi = commands.add_parser("ndvi", help="NDVI / EVI / LAI COGs and per-plot statistics of one GeoTIFF")
+    ndvi.add_argument("image", type=Path, help="multispectral GeoTIFF (bands found by their metadata)")
+    ndvi.add_argument("--plots", type=Path, required=True, help="plots GeoJSON, as `microcrop plots import` takes")
+    ndvi.add_argument("--out", type=Path, required=True, help="folder for the COGs and STAC Items")
+    ndvi.add_argument("--item-id", default=None, help="output name prefix / STAC id (default: the image's name)")
+    ndvi.add_argument("--captured-at", default=None, help="capture time (ISO 8601) when the file's tags lack one")
+    ndvi.set_defaults(func=cmd_ndvi)
 
     sandbox = commands.add_parser("sandbox", help="vendor simulators").add_subparsers(dest="action", required=True)
     serve = sandbox.add_parser("serve", help="serve WeatherXM, Spexi and Pinata simulators over HTTP")

@@ -5,6 +5,17 @@ import os
 import dagster as dg
 
 from microcrop_assets import settings
+from microcrop_assets.imagery.assets import daily_ndvi, ndvi_baselines, ndvi_rasters, satellite_orders
+from microcrop_assets.imagery.schedules import (
+    daily_ndvi_job,
+    daily_ndvi_nightly,
+    ndvi_baselines_job,
+    ndvi_baselines_weekly,
+    ndvi_rasters_job,
+    satellite_orders_daily,
+    satellite_orders_job,
+)
+from microcrop_assets.imagery.sensors import satellite_order_sensor
 from microcrop_assets.ops.freshness import with_freshness
 from microcrop_assets.ops.sensors import pipeline_health, run_failure_alert, service_health_sensor
 from microcrop_assets.plots.assets import plots
@@ -57,7 +68,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             redis=redis,
             api_key=dg.EnvVar("SPEXI_API_KEY"),
             rate_limit_per_minute=settings.env_int("SPEXI_RATE_LIMIT_PER_MINUTE", 10),
-            **set_only(api_url=env("SPEXI_API_URL")),
+            **set_only(api_url=env("SPEXI_API_URL"), order_statuses_path=os.environ.get("SPEXI_ORDER_STATUSES_PATH")),
         ),
         "pinata": PinataResource(
             redis=redis,
@@ -75,11 +86,37 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
 defs = dg.Definitions(
     assets=[
         plots,
-        *with_freshness([weather_stations, weather_readings, weather_daily, weather_indices]),
+        *with_freshness(
+            [
+                weather_stations,
+                weather_readings,
+                weather_daily,
+                weather_indices,
+                satellite_orders,
+                ndvi_rasters,
+                daily_ndvi,
+                ndvi_baselines,
+            ]
+        ),
         pipeline_health,
     ],
-    jobs=[weather_readings_job, weather_nightly_job, weather_stations_job],
-    schedules=[weather_readings_intraday, weather_nightly, weather_stations_daily],
-    sensors=[service_health_sensor, run_failure_alert],
+    jobs=[
+        weather_readings_job,
+        weather_nightly_job,
+        weather_stations_job,
+        satellite_orders_job,
+        ndvi_rasters_job,
+        daily_ndvi_job,
+        ndvi_baselines_job,
+    ],
+    schedules=[
+        weather_readings_intraday,
+        weather_nightly,
+        weather_stations_daily,
+        satellite_orders_daily,
+        daily_ndvi_nightly,
+        ndvi_baselines_weekly,
+    ],
+    sensors=[satellite_order_sensor, service_health_sensor, run_failure_alert],
     resources=build_resources(),
 )

@@ -21,6 +21,11 @@ FRESHNESS: dict[str, dg.FreshnessPolicy] = {
     ),
     "weather_daily": NIGHTLY,
     "weather_indices": NIGHTLY,
+    # satellite orders at 01:00 UTC and daily NDVI at 00:15 UTC run for yesterday
+    "satellite_orders": NIGHTLY,
+    "daily_ndvi": NIGHTLY,
+    # baselines on Sundays at 02:00 UTC
+    "ndvi_baselines": dg.FreshnessPolicy.cron(deadline_cron="0 4 * * 0", lower_bound_delta=dt.timedelta(hours=2)),
     # refreshed at 23:40 UTC, before the nightly run that needs the assignments
     "weather_stations": dg.FreshnessPolicy.cron(deadline_cron="0 0 * * *", lower_bound_delta=dt.timedelta(hours=1)),
 }
