@@ -26,7 +26,8 @@ def test_daily_partitions_include_today_and_weeks_start_on_sunday():
         keys = daily_partitions.get_partition_keys(current_time=now)
         assert keys[0] == "2025-01-01" and keys[-1] == today
     weeks = weekly_partitions.get_partition_keys(current_time=dt.datetime(2025, 8, 1, tzinfo=dt.UTC))
-    assert weeks[0] == "2025-01-05" and weeks[-1] == "2025-07-20"  # complete weeks only: 07-27 ends 08-03
+    # the week starting on a Sunday exists from that day (end_offset=1): its baseline is computed then
+    assert weeks[0] == "2025-01-05" and weeks[-1] == "2025-07-27"
     assert all(dt.date.fromisoformat(k).weekday() == 6 for k in weeks)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql as pg
 from microcrop_assets.resources.migrations.timescale import make_hypertable
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
