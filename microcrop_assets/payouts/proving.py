@@ -1,0 +1,90 @@
+"""One day's payout proofs: recompute, validate, pin, copy and record every triggered assessment's proof.
+
+A proof whose stored outputs differ from what its inputs recompute, or that fails its JSON Schema,
+is refused before anything is sent to Pinata; the day's other proofs go on. Rerunning a day pins
+the same bytes again (Pinata answers isDuplicate) and records the same CIDs: nothing changes.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from microcrop_assets.proofs.document import ProofError, build_proof
+from microcrop_assets.proofs.pinning import ProofDirectory, pin_directory, proof_directories, proof_file, store_copy
+from microcrop_assets.resources.minio import ObjectStoreResource
+from microcrop_assets.resources.pinata import PinataResource
+from microcrop_assets.resources.timescaledb import TimescaleDBResource
+
+
+@dataclass
+class DayProofs:
+    day: dt.date
+    proven: int = 0
+    directories: list[str] = field(default_factory=list)  # directory CIDs pinned
+    pin_requests: int = 0
+    already_recorded: int = 0
+    refused: dict[str, str] = field(default_factory=dict)  # assessment id -> why
+
+
+def triggered_assessments(db: TimescaleDBResource, day: dt.date) -> list[dict]:
+    with db.begin() as conn:
+        rows = conn.execute(
+            sa.text("SELECT * FROM damage_assessments WHERE day = :day AND triggered ORDER BY assessment_id"),
+            {"day": day},
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
+def prove_day(db: TimescaleDBResource, pinata: PinataResource, store: ObjectStoreResource, day: dt.date) -> DayProofs:
+    summary = DayProofs(day)
+    proofs, recorded = [], {}
+    for row in triggered_assessments(db, day):
+        try:
+            _, data = build_proof(row["inputs"], row)
+        except ProofError as error:
+            summary.refused[row["assessment_id"]] = str(error)
+            continue
+        proofs.append(proof_file(row["assessment_id"], data))
+        recorded[row["assessment_id"]] = (row["proof_cid"], row["proof_uri"], row["proof_key"])
+    if not proofs:
+        return summary
+    directories = proof_directories(day, proofs)
+    for directory in directories:
+        if _recorded(directory, recorded):
+            summary.already_recorded += len(directory.files)
+            continue
+        pin_directory(pinata, directory)
+        summary.pin_requests += 1
+        keys = {proof.assessment_id: store_copy(store, proof) for proof in directory.files}
+        _record(db, directory, keys)
+        summary.directories.append(directory.cid)
+    summary.proven = len(proofs)
+    return summary
+
+
+def _recorded(directory: ProofDirectory, recorded: dict) -> bool:
+    """Every proof of the directory already carries this CID, URI and copy: no request needed."""
+    return all(
+        recorded[proof.assessment_id] == (proof.cid, directory.uri(proof), proof.object_key)
+        for proof in directory.files
+    )
+
+
+def _record(db: TimescaleDBResource, directory: ProofDirectory, keys: dict[str, str]) -> None:
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE damage_assessments SET proof_cid = :cid, proof_uri = :uri, proof_key = :key"
+                " WHERE assessment_id = :id"
+            ),
+            [
+                {
+                    "id": proof.assessment_id,
+                    "cid": proof.cid,
+                    "uri": directory.uri(proof),
+                    "key": keys[proof.assessment_id],
+                }
+                for proof in directory.files
+            ],
+        )

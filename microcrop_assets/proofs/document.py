@@ -1,0 +1,205 @@
+"""Proof documents: everything an auditor needs to recompute one damage assessment, as canonical JSON.
+
+A proof holds the assessment's recorded `inputs` (policy terms, money, weather stress with its window,
+NDVI statistics with their raster keys and hashes, the baseline with its window and hash), the outputs
+recomputed from those inputs by `science.damage.assess_one`, the formula (method version and its
+steps) and the code version. Canonical bytes (sorted keys, no insignificant whitespace, UTF-8, no
+NaN) make the document, and so its CID, a function of its content alone.
+
+The JSON Schema of a proof is versioned with the damage method: `schema/damage-proof.<method>.json`.
+"""
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from microcrop_assets.science import damage
+
+SCHEMA_DIR = Path(__file__).with_name("schema")
+PROOF_KIND = "microcrop/damage-proof"
+
+# what the method computes, in words an auditor can check against the numbers (science.md section 6)
+FORMULA = (
+    "weather_damage = weather_stress (sum of peril weight x worst layer fraction, capped at 1)",
+    "layer fraction = clip((trigger - x) / (trigger - exit), 0, 1)",
+    "satellite_damage = layer fraction of the NDVI decline (baseline - ndvi) / baseline, or of the z-score"
+    " (ndvi - mean) / std, with the policy's satellite trigger and exit; only with NDVI no older than"
+    " max_age_days, valid fraction >= min_valid_fraction and a usable baseline",
+    "weights = the policy's weights renormalised over the sources with data",
+    "damage = min(1, (w_weather x weather_damage + w_satellite x satellite_damage) x stage multiplier)",
+    "triggered = damage >= trigger_threshold",
+    "payout share = max(damage - deductible, 0), or damage when damage >= franchise (else 0)",
+    "entitlement = min(round_half_up(sum_insured x payout share), max_payout) when triggered, else 0",
+    "payout = max(min(entitlement - paid_before, sum_insured - paid_before), 0)",
+    "shares quantised half-up to 12 places; money in micro-USDC and basis points rounded half-up",
+)
+
+
+class ProofError(ValueError):
+    """A proof cannot be built, or a document is not a valid proof; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Difference:
+    field: str
+    expected: Any
+    actual: Any
+
+    def __str__(self) -> str:
+        return f"{self.field}: {_show(self.expected)} != {_show(self.actual)}"
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def canonical_bytes(document: Mapping[str, Any]) -> bytes:
+    """Sorted keys, compact separators, UTF-8, NaN/Infinity refused."""
+    try:
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+            "utf-8"
+        )
+    except ValueError as error:
+        raise ProofError(f"proof is not canonical JSON: {error}") from None
+    except TypeError as error:
+        raise ProofError(f"proof holds a value JSON cannot carry: {error}") from None
+
+
+def schema_path(method_version: str) -> Path:
+    return SCHEMA_DIR / f"damage-proof.{method_version}.json"
+
+
+@cache
+def proof_schema(method_version: str) -> dict:
+    path = schema_path(method_version)
+    if not path.is_file():
+        known = sorted(p.name for p in SCHEMA_DIR.glob("damage-proof.*.json"))
+        raise ProofError(f"no proof schema for method {method_version!r} (known: {', '.join(known)})")
+    return json.loads(path.read_text())
+
+
+def validate(document: Any) -> None:
+    """Validate against the schema of the document's method; ProofError names the first bad field."""
+    if not isinstance(document, dict):
+        raise ProofError(f"a proof is a JSON object, got {type(document).__name__}")
+    method = document.get("method_version")
+    if not isinstance(method, str):
+        raise ProofError(f"method_version={method!r} is not a method version")
+    schema = proof_schema(method)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(part) for part in first.absolute_path) or "(document)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ProofError(f"proof field {where}: {first.message}{more}")
+
+
+@cache
+def code_version() -> dict[str, str]:
+    """The package version and the sha256 of the module that computes the assessment."""
+    try:
+        version = metadata.version("microcrop-assets")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    module = Path(damage.__file__).read_bytes()
+    return {
+        "package": "microcrop-assets",
+        "version": version,
+        "damage_module_sha256": hashlib.sha256(module).hexdigest(),
+    }
+
+
+def build_proof(inputs: Mapping[str, Any], recorded: Mapping[str, Any]) -> tuple[dict, bytes]:
+    """The proof of one assessment and its canonical bytes.
+
+    `recorded` is the assessment as stored (a `damage_assessments` row). The outputs are recomputed
+    from `inputs`; any difference from the stored row refuses the proof, naming the fields."""
+    try:
+        outputs = damage.assess_one(inputs)
+    except (damage.AssessmentInputError, KeyError, TypeError, ValueError) as error:
+        raise ProofError(f"assessment {recorded.get('assessment_id')}: inputs do not recompute: {error}") from None
+    differences = compare_outputs(recorded, outputs)
+    if differences:
+        raise ProofError(
+            f"assessment {recorded.get('assessment_id')}: stored outputs differ from the outputs recomputed from"
+            f" its inputs: {'; '.join(str(d) for d in differences)}"
+        )
+    document = {
+        "kind": PROOF_KIND,
+        "assessment_id": outputs["assessment_id"],
+        "method_version": outputs["method_version"],
+        "schema": schema_path(outputs["method_version"]).name,
+        "inputs": dict(inputs),
+        "outputs": outputs,
+        "formula": {"method_version": outputs["method_version"], "steps": list(FORMULA)},
+        "code": code_version(),
+    }
+    data = canonical_bytes(document)
+    validate(json.loads(data))
+    return document, data
+
+
+def recompute(document: Mapping[str, Any]) -> list[Difference]:
+    """Recompute a proof's outputs from its inputs; the fields where the proof says otherwise."""
+    try:
+        outputs = damage.assess_one(document["inputs"])
+    except (damage.AssessmentInputError, KeyError, TypeError, ValueError) as error:
+        return [Difference("inputs", "inputs the method can assess", f"{type(error).__name__}: {error}")]
+    differences = compare_outputs(document["outputs"], outputs, prefix="outputs.")
+    if document.get("assessment_id") != outputs["assessment_id"]:
+        differences.append(Difference("assessment_id", document.get("assessment_id"), outputs["assessment_id"]))
+    return differences
+
+
+def compare_outputs(expected: Mapping[str, Any], actual: Mapping[str, Any], prefix: str = "") -> list[Difference]:
+    """Differences over the method's output fields; numbers compare by value (0.5 == 0.500)."""
+    return [
+        Difference(f"{prefix}{name}", expected.get(name), actual.get(name))
+        for name in damage.OUTPUT_COLUMNS
+        if not _same(expected.get(name), actual.get(name))
+    ]
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = _plain(a), _plain(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
+    number_a, number_b = _number(a), _number(b)
+    if number_a is not None and number_b is not None:
+        return number_a == number_b
+    return a == b
+
+
+def _plain(value: Any) -> Any:
+    """Database values in the JSON form the method outputs (dates ISO, datetimes in UTC)."""
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        value = value.tolist()
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).isoformat()
+    return damage.json_value(value)
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            return None
+        return number if number.is_finite() else None
+    return None
