@@ -5,6 +5,14 @@ import os
 import dagster as dg
 
 from microcrop_assets import settings
+from microcrop_assets.damage.assets import assessment_archive, damage_assessments
+from microcrop_assets.damage.schedules import (
+    assessment_archive_job,
+    assessment_archive_nightly,
+    damage_assessments_job,
+    damage_nightly,
+)
+from microcrop_assets.damage.sensors import stress_response_job, stress_trigger_sensor
 from microcrop_assets.plots.assets import plots
 from microcrop_assets.resources.minio import ObjectStoreResource
 from microcrop_assets.resources.pinata import PinataResource
@@ -71,8 +79,12 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
 
 
 defs = dg.Definitions(
-    assets=[plots, weather_stations, weather_readings, weather_daily, weather_indices],
-    jobs=[weather_readings_job, weather_nightly_job, weather_stations_job],
-    schedules=[weather_readings_intraday, weather_nightly, weather_stations_daily],
+    assets=[plots, weather_stations, weather_readings, weather_daily, weather_indices]
+    + [damage_assessments, assessment_archive],
+    jobs=[weather_readings_job, weather_nightly_job, weather_stations_job]
+    + [damage_assessments_job, stress_response_job, assessment_archive_job],
+    schedules=[weather_readings_intraday, weather_nightly, weather_stations_daily]
+    + [damage_nightly, assessment_archive_nightly],
+    sensors=[stress_trigger_sensor],
     resources=build_resources(),
 )
