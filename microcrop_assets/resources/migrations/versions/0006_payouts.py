@@ -1,7 +1,7 @@
 """payouts: the ledger of damage reports sent to the payout receiver contract
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0005
 
 The proof columns (proof_cid, proof_uri, proof_key) belong to damage_assessments (migration 0005).
 A payout row is created for a triggered assessment once its proof is pinned, and moves
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
