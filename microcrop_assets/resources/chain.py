@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from microcrop_assets.contracts import receiver_artifact
 from microcrop_assets.resources.http import install_redaction, redact, register_secret, safe_url
@@ -30,7 +31,18 @@ CHAIN_ENV = {
     "receiver_address": "PAYOUT_RECEIVER_ADDRESS",
 }
 MAX_BPS = 10_000
-install_redaction(["microcrop.chain", "web3", "web3.providers", "web3.manager", "urllib3", "aiohttp"])
+IN_PROCESS = "in-process://"
+_IN_PROCESS_PROVIDERS: dict[str, Any] = {}
+# filters do not inherit: every logger that may print the RPC URL is named
+install_redaction(
+    [
+        "microcrop.chain",
+        "web3.providers.HTTPProvider",
+        "web3.manager.RequestManager",
+        "web3._utils.http_session_manager.HTTPSessionManager",
+        "urllib3.connectionpool",
+    ]
+)
 
 
 class ChainError(Exception):
@@ -224,14 +236,20 @@ class ChainResource(dg.ConfigurableResource):
     receiver_address: str | None = Field(default=None, description="PAYOUT_RECEIVER_ADDRESS, the receiver contract")
     receipt_timeout_seconds: float = Field(default=120, gt=0, description="longest wait for a receipt")
     request_timeout_seconds: float = Field(default=30, gt=0)
-    _provider: Any = PrivateAttr(default=None)
 
     @classmethod
     def in_process(cls, provider: Any, **config: Any) -> "ChainResource":
-        """A resource on an injected provider (tests: web3's EthereumTesterProvider) instead of rpc_url."""
-        resource = cls(rpc_url="in-process", **config)
-        resource._provider = provider
-        return resource
+        """A resource on an injected provider (tests: web3's EthereumTesterProvider) instead of an RPC URL.
+
+        The provider is registered under an `in-process://` URL, so copies Dagster makes of the
+        resource reach the same chain."""
+        name = f"{IN_PROCESS}{id(provider)}"
+        _IN_PROCESS_PROVIDERS[name] = provider
+        return cls(rpc_url=name, **config)
+
+    @property
+    def _provider(self) -> Any:
+        return _IN_PROCESS_PROVIDERS.get(self.rpc_url or "")
 
     def missing(self) -> list[str]:
         """Environment variables still needed before anything can be sent."""
@@ -248,7 +266,8 @@ class ChainResource(dg.ConfigurableResource):
         from web3 import Web3
 
         register_secret(self.private_key)
-        register_secret(self.rpc_url if self._provider is None else None)
+        if self._provider is None:
+            _register_rpc_url(self.rpc_url)
         provider = self._provider or Web3.HTTPProvider(
             self.rpc_url, request_kwargs={"timeout": self.request_timeout_seconds}
         )
@@ -303,9 +322,17 @@ class ChainResource(dg.ConfigurableResource):
 
     def with_receiver(self, address: str) -> "ChainResource":
         """The same chain and oracle with another receiver address (after a deploy)."""
-        copy = self.model_copy(update={"receiver_address": address})
-        copy._provider = self._provider
-        return copy
+        fields = ("rpc_url", "chain_id", "private_key", "receipt_timeout_seconds", "request_timeout_seconds")
+        return ChainResource(receiver_address=address, **{name: getattr(self, name) for name in fields})
+
+
+def _register_rpc_url(url: str) -> None:
+    """Hosted RPC URLs carry their API key in the path or query: all of it is secret but the host."""
+    parts = urlsplit(url)
+    register_secret(url)
+    register_secret(parts.path if len(parts.path) > 1 else None)
+    register_secret(parts.query or None)
+    register_secret(parts.netloc.rpartition("@")[0] or None)
 
 
 @contextmanager
