@@ -96,12 +96,13 @@ def validate(document: Any) -> None:
         raise ProofError(f"method_version={method!r} is not a method version")
     schema = proof_schema(method)
     validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    errors = list(validator.iter_errors(document))
     if errors:
-        first = errors[0]
+        # the most specific error, descending into anyOf branches (a null-or-object field, say)
+        first = jsonschema.exceptions.best_match(errors)
         where = "/".join(str(part) for part in first.absolute_path) or "(document)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ProofError(f"proof field {where}: {first.message}{more}")
+        raise ProofError(f"proof field {where}: {first.message[:300]}{more}")
 
 
 @cache
