@@ -76,6 +76,63 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(days=args.days, end=args.end)
 
 
+def cmd_verify_proof(args: argparse.Namespace) -> int:
+    """Fetch a proof, validate it, recompute its CID and its assessment; print match or each difference."""
+    import json
+    import os
+
+    from microcrop_assets.proofs.cid import file_cid
+    from microcrop_assets.proofs.document import ProofError, canonical_bytes, recompute, validate
+
+    source = args.proof
+    try:
+        if Path(source).is_file():
+            data, requested = Path(source).read_bytes(), None
+        else:
+            cid, _, path = source.removeprefix("ipfs://").partition("/")
+            requested = None if path else cid
+            if args.from_store:
+                if path:
+                    raise ValueError("--from-store takes the proof's own CID, not a path inside a folder")
+                data = _resources("minio")["minio"].get_bytes(f"proofs/{cid}.json")
+            else:
+                from microcrop_assets.definitions import build_resources
+
+                if args.gateway:
+                    os.environ["PINATA_GATEWAY"] = args.gateway
+                # the vendor client tears down its HTTP connections: initialise it as a context manager
+                with build_resources()["pinata"].process_config_and_initialize_cm() as pinata:
+                    data = pinata.fetch(cid, path)
+        document = json.loads(data)
+        validate(document)
+        if canonical_bytes(document) != data:
+            raise ProofError("the bytes are not the canonical form of the document (re-serialised copy?)")
+    except (OSError, ValueError, UnicodeDecodeError) as error:  # ProofError and JSON errors are ValueErrors
+        print(f"microcrop verify-proof {source}: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - vendor and storage failures: one line, never a traceback
+        print(f"microcrop verify-proof {source}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    cid = file_cid(data)
+    outputs = document["outputs"]
+    print(f"proof {cid}: assessment {document['assessment_id']}, plot {outputs['plot_id']}, day {outputs['day']}")
+    print(f"schema: valid ({document['schema']})")
+    if requested is not None and requested != cid:
+        print(f"cid: MISMATCH, requested {requested} but the content's CID is {cid}")
+        return 1
+    differences = recompute(document)
+    if differences:
+        print(f"recomputed: {len(differences)} field(s) differ")
+        for difference in differences:
+            print(f"  {difference}")
+        return 1
+    print(
+        f"recomputed: match (damage {outputs['damage']}, payout {outputs['payout_micro_usdc']} micro-USDC,"
+        f" method {document['method_version']})"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="microcrop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +163,14 @@ def main(argv: list[str] | None = None) -> int:
 
     db = commands.add_parser("db", help="the embedded PostgreSQL").add_subparsers(dest="action", required=True)
     db.add_parser("stop", help="stop the embedded server").set_defaults(func=cmd_db_stop)
+
+    verify = commands.add_parser(
+        "verify-proof", help="check a payout proof: schema, CID and the assessment recomputed from its inputs"
+    )
+    verify.add_argument("proof", help="a proof's CID, ipfs://CID[/file] (via PINATA_GATEWAY) or a local file")
+    verify.add_argument("--gateway", default=None, help="IPFS gateway URL (default PINATA_GATEWAY)")
+    verify.add_argument("--from-store", action="store_true", help="read proofs/<CID>.json from the object store")
+    verify.set_defaults(func=cmd_verify_proof)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -55,7 +55,7 @@ class Difference:
     actual: Any
 
     def __str__(self) -> str:
-        return f"{self.field}: {_show(self.expected)} != {_show(self.actual)}"
+        return f"{self.field}: proof says {_show(self.expected)}, recomputed {_show(self.actual)}"
 
 
 def _show(value: Any) -> str:
