@@ -13,7 +13,16 @@ from microcrop_assets.damage.schedules import (
     damage_nightly,
 )
 from microcrop_assets.damage.sensors import stress_response_job, stress_trigger_sensor
+from microcrop_assets.payouts.assets import (
+    payout_proofs,
+    payout_proofs_job,
+    payout_proofs_nightly,
+    payouts,
+    payouts_every_interval,
+    payouts_job,
+)
 from microcrop_assets.plots.assets import plots
+from microcrop_assets.resources.chain import ChainResource
 from microcrop_assets.resources.minio import ObjectStoreResource
 from microcrop_assets.resources.pinata import PinataResource
 from microcrop_assets.resources.redis import RedisResource
@@ -75,16 +84,28 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
                 gateway_url=env("PINATA_GATEWAY"),
             ),
         ),
+        # any of the four unset: no chain, payouts wait in the ledger with that reason
+        "chain": ChainResource(
+            **set_only(
+                rpc_url=env("BASE_RPC_URL"),
+                chain_id=dg.EnvVar.int("BASE_CHAIN_ID") if os.environ.get("BASE_CHAIN_ID") else None,
+                private_key=env("ORACLE_PRIVATE_KEY"),
+                receiver_address=env("PAYOUT_RECEIVER_ADDRESS"),
+            )
+        ),
     }
 
 
 defs = dg.Definitions(
     assets=[plots, weather_stations, weather_readings, weather_daily, weather_indices]
-    + [damage_assessments, assessment_archive],
+    + [damage_assessments, assessment_archive]
+    + [payout_proofs, payouts],
     jobs=[weather_readings_job, weather_nightly_job, weather_stations_job]
-    + [damage_assessments_job, stress_response_job, assessment_archive_job],
+    + [damage_assessments_job, stress_response_job, assessment_archive_job]
+    + [payout_proofs_job, payouts_job],
     schedules=[weather_readings_intraday, weather_nightly, weather_stations_daily]
-    + [damage_nightly, assessment_archive_nightly],
+    + [damage_nightly, assessment_archive_nightly]
+    + [payout_proofs_nightly, payouts_every_interval],
     sensors=[stress_trigger_sensor],
     resources=build_resources(),
 )

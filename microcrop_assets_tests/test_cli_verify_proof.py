@@ -28,7 +28,9 @@ def pinned(clean_assessments, sandbox, redis_resource, s3_store, monkeypatch) ->
         return dict(
             conn.execute(
                 sa.text("SELECT * FROM damage_assessments WHERE assessment_id = :id"), {"id": row["assessment_id"]}
-            ).mappings().one()
+            )
+            .mappings()
+            .one()
         )
 
 
@@ -76,4 +78,3 @@ def test_expected_failures_are_one_line(pinned, capsys, tmp_path, s3_store):
     pretty.write_text(json.dumps({"kind": "x"}))
     assert main(["verify-proof", str(pretty)]) == 2
     assert "method_version=None" in capsys.readouterr().err
-

@@ -1,6 +1,7 @@
 """Payouts on an in-process chain (eth-tester with py-evm): the receiver contract compiled from its
 Vyper source, reports sent once, crashes recovered from the chain, duplicates refused, no secret shown."""
 
+import json
 import logging
 
 import dagster as dg
@@ -10,10 +11,18 @@ from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 
 from microcrop_assets.contracts import compile_receiver, receiver_artifact
-from microcrop_assets.payouts.assets import payouts
-from microcrop_assets.payouts.ledger import report_of, settle_payouts
+from microcrop_assets.payouts.assets import payout_proofs, payouts
+from microcrop_assets.payouts.ledger import _LEDGER_LOCK, report_of, settle_payouts
+from microcrop_assets.proofs.document import recompute
 from microcrop_assets.resources.chain import ChainError, ChainResource, PayoutChain
-from microcrop_assets_tests.fixtures_proofs import ORACLE_KEY, clean_assessments, inputs_document, store_assessments
+from microcrop_assets_tests.fixtures_clients import pinata
+from microcrop_assets_tests.fixtures_proofs import (
+    DAY,
+    ORACLE_KEY,
+    clean_assessments,
+    inputs_document,
+    store_assessments,
+)
 
 __all__ = ["clean_assessments"]
 
@@ -140,7 +149,9 @@ def test_a_lost_ledger_finds_the_reports_on_chain(proven, chain):
     with proven.begin() as conn:
         conn.execute(sa.text("TRUNCATE payouts"))
     summary = settle_payouts(proven, chain)
-    assert summary.broadcast == 0 and sorted(summary.recovered) == sorted(r.assessment_id for r in ledger(proven).values())
+    assert summary.broadcast == 0 and sorted(summary.recovered) == sorted(
+        r.assessment_id for r in ledger(proven).values()
+    )
     assert {plot: row.tx_hash for plot, row in ledger(proven).items()} == first
     assert sent(chain) == before
 
@@ -164,7 +175,9 @@ def test_the_contract_refuses_a_second_report_for_the_same_assessment(proven, ch
             "chainId": client.chain_id,
         }
     )
-    tx_hash = client.web3.eth.send_raw_transaction(Account.from_key(ORACLE_KEY).sign_transaction(transaction).raw_transaction)
+    tx_hash = client.web3.eth.send_raw_transaction(
+        Account.from_key(ORACLE_KEY).sign_transaction(transaction).raw_transaction
+    )
     assert client.web3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 0
     assert client.contract.functions.reportCount().call() == 2
 
@@ -195,7 +208,10 @@ def test_secrets_stay_out_of_errors_logs_and_metadata(proven, chain, caplog):
     with pytest.raises(ChainError, match="BASE_CHAIN_ID is 1 but the RPC node serves chain"):
         wrong_chain.client()
     bad_key = ChainResource.in_process(
-        chain._provider, chain_id=chain.chain_id, private_key="0xnot-a-key-but-secret", receiver_address=chain.receiver_address
+        chain._provider,
+        chain_id=chain.chain_id,
+        private_key="0xnot-a-key-but-secret",
+        receiver_address=chain.receiver_address,
     )
     with pytest.raises(ChainError, match="ORACLE_PRIVATE_KEY is not a usable private key") as caught:
         bad_key.client()
@@ -207,3 +223,34 @@ def test_secrets_stay_out_of_errors_logs_and_metadata(proven, chain, caplog):
     assert metadata["transactions_sent"].value == 2, metadata
     assert metadata["confirmed"].value == 2
     assert ORACLE_KEY[2:] not in text and "rpc-api-token" not in text
+
+
+def test_one_run_at_a_time_settles_the_ledger(proven, chain):
+    with proven.engine.connect() as other_run:
+        other_run.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _LEDGER_LOCK})
+        summary = settle_payouts(proven, chain)
+        other_run.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LEDGER_LOCK})
+        other_run.commit()
+    assert summary.broadcast == 0 and "another run is settling payouts" in summary.reason
+    assert settle_payouts(proven, chain).broadcast == 2
+
+
+def test_end_to_end_triggered_assessments_to_confirmed_payouts(
+    clean_assessments, chain, sandbox, redis_resource, s3_store
+):
+    """damage_assessments -> payout_proofs (sandbox Pinata over HTTP) -> payouts (in-process chain)."""
+    db = clean_assessments
+    store_assessments(db, [inputs_document("plot-e", "0.35"), inputs_document("plot-f", "0.05", ndvi_mean="0.6")])
+    client = pinata(sandbox, redis_resource)
+    resources = {"timescaledb": db, "pinata": client, "minio": s3_store, "chain": chain}
+    assert dg.materialize([payout_proofs], partition_key=DAY.isoformat(), resources=resources).success
+    assert dg.materialize([payouts], resources=resources).success
+    with db.begin() as conn:
+        [row] = conn.execute(
+            sa.text("SELECT d.*, p.status, p.tx_hash FROM damage_assessments d JOIN payouts p USING (assessment_id)")
+        ).all()
+    assert row.plot_id == "plot-e" and row.status == "confirmed"
+    arguments = chain.client().decode_report(row.tx_hash)
+    assert arguments["proofCid"] == row.proof_cid and arguments["report"]["payoutAmount"] == row.payout_micro_usdc
+    # the anchored CID names the pinned proof, and that proof recomputes
+    assert recompute(json.loads(client.fetch(arguments["proofCid"]))) == []

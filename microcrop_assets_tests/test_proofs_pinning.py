@@ -83,7 +83,8 @@ def test_an_invalid_proof_never_reaches_pinata(clean_assessments, sandbox, redis
         # an input the schema requires (the NDVI raster's sha256) missing
         conn.execute(
             sa.text(
-                "UPDATE damage_assessments SET inputs = inputs #- '{ndvi,sources,0,ndvi_sha256}' WHERE plot_id = 'plot-c'"
+                "UPDATE damage_assessments SET inputs = inputs #- '{ndvi,sources,0,ndvi_sha256}'"
+                " WHERE plot_id = 'plot-c'"
             )
         )
     client = pinata(sandbox, redis_resource)

@@ -5,6 +5,7 @@ import datetime as dt
 import dagster as dg
 
 from microcrop_assets import settings
+from microcrop_assets.damage.assets import damage_assessments
 from microcrop_assets.partitions import daily_partitions
 from microcrop_assets.payouts.ledger import ledger_counts, settle_payouts
 from microcrop_assets.payouts.proving import prove_day
@@ -20,7 +21,7 @@ PAYOUT_TAGS = {"microcrop/queue": "damage"}
     group_name="payouts",
     kinds={"postgres", "ipfs", "s3"},
     partitions_def=daily_partitions,
-    deps=[dg.AssetKey("damage_assessments")],
+    deps=[damage_assessments],
     pool="pinata",
 )
 def payout_proofs(
@@ -85,12 +86,12 @@ payouts_job = dg.define_asset_job(
 
 @dg.schedule(
     job=payout_proofs_job,
-    cron_schedule="30 2 * * *",
+    cron_schedule="0 2 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def payout_proofs_nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Yesterday's proofs, after the nightly weather and damage runs."""
+    """Yesterday's proofs, after the nightly damage run (01:30 UTC)."""
     key = (context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
     return dg.RunRequest(run_key=f"payout-proofs-{key}", partition_key=key)
 

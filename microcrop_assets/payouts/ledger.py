@@ -18,6 +18,8 @@ from microcrop_assets.resources.chain import ChainError, ChainResource, DamageRe
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 
 MAX_ATTEMPTS = 5
+# one settling run at a time: two would sign different transactions with the same pending nonce
+_LEDGER_LOCK = 0x7061796F757473
 
 
 @dataclass
@@ -77,12 +79,22 @@ def settle_payouts(db: TimescaleDBResource, chain: ChainResource, max_attempts: 
         summary.reason = str(error)
         _set_reason(db, summary.reason)
         return summary
-    with db.begin() as conn:
-        rows = conn.execute(
-            sa.text("SELECT * FROM payouts WHERE status IN ('pending', 'submitted') ORDER BY day, assessment_id")
-        ).all()
-    for row in rows:
-        _Settlement(db, client, row, summary, max_attempts).run()
+    with db.engine.connect() as lock:
+        if not lock.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _LEDGER_LOCK}):
+            summary.reason = "another run is settling payouts; nothing sent by this one"
+            return summary
+        try:
+            with db.begin() as conn:
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT * FROM payouts WHERE status IN ('pending', 'submitted') ORDER BY day, assessment_id"
+                    )
+                ).all()
+            for row in rows:
+                _Settlement(db, client, row, summary, max_attempts).run()
+        finally:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LEDGER_LOCK})
+            lock.commit()
     return summary
 
 
