@@ -133,6 +133,21 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chain_deploy_receiver(args: argparse.Namespace) -> int:
+    """Deploy the payout receiver with the configured oracle as its reporter; print its address."""
+    from microcrop_assets.definitions import build_resources
+    from microcrop_assets.resources.chain import ChainError
+
+    chain = build_resources()["chain"].process_config_and_initialize()
+    try:
+        address = chain.deploy_receiver()
+    except ChainError as error:
+        print(f"microcrop chain deploy-receiver: {error}", file=sys.stderr)
+        return 2
+    print(f"receiver deployed at {address} on chain {chain.chain_id}; set PAYOUT_RECEIVER_ADDRESS={address}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="microcrop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--gateway", default=None, help="IPFS gateway URL (default PINATA_GATEWAY)")
     verify.add_argument("--from-store", action="store_true", help="read proofs/<CID>.json from the object store")
     verify.set_defaults(func=cmd_verify_proof)
+
+    chain = commands.add_parser("chain", help="the payout chain").add_subparsers(dest="action", required=True)
+    deploy = chain.add_parser(
+        "deploy-receiver", help="deploy the payout receiver contract (BASE_RPC_URL, BASE_CHAIN_ID, ORACLE_PRIVATE_KEY)"
+    )
+    deploy.set_defaults(func=cmd_chain_deploy_receiver)
 
     args = parser.parse_args(argv)
     return args.func(args)

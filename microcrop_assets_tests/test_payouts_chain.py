@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 
+from microcrop_assets.cli import main
 from microcrop_assets.contracts import compile_receiver, receiver_artifact
 from microcrop_assets.payouts.assets import payout_proofs, payouts
 from microcrop_assets.payouts.ledger import _LEDGER_LOCK, report_of, settle_payouts
@@ -254,3 +255,31 @@ def test_end_to_end_triggered_assessments_to_confirmed_payouts(
     assert arguments["proofCid"] == row.proof_cid and arguments["report"]["payoutAmount"] == row.payout_micro_usdc
     # the anchored CID names the pinned proof, and that proof recomputes
     assert recompute(json.loads(client.fetch(arguments["proofCid"]))) == []
+
+
+def test_deploy_receiver_command_and_a_receiver_that_refuses_us(proven, chain, monkeypatch, capsys):
+    """`microcrop chain deploy-receiver` from the environment; a receiver with another oracle refuses
+    our reports, and the payout fails after its attempts with the contract's reason."""
+    monkeypatch.setenv("BASE_RPC_URL", chain.rpc_url)  # the in-process chain, reached by its registered URL
+    monkeypatch.setenv("BASE_CHAIN_ID", str(chain.chain_id))
+    monkeypatch.setenv("ORACLE_PRIVATE_KEY", ORACLE_KEY)
+    assert main(["chain", "deploy-receiver"]) == 0
+    out = capsys.readouterr().out
+    address = out.split("PAYOUT_RECEIVER_ADDRESS=")[1].strip()
+    assert Web3.is_checksum_address(address) and ORACLE_KEY[2:] not in out
+    deployed = chain.with_receiver(address).client()
+    assert deployed.contract.functions.oracle().call() == Account.from_key(ORACLE_KEY).address
+
+    other_oracle = ChainResource.in_process(
+        chain._provider, chain_id=chain.chain_id, private_key="0x" + "42" * 32, receiver_address=address
+    )
+    web3 = chain.client().web3
+    web3.eth.send_transaction({"from": web3.eth.accounts[0], "to": other_oracle.client().sender, "value": 10**18})
+    for _ in range(2):
+        settle_payouts(proven, other_oracle, max_attempts=2)
+    for row in ledger(proven).values():
+        assert row.status == "failed" and row.attempts == 2 and row.tx_hash is None
+        assert "only the oracle reports" in row.last_error
+    monkeypatch.delenv("ORACLE_PRIVATE_KEY")
+    assert main(["chain", "deploy-receiver"]) == 2
+    assert "set ORACLE_PRIVATE_KEY" in capsys.readouterr().err

@@ -113,6 +113,13 @@ class Receipt:
     gas_used: int
 
 
+def eip1559_fees(web3: Any) -> dict[str, int]:
+    """The node's priority fee, and a fee cap leaving room for the base fee to double before it stalls."""
+    base_fee = web3.eth.get_block("latest")["baseFeePerGas"]
+    priority = web3.eth.max_priority_fee
+    return {"maxPriorityFeePerGas": priority, "maxFeePerGas": 2 * base_fee + priority}
+
+
 class PayoutChain:
     """A connected oracle: one Web3, the oracle account and the receiver contract."""
 
@@ -155,18 +162,14 @@ class PayoutChain:
             if nonce is None:
                 nonce = self.web3.eth.get_transaction_count(self.sender, "pending")
             gas = self._with_headroom(call.estimate_gas({"from": self.sender}))
-            base_fee = self.web3.eth.get_block("latest")["baseFeePerGas"]
-            priority = self.web3.eth.max_priority_fee
             transaction = call.build_transaction(
                 {
                     "chainId": self.chain_id,
                     "from": self.sender,
                     "nonce": nonce,
                     "gas": gas,
-                    "maxPriorityFeePerGas": priority,
-                    # room for the base fee to double before the transaction would stall
-                    "maxFeePerGas": 2 * base_fee + priority,
                     "value": 0,
+                    **eip1559_fees(self.web3),
                 }
             )
             signed = self._account.sign_transaction(transaction)
@@ -273,48 +276,49 @@ class ChainResource(dg.ConfigurableResource):
         )
         return Web3(provider)
 
-    def client(self) -> PayoutChain:
-        """The connected oracle; raises ChainError when unconfigured or on the wrong chain."""
-        missing = self.missing()
-        if missing:
-            raise ChainError(f"no chain configured: set {', '.join(missing)}")
+    def _checked_web3(self):
+        """The Web3, after checking the node serves BASE_CHAIN_ID (a signature is only valid on one chain)."""
         register_secret(self.private_key)
         with _chain_errors("connecting to the chain"):
             actual = int(self._web3.eth.chain_id)
         if actual != self.chain_id:
             raise ChainError(f"BASE_CHAIN_ID is {self.chain_id} but the RPC node serves chain {actual}")
+        return self._web3
+
+    def client(self) -> PayoutChain:
+        """The connected oracle; raises ChainError when unconfigured or on the wrong chain."""
+        missing = self.missing()
+        if missing:
+            raise ChainError(f"no chain configured: set {', '.join(missing)}")
+        web3 = self._checked_web3()
         try:
-            return PayoutChain(self._web3, self.private_key, self.receiver_address, self.receipt_timeout_seconds)
+            return PayoutChain(web3, self.private_key, self.receiver_address, self.receipt_timeout_seconds)
         except ValueError as error:  # eth-account's message on a malformed key never quotes the key
             raise ChainError(f"ORACLE_PRIVATE_KEY is not a usable private key: {type(error).__name__}") from None
 
-    def deploy_receiver(self, deployer_key: str | None = None) -> str:
-        """Deploy the receiver with this oracle as its only reporter; returns the contract address.
+    def deploy_receiver(self) -> str:
+        """Deploy the receiver with this oracle as its only reporter (and payer of the gas); its address.
 
-        The deployer (default: the oracle itself) pays the gas; `receiver_address` is not needed."""
+        `receiver_address` is not needed for this."""
         from eth_account import Account
 
+        missing = [env for env in self.missing() if env != CHAIN_ENV["receiver_address"]]
+        if missing:
+            raise ChainError(f"no chain configured: set {', '.join(missing)}")
+        web3 = self._checked_web3()
         artifact = receiver_artifact()
-        web3 = self._web3
-        register_secret(deployer_key)
         with _chain_errors("deploying the receiver"):
-            oracle = Account.from_key(self.private_key).address
-            deployer = Account.from_key(deployer_key or self.private_key)
-            factory = web3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-            call = factory.constructor(oracle)
-            base_fee = web3.eth.get_block("latest")["baseFeePerGas"]
-            priority = web3.eth.max_priority_fee
+            oracle = Account.from_key(self.private_key)
+            call = web3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"]).constructor(oracle.address)
             transaction = call.build_transaction(
                 {
-                    "chainId": int(web3.eth.chain_id),
-                    "from": deployer.address,
-                    "nonce": web3.eth.get_transaction_count(deployer.address, "pending"),
-                    "maxPriorityFeePerGas": priority,
-                    "maxFeePerGas": 2 * base_fee + priority,
+                    "chainId": self.chain_id,
+                    "from": oracle.address,
+                    "nonce": web3.eth.get_transaction_count(oracle.address, "pending"),
+                    **eip1559_fees(web3),
                 }
             )
-            signed = deployer.sign_transaction(transaction)
-            tx_hash = web3.eth.send_raw_transaction(signed.raw_transaction)
+            tx_hash = web3.eth.send_raw_transaction(oracle.sign_transaction(transaction).raw_transaction)
             found = web3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout_seconds)
         if found["status"] != 1:
             raise ChainError(f"deploying the receiver reverted in transaction 0x{bytes(tx_hash).hex()}")
