@@ -1,6 +1,7 @@
 """Payouts on an in-process chain (eth-tester with py-evm): the receiver contract compiled from its
 Vyper source, reports sent once, crashes recovered from the chain, duplicates refused, no secret shown."""
 
+import datetime as dt
 import json
 import logging
 
@@ -12,7 +13,7 @@ from web3 import EthereumTesterProvider, Web3
 
 from microcrop_assets.cli import main
 from microcrop_assets.contracts import compile_receiver, receiver_artifact
-from microcrop_assets.payouts.assets import payout_proofs, payouts
+from microcrop_assets.payouts.assets import every_minutes_cron, payout_proofs, payout_proofs_nightly, payouts
 from microcrop_assets.payouts.ledger import _LEDGER_LOCK, report_of, settle_payouts
 from microcrop_assets.proofs.document import recompute
 from microcrop_assets.resources.chain import ChainError, ChainResource, PayoutChain
@@ -283,3 +284,12 @@ def test_deploy_receiver_command_and_a_receiver_that_refuses_us(proven, chain, m
     monkeypatch.delenv("ORACLE_PRIVATE_KEY")
     assert main(["chain", "deploy-receiver"]) == 2
     assert "set ORACLE_PRIVATE_KEY" in capsys.readouterr().err
+
+
+def test_schedules():
+    assert every_minutes_cron(10) == "*/10 * * * *" and every_minutes_cron(120) == "0 */2 * * *"
+    with pytest.raises(ValueError, match="DAMAGE_PAYOUT_CHECK_INTERVAL=90"):
+        every_minutes_cron(90)
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2025, 6, 21, 2, 0, tzinfo=dt.UTC))
+    request = payout_proofs_nightly(context)
+    assert request.partition_key == "2025-06-20" and request.run_key == "payout-proofs-2025-06-20"

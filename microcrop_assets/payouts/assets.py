@@ -96,10 +96,19 @@ def payout_proofs_nightly(context: dg.ScheduleEvaluationContext) -> dg.RunReques
     return dg.RunRequest(run_key=f"payout-proofs-{key}", partition_key=key)
 
 
+def every_minutes_cron(minutes: int) -> str:
+    """A cron for 'every N minutes': steps under an hour, whole hours above (cron minutes stop at 59)."""
+    if minutes < 60:
+        return f"*/{minutes} * * * *"
+    if minutes % 60 or minutes > 24 * 60:
+        raise ValueError(f"DAMAGE_PAYOUT_CHECK_INTERVAL={minutes}: above 59 minutes use whole hours up to 1440")
+    return f"0 */{minutes // 60} * * *"
+
+
 payouts_every_interval = dg.ScheduleDefinition(
     name="payouts_every_interval",
     job=payouts_job,
-    cron_schedule=f"*/{settings.env_int('DAMAGE_PAYOUT_CHECK_INTERVAL', 10)} * * * *",
+    cron_schedule=every_minutes_cron(settings.env_int("DAMAGE_PAYOUT_CHECK_INTERVAL", 10)),
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every DAMAGE_PAYOUT_CHECK_INTERVAL minutes: enqueue, send and confirm payouts.",
