@@ -70,6 +70,13 @@ def test_a_day_is_one_directory_pin_with_local_cids(clean_assessments, sandbox, 
     repinned = prove_day(db, client, s3_store, DAY)
     assert repinned.pin_requests == 1 and repinned.directories == [directory_cid]
     assert proof_columns(db) == recorded and pins(client) == before + 1
+    # a plot triggered later that day: its own directory; the proofs already anchored keep theirs
+    store_assessments(db, [inputs_document("plot-e", "0.4")])
+    later = prove_day(db, client, s3_store, DAY)
+    assert later.proven == 1 and later.already_recorded == 3 and later.directories != [directory_cid]
+    proven = ("plot-a", "plot-b", "plot-c")
+    assert {plot: proof_columns(db)[plot] for plot in proven} == {plot: recorded[plot] for plot in proven}
+    assert proof_columns(db)["plot-e"][1].startswith(f"ipfs://{later.directories[0]}/")
 
 
 def test_an_invalid_proof_never_reaches_pinata(clean_assessments, sandbox, redis_resource, s3_store):

@@ -1,8 +1,10 @@
 """One day's payout proofs: recompute, validate, pin, copy and record every triggered assessment's proof.
 
 A proof whose stored outputs differ from what its inputs recompute, or that fails its JSON Schema,
-is refused before anything is sent to Pinata; the day's other proofs go on. Rerunning a day pins
-the same bytes again (Pinata answers isDuplicate) and records the same CIDs: nothing changes.
+is refused before anything is sent to Pinata; the day's other proofs go on. An assessment that has a
+proof keeps it (payouts anchor its CID on chain): a rerun sends nothing for it, and proofs whose
+records were lost are pinned again as the same bytes, so Pinata answers isDuplicate and the same CIDs
+are recorded.
 """
 
 import datetime as dt
@@ -38,22 +40,18 @@ def triggered_assessments(db: TimescaleDBResource, day: dt.date) -> list[dict]:
 
 def prove_day(db: TimescaleDBResource, pinata: PinataResource, store: ObjectStoreResource, day: dt.date) -> DayProofs:
     summary = DayProofs(day)
-    proofs, recorded = [], {}
+    proofs = []
     for row in triggered_assessments(db, day):
+        if row["proof_cid"] is not None:
+            summary.already_recorded += 1
+            continue
         try:
             _, data = build_proof(row["inputs"], row)
         except ProofError as error:
             summary.refused[row["assessment_id"]] = str(error)
             continue
         proofs.append(proof_file(row["assessment_id"], data))
-        recorded[row["assessment_id"]] = (row["proof_cid"], row["proof_uri"], row["proof_key"])
-    if not proofs:
-        return summary
-    directories = proof_directories(day, proofs)
-    for directory in directories:
-        if _recorded(directory, recorded):
-            summary.already_recorded += len(directory.files)
-            continue
+    for directory in proof_directories(day, proofs):
         pin_directory(pinata, directory)
         summary.pin_requests += 1
         keys = {proof.assessment_id: store_copy(store, proof) for proof in directory.files}
@@ -63,20 +61,12 @@ def prove_day(db: TimescaleDBResource, pinata: PinataResource, store: ObjectStor
     return summary
 
 
-def _recorded(directory: ProofDirectory, recorded: dict) -> bool:
-    """Every proof of the directory already carries this CID, URI and copy: no request needed."""
-    return all(
-        recorded[proof.assessment_id] == (proof.cid, directory.uri(proof), proof.object_key)
-        for proof in directory.files
-    )
-
-
 def _record(db: TimescaleDBResource, directory: ProofDirectory, keys: dict[str, str]) -> None:
     with db.begin() as conn:
         conn.execute(
             sa.text(
                 "UPDATE damage_assessments SET proof_cid = :cid, proof_uri = :uri, proof_key = :key"
-                " WHERE assessment_id = :id"
+                " WHERE assessment_id = :id AND proof_cid IS NULL"
             ),
             [
                 {
