@@ -261,7 +261,7 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         safe_scale = np.where(use_sat, scale, _ONE)
         # decline (baseline - NDVI) / baseline, or z = (NDVI - mean) / std
         x = _q(np.where(zscore, _filled(ndvi) - _filled(base_mean), _filled(base_mean) - _filled(ndvi)) / safe_scale)
-        sat_damage = layer_share(x, t["sat_trigger"], t["sat_exit"])
+        sat_damage = _q(layer_share(x, t["sat_trigger"], t["sat_exit"]))
         use_weather = _present(weather)
         reasons = [
             "; ".join(reason for reason, missing in pair if missing) or None
@@ -302,7 +302,7 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
             first = int(np.argmax(stage_index < 0))
             raise AssessmentInputError(f"plot {frame['plot_id'][first]}: day {frame['day'][first]} is before sowing")
         multiplier = np.array([s[i] for s, i in zip(t["sensitivity"], stage_index, strict=True)], dtype=object)
-        damage = np.minimum(_q(composite * multiplier), _ONE)
+        damage = _q(np.minimum(composite * multiplier, _ONE))
         triggered = damage >= t["trigger_threshold"]
 
         # payout share: damage above the deductible, or all of it at or above a franchise
@@ -350,7 +350,8 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
             "satellite_damage_bps": np.where(use_sat, to_bps(sat_damage), None),
             "assessed_at": [assessed_at(d) for d in frame["day"]],
             "missing_reason": reasons,
-        }
+        },
+        dtype=object,  # keeps None as None and Decimals, ints and bools as they are
     )
     return out
 
