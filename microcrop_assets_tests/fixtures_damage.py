@@ -33,8 +33,8 @@ SQUARE = {
 USDC = 1_000_000
 
 
-@pytest.fixture
-def damage_db(db):
+@pytest.fixture(name="damage_db")
+def damage_db_fixture(db):
     """The session database with the imagery tables present and every damage input table empty."""
     with db.begin() as conn:
         for statement in IMAGERY_TABLES.split(";"):

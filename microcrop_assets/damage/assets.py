@@ -270,8 +270,13 @@ class ArchiveConfig(dg.Config):
     max_days: int = Field(default=31, ge=1, description="assessed days archived per run (keeps runs short)")
 
 
-_SHARE_TYPE = pa.decimal128(8 + SHARE_PLACES, SHARE_PLACES)
-_SHARE_COLUMNS = ("weather_damage", "satellite_damage", "confidence", "stage_multiplier", "damage")
+# the table's numeric columns as Arrow decimals of the same precision and scale
+_DECIMALS = {
+    **dict.fromkeys(
+        ("weather_damage", "satellite_damage", "stage_multiplier", "damage"), pa.decimal128(20, SHARE_PLACES)
+    ),
+    "confidence": pa.decimal128(5, 4),
+}
 
 
 def archive_table(frame: pd.DataFrame) -> pa.Table:
@@ -279,8 +284,8 @@ def archive_table(frame: pd.DataFrame) -> pa.Table:
     columns = {}
     for name in frame.columns:
         values = frame[name]
-        if name in _SHARE_COLUMNS:
-            columns[name] = pa.array(values, type=_SHARE_TYPE, from_pandas=True)
+        if name in _DECIMALS:
+            columns[name] = pa.array(values, type=_DECIMALS[name], from_pandas=True)
         elif name in ("weights", "inputs"):
             columns[name] = pa.array([canonical_json(v) for v in values], type=pa.string())
         else:
