@@ -89,6 +89,11 @@ def _number(value):
     return int(value) if isinstance(value, int) else str(value)
 
 
+def _count(value) -> int | None:
+    """A stored count (read as float when the column holds NULLs) as an int."""
+    return None if value is None or value != value else int(value)
+
+
 def _iso(value) -> str | None:
     return None if value is None or value is pd.NaT or value != value else value.isoformat()
 
@@ -124,8 +129,8 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
                 "layers": {k: _number(v) for k, v in json.loads(row["layers"] or "{}").items()},
                 "indices": {c: _number(row[c]) for c in used},
                 "window_start": _iso(row["window_start"]),
-                "window_days": _number(row["window_days"]),
-                "missing_days": _number(row["missing_days"]),
+                "window_days": _count(row["window_days"]),
+                "missing_days": _count(row["missing_days"]),
                 "stations": json.loads(row["stations"] or "null"),
                 "station_weights": [_number(w) for w in json.loads(row["station_weights"] or "[]")],
                 "missing_reason": row["weather_missing_reason"],
@@ -140,7 +145,7 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
                     for c in ("ndvi_mean", "ndvi_median", "ndvi_p10", "ndvi_p90", "evi_mean", "lai_mean")
                 },
                 "valid_fraction": _number(image["valid_fraction"]),
-                "n_images": _number(image["n_images"]),
+                "n_images": _count(image["n_images"]),
                 "sources": json.loads(image["sources"] or "[]"),  # order ids, NDVI raster keys and sha256
             }
             if image["week_start"] is not None:
@@ -152,7 +157,7 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
                     "ndvi_std": _number(image["baseline_std"]),
                     "ndvi_min": _number(image["baseline_min"]),
                     "ndvi_max": _number(image["baseline_max"]),
-                    "n_obs": _number(image["baseline_n_obs"]),
+                    "n_obs": _count(image["baseline_n_obs"]),
                     "content_hash": image["baseline_content_hash"],
                 }
         documents.append(

@@ -173,6 +173,15 @@ def _shares(frame: pd.DataFrame, column: str) -> np.ndarray:
     )
 
 
+def _days(plot_id: str, value: Any, where: str) -> int:
+    """A whole number of days (0 when absent)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return 0
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return int(value)
+    raise AssessmentInputError(f"plot {plot_id}: {where}={value!r} is not a whole number of days")
+
+
 def _present(values: np.ndarray) -> np.ndarray:
     return np.array([v is not None for v in values], dtype=bool)
 
@@ -284,8 +293,13 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         composite = _q(w_w * weather_damage + w_s * sat_damage)
 
         # confidence: the sources' original weights times their quality (window completeness, valid pixels)
-        window = np.array([0 if v is None or v != v else int(v) for v in frame["weather_window_days"]])
-        gaps = np.array([0 if v is None or v != v else int(v) for v in frame["weather_missing_days"]])
+        plot_ids = frame["plot_id"]
+        window = [
+            _days(p, v, "weather.window_days") for p, v in zip(plot_ids, frame["weather_window_days"], strict=True)
+        ]
+        gaps = [
+            _days(p, v, "weather.missing_days") for p, v in zip(plot_ids, frame["weather_missing_days"], strict=True)
+        ]
         completeness = _q(
             np.array(
                 [Decimal(int(w - g)) / Decimal(int(w)) if w > 0 else _ONE for w, g in zip(window, gaps, strict=True)],
@@ -398,7 +412,7 @@ def frame_from_inputs(inputs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "terms": doc["terms"],
             }
         )
-    return pd.DataFrame(rows, columns=list(INPUT_COLUMNS))
+    return pd.DataFrame(rows, columns=list(INPUT_COLUMNS), dtype=object)
 
 
 def json_value(value: Any) -> Any:
