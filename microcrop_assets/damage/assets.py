@@ -371,7 +371,8 @@ def assessment_archive(
             archived[key] = rows
     if failed:
         raise dg.Failure(
-            description=f"{len(failed)} day(s) not archived: verification failed; their rows stay unarchived",
+            description=f"{len(failed)} day(s) not archived, their rows stay unarchived: "
+            + "; ".join(f"{day}: {reason}" for day, reason in failed.items()),
             metadata={"failed": dg.MetadataValue.json(failed), "archived": dg.MetadataValue.json(archived)},
         )
     return dg.MaterializeResult(
