@@ -89,6 +89,11 @@ def _number(value):
     return int(value) if isinstance(value, int) else str(value)
 
 
+def _count(value) -> int | None:
+    """A stored count (read as float when the column holds NULLs) as an int."""
+    return None if value is None or value != value else int(value)
+
+
 def _iso(value) -> str | None:
     return None if value is None or value is pd.NaT or value != value else value.isoformat()
 
@@ -124,8 +129,8 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
                 "layers": {k: _number(v) for k, v in json.loads(row["layers"] or "{}").items()},
                 "indices": {c: _number(row[c]) for c in used},
                 "window_start": _iso(row["window_start"]),
-                "window_days": _number(row["window_days"]),
-                "missing_days": _number(row["missing_days"]),
+                "window_days": _count(row["window_days"]),
+                "missing_days": _count(row["missing_days"]),
                 "stations": json.loads(row["stations"] or "null"),
                 "station_weights": [_number(w) for w in json.loads(row["station_weights"] or "[]")],
                 "missing_reason": row["weather_missing_reason"],
@@ -140,7 +145,7 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
                     for c in ("ndvi_mean", "ndvi_median", "ndvi_p10", "ndvi_p90", "evi_mean", "lai_mean")
                 },
                 "valid_fraction": _number(image["valid_fraction"]),
-                "n_images": _number(image["n_images"]),
+                "n_images": _count(image["n_images"]),
                 "sources": json.loads(image["sources"] or "[]"),  # order ids, NDVI raster keys and sha256
             }
             if image["week_start"] is not None:
@@ -152,7 +157,7 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
                     "ndvi_std": _number(image["baseline_std"]),
                     "ndvi_min": _number(image["baseline_min"]),
                     "ndvi_max": _number(image["baseline_max"]),
-                    "n_obs": _number(image["baseline_n_obs"]),
+                    "n_obs": _count(image["baseline_n_obs"]),
                     "content_hash": image["baseline_content_hash"],
                 }
         documents.append(
@@ -270,8 +275,13 @@ class ArchiveConfig(dg.Config):
     max_days: int = Field(default=31, ge=1, description="assessed days archived per run (keeps runs short)")
 
 
-_SHARE_TYPE = pa.decimal128(8 + SHARE_PLACES, SHARE_PLACES)
-_SHARE_COLUMNS = ("weather_damage", "satellite_damage", "confidence", "stage_multiplier", "damage")
+# the table's numeric columns as Arrow decimals of the same precision and scale
+_DECIMALS = {
+    **dict.fromkeys(
+        ("weather_damage", "satellite_damage", "stage_multiplier", "damage"), pa.decimal128(20, SHARE_PLACES)
+    ),
+    "confidence": pa.decimal128(5, 4),
+}
 
 
 def archive_table(frame: pd.DataFrame) -> pa.Table:
@@ -279,8 +289,8 @@ def archive_table(frame: pd.DataFrame) -> pa.Table:
     columns = {}
     for name in frame.columns:
         values = frame[name]
-        if name in _SHARE_COLUMNS:
-            columns[name] = pa.array(values, type=_SHARE_TYPE, from_pandas=True)
+        if name in _DECIMALS:
+            columns[name] = pa.array(values, type=_DECIMALS[name], from_pandas=True)
         elif name in ("weights", "inputs"):
             columns[name] = pa.array([canonical_json(v) for v in values], type=pa.string())
         else:
@@ -361,7 +371,8 @@ def assessment_archive(
             archived[key] = rows
     if failed:
         raise dg.Failure(
-            description=f"{len(failed)} day(s) not archived: verification failed; their rows stay unarchived",
+            description=f"{len(failed)} day(s) not archived, their rows stay unarchived: "
+            + "; ".join(f"{day}: {reason}" for day, reason in failed.items()),
             metadata={"failed": dg.MetadataValue.json(failed), "archived": dg.MetadataValue.json(archived)},
         )
     return dg.MaterializeResult(

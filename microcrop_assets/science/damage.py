@@ -173,6 +173,15 @@ def _shares(frame: pd.DataFrame, column: str) -> np.ndarray:
     )
 
 
+def _days(plot_id: str, value: Any, where: str) -> int:
+    """A whole number of days (0 when absent)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return 0
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return int(value)
+    raise AssessmentInputError(f"plot {plot_id}: {where}={value!r} is not a whole number of days")
+
+
 def _present(values: np.ndarray) -> np.ndarray:
     return np.array([v is not None for v in values], dtype=bool)
 
@@ -261,7 +270,7 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         safe_scale = np.where(use_sat, scale, _ONE)
         # decline (baseline - NDVI) / baseline, or z = (NDVI - mean) / std
         x = _q(np.where(zscore, _filled(ndvi) - _filled(base_mean), _filled(base_mean) - _filled(ndvi)) / safe_scale)
-        sat_damage = layer_share(x, t["sat_trigger"], t["sat_exit"])
+        sat_damage = _q(layer_share(x, t["sat_trigger"], t["sat_exit"]))
         use_weather = _present(weather)
         reasons = [
             "; ".join(reason for reason, missing in pair if missing) or None
@@ -284,8 +293,13 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         composite = _q(w_w * weather_damage + w_s * sat_damage)
 
         # confidence: the sources' original weights times their quality (window completeness, valid pixels)
-        window = np.array([0 if v is None or v != v else int(v) for v in frame["weather_window_days"]])
-        gaps = np.array([0 if v is None or v != v else int(v) for v in frame["weather_missing_days"]])
+        plot_ids = frame["plot_id"]
+        window = [
+            _days(p, v, "weather.window_days") for p, v in zip(plot_ids, frame["weather_window_days"], strict=True)
+        ]
+        gaps = [
+            _days(p, v, "weather.missing_days") for p, v in zip(plot_ids, frame["weather_missing_days"], strict=True)
+        ]
         completeness = _q(
             np.array(
                 [Decimal(int(w - g)) / Decimal(int(w)) if w > 0 else _ONE for w, g in zip(window, gaps, strict=True)],
@@ -302,7 +316,7 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
             first = int(np.argmax(stage_index < 0))
             raise AssessmentInputError(f"plot {frame['plot_id'][first]}: day {frame['day'][first]} is before sowing")
         multiplier = np.array([s[i] for s, i in zip(t["sensitivity"], stage_index, strict=True)], dtype=object)
-        damage = np.minimum(_q(composite * multiplier), _ONE)
+        damage = _q(np.minimum(composite * multiplier, _ONE))
         triggered = damage >= t["trigger_threshold"]
 
         # payout share: damage above the deductible, or all of it at or above a franchise
@@ -350,7 +364,8 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
             "satellite_damage_bps": np.where(use_sat, to_bps(sat_damage), None),
             "assessed_at": [assessed_at(d) for d in frame["day"]],
             "missing_reason": reasons,
-        }
+        },
+        dtype=object,  # keeps None as None and Decimals, ints and bools as they are
     )
     return out
 
@@ -397,7 +412,7 @@ def frame_from_inputs(inputs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "terms": doc["terms"],
             }
         )
-    return pd.DataFrame(rows, columns=list(INPUT_COLUMNS))
+    return pd.DataFrame(rows, columns=list(INPUT_COLUMNS), dtype=object)
 
 
 def json_value(value: Any) -> Any:

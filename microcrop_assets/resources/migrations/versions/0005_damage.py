@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("satellite_damage", SHARE),
         sa.Column("sources", pg.ARRAY(sa.Text), nullable=False),
         sa.Column("weights", pg.JSONB, nullable=False),
-        sa.Column("confidence", SHARE, nullable=False),
+        sa.Column("confidence", sa.Numeric(5, 4), nullable=False),  # 0..1 in steps of 0.0001
         sa.Column("growth_stage", sa.Text, nullable=False),
         sa.Column("stage_multiplier", SHARE, nullable=False),
         sa.Column("damage", SHARE, nullable=False),
