@@ -13,20 +13,21 @@ from web3 import EthereumTesterProvider, Web3
 
 from microcrop_assets.cli import main
 from microcrop_assets.contracts import compile_receiver, receiver_artifact
+from microcrop_assets.damage.assets import damage_assessments
 from microcrop_assets.payouts.assets import every_minutes_cron, payout_proofs, payout_proofs_nightly, payouts
 from microcrop_assets.payouts.ledger import _LEDGER_LOCK, report_of, settle_payouts
 from microcrop_assets.proofs.document import recompute
 from microcrop_assets.resources.chain import ChainError, ChainResource, PayoutChain
 from microcrop_assets_tests.fixtures_clients import pinata
+from microcrop_assets_tests.fixtures_damage import add_baseline, add_ndvi, add_plot, add_weather, damage_db_fixture
 from microcrop_assets_tests.fixtures_proofs import (
-    DAY,
     ORACLE_KEY,
     clean_assessments,
     inputs_document,
     store_assessments,
 )
 
-__all__ = ["clean_assessments"]
+__all__ = ["clean_assessments", "damage_db_fixture"]
 
 
 @pytest.fixture
@@ -238,24 +239,32 @@ def test_one_run_at_a_time_settles_the_ledger(proven, chain):
 
 
 def test_end_to_end_triggered_assessments_to_confirmed_payouts(
-    clean_assessments, chain, sandbox, redis_resource, s3_store
+    damage_db, clean_assessments, chain, sandbox, redis_resource, s3_store
 ):
-    """damage_assessments -> payout_proofs (sandbox Pinata over HTTP) -> payouts (in-process chain)."""
-    db = clean_assessments
-    store_assessments(db, [inputs_document("plot-e", "0.35"), inputs_document("plot-f", "0.05", ndvi_mean="0.6")])
+    """damage_assessments (the damage asset on its input tables) -> payout_proofs (sandbox Pinata over
+    HTTP) -> payouts (in-process chain)."""
+    db = damage_db
+    day = dt.date(2025, 6, 10)
+    for plot, stress in (("E2E-dry", 0.5), ("E2E-fine", 0.02)):
+        add_plot(db, plot)
+        add_weather(db, plot, day, stress)
+        add_ndvi(db, plot, day - dt.timedelta(days=1), 0.45 if stress > 0.1 else 0.6)
+        add_baseline(db, plot, dt.date(2025, 6, 8), 0.6)
     client = pinata(sandbox, redis_resource)
     resources = {"timescaledb": db, "pinata": client, "minio": s3_store, "chain": chain}
-    assert dg.materialize([payout_proofs], partition_key=DAY.isoformat(), resources=resources).success
+    for asset in (damage_assessments, payout_proofs):
+        assert dg.materialize([asset], partition_key=day.isoformat(), resources=resources).success
     assert dg.materialize([payouts], resources=resources).success
     with db.begin() as conn:
         [row] = conn.execute(
             sa.text("SELECT d.*, p.status, p.tx_hash FROM damage_assessments d JOIN payouts p USING (assessment_id)")
         ).all()
-    assert row.plot_id == "plot-e" and row.status == "confirmed"
+    assert row.plot_id == "E2E-dry" and row.status == "confirmed" and row.payout_micro_usdc > 0
     arguments = chain.client().decode_report(row.tx_hash)
     assert arguments["proofCid"] == row.proof_cid and arguments["report"]["payoutAmount"] == row.payout_micro_usdc
     # the anchored CID names the pinned proof, and that proof recomputes
-    assert recompute(json.loads(client.fetch(arguments["proofCid"]))) == []
+    document = json.loads(client.fetch(arguments["proofCid"]))
+    assert recompute(document) == [] and document["inputs"]["ndvi"]["sources"][0]["ndvi_sha256"] == "ab" * 32
 
 
 def test_deploy_receiver_command_and_a_receiver_that_refuses_us(proven, chain, monkeypatch, capsys):
