@@ -76,13 +76,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(days=args.days, end=args.end)
 
 
+def _fetch_pinned(uri: str, gateway: str | None) -> bytes:
+    """A pinned file from the IPFS gateway: CID or ipfs://CID[/path]."""
+    import os
+
+    from microcrop_assets.definitions import build_resources
+
+    cid, _, path = uri.removeprefix("ipfs://").partition("/")
+    if gateway:
+        os.environ["PINATA_GATEWAY"] = gateway
+    # the vendor client tears down its HTTP connections: initialise it as a context manager
+    with build_resources()["pinata"].process_config_and_initialize_cm() as pinata:
+        return pinata.fetch(cid, path)
+
+
 def cmd_verify_proof(args: argparse.Namespace) -> int:
     """Fetch a proof, validate it, recompute its CID and its assessment; print match or each difference."""
     import json
-    import os
 
     from microcrop_assets.proofs.cid import file_cid
-    from microcrop_assets.proofs.document import ProofError, canonical_bytes, recompute, validate
+    from microcrop_assets.proofs.document import (
+        ProofError,
+        canonical_bytes,
+        document_differences,
+        recompute,
+        validate,
+    )
 
     source = args.proof
     try:
@@ -96,13 +115,7 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
                     raise ValueError("--from-store takes the proof's own CID, not a path inside a folder")
                 data = _resources("minio")["minio"].get_bytes(f"proofs/{cid}.json")
             else:
-                from microcrop_assets.definitions import build_resources
-
-                if args.gateway:
-                    os.environ["PINATA_GATEWAY"] = args.gateway
-                # the vendor client tears down its HTTP connections: initialise it as a context manager
-                with build_resources()["pinata"].process_config_and_initialize_cm() as pinata:
-                    data = pinata.fetch(cid, path)
+                data = _fetch_pinned(source, args.gateway)
         document = json.loads(data)
         validate(document)
         if canonical_bytes(document) != data:
@@ -121,6 +134,19 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
         print(f"cid: MISMATCH, requested {requested} but the content's CID is {cid}")
         return 1
     differences = recompute(document)
+    if args.against:
+        # which fields of this copy differ from the pinned proof (an altered input shows by name)
+        try:
+            pinned = json.loads(_fetch_pinned(args.against, args.gateway))
+        except Exception as error:  # noqa: BLE001 - one line, never a traceback
+            print(f"microcrop verify-proof --against {args.against}: {type(error).__name__}: {error}", file=sys.stderr)
+            return 2
+        changed = document_differences(pinned, document)
+        print(f"against {args.against}: " + (f"{len(changed)} field(s) differ" if changed else "identical"))
+        for difference in changed:
+            print(f"  {difference}")
+        if changed and not differences:
+            return 1
     if differences:
         print(f"recomputed: {len(differences)} field(s) differ")
         for difference in differences:
@@ -185,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("proof", help="a proof's CID, ipfs://CID[/file] (via PINATA_GATEWAY) or a local file")
     verify.add_argument("--gateway", default=None, help="IPFS gateway URL (default PINATA_GATEWAY)")
     verify.add_argument("--from-store", action="store_true", help="read proofs/<CID>.json from the object store")
+    verify.add_argument("--against", default=None, help="a pinned proof's CID: list every field this one changes")
     verify.set_defaults(func=cmd_verify_proof)
 
     chain = commands.add_parser("chain", help="the payout chain").add_subparsers(dest="action", required=True)

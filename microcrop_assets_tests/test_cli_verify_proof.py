@@ -55,6 +55,11 @@ def test_an_altered_copy_names_the_field(pinned, capsys, tmp_path, sandbox, redi
     assert main(["verify-proof", str(altered)]) == 1
     out = capsys.readouterr().out
     assert "outputs.weather_damage: proof says" in out and "outputs.damage:" in out
+    # against the pinned original, the altered input itself is named
+    assert main(["verify-proof", str(altered), "--against", pinned["proof_cid"]]) == 1
+    out = capsys.readouterr().out
+    assert "against " + pinned["proof_cid"] + ": 1 field(s) differ" in out
+    assert 'inputs.weather.weather_stress: pinned "0.4", this copy "0.45"' in out
 
 
 def test_expected_failures_are_one_line(pinned, capsys, tmp_path, s3_store):

@@ -203,6 +203,7 @@ def test_secrets_stay_out_of_errors_logs_and_metadata(proven, chain, caplog):
         unreachable.client()
     assert "rpc-api-token-do-not-log" not in str(caught.value) and ORACLE_KEY[2:] not in str(caught.value)
     assert ORACLE_KEY[2:] not in repr(unreachable) and "rpc-api-token" not in repr(unreachable)
+    assert unreachable.describe() == f"chain 84532 via 127.0.0.1, receiver {chain.receiver_address}"
     summary = settle_payouts(proven, unreachable)
     assert "connecting to the chain failed" in summary.reason and "rpc-api-token" not in summary.reason
     wrong_chain = ChainResource.in_process(

@@ -53,9 +53,10 @@ class Difference:
     field: str
     expected: Any
     actual: Any
+    labels: tuple[str, str] = ("proof says", "recomputed")
 
     def __str__(self) -> str:
-        return f"{self.field}: proof says {_show(self.expected)}, recomputed {_show(self.actual)}"
+        return f"{self.field}: {self.labels[0]} {_show(self.expected)}, {self.labels[1]} {_show(self.actual)}"
 
 
 def _show(value: Any) -> str:
@@ -160,6 +161,23 @@ def recompute(document: Mapping[str, Any]) -> list[Difference]:
     if document.get("assessment_id") != outputs["assessment_id"]:
         differences.append(Difference("assessment_id", document.get("assessment_id"), outputs["assessment_id"]))
     return differences
+
+
+def document_differences(expected: Any, actual: Any, path: str = "") -> list[Difference]:
+    """Every value where two proofs differ, by dotted path (a copy against the pinned original)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return [
+            difference
+            for key in sorted(set(expected) | set(actual))
+            for difference in document_differences(expected.get(key), actual.get(key), f"{path}{key}.")
+        ]
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [
+            difference
+            for index, (a, b) in enumerate(zip(expected, actual, strict=True))
+            for difference in document_differences(a, b, f"{path}{index}.")
+        ]
+    return [] if expected == actual else [Difference(path.rstrip("."), expected, actual, ("pinned", "this copy"))]
 
 
 def compare_outputs(expected: Mapping[str, Any], actual: Mapping[str, Any], prefix: str = "") -> list[Difference]:

@@ -21,7 +21,7 @@ import dagster as dg
 from pydantic import Field
 
 from microcrop_assets.contracts import receiver_artifact
-from microcrop_assets.resources.http import install_redaction, redact, register_secret, safe_url
+from microcrop_assets.resources.http import install_redaction, redact, register_secret
 
 # the environment variables a chain needs, by resource field
 CHAIN_ENV = {
@@ -261,8 +261,9 @@ class ChainResource(dg.ConfigurableResource):
     def describe(self) -> str:
         if self.missing():
             return "no chain"
-        where = "in-process chain" if self._provider is not None else safe_url(self.rpc_url).split("?")[0]
-        return f"chain {self.chain_id} via {redact(where)}, receiver {self.receiver_address}"
+        # the host only: hosted RPC URLs carry their API key in the path or query
+        where = "an in-process provider" if self._provider is not None else urlsplit(self.rpc_url).hostname
+        return f"chain {self.chain_id} via {where}, receiver {self.receiver_address}"
 
     @cached_property
     def _web3(self):
