@@ -254,8 +254,12 @@ def test_end_to_end_triggered_assessments_to_confirmed_payouts(
     client = pinata(sandbox, redis_resource)
     resources = {"timescaledb": db, "pinata": client, "minio": s3_store, "chain": chain}
     for asset in (damage_assessments, payout_proofs):
-        assert dg.materialize([asset], partition_key=day.isoformat(), resources=resources).success
-    assert dg.materialize([payouts], resources=resources).success
+        result = dg.materialize([asset], partition_key=day.isoformat(), resources=resources)
+        assert result.success
+    [proven_check] = result.get_asset_check_evaluations()
+    assert proven_check.check_name == "triggered_assessments_proven" and proven_check.passed
+    result = dg.materialize([payouts], resources=resources)
+    assert all(check.passed for check in result.get_asset_check_evaluations())
     with db.begin() as conn:
         [row] = conn.execute(
             sa.text("SELECT d.*, p.status, p.tx_hash FROM damage_assessments d JOIN payouts p USING (assessment_id)")
@@ -291,6 +295,9 @@ def test_deploy_receiver_command_and_a_receiver_that_refuses_us(proven, chain, m
     for row in ledger(proven).values():
         assert row.status == "failed" and row.attempts == 2 and row.tx_hash is None
         assert "only the oracle reports" in row.last_error
+    result = dg.materialize([payouts], resources={"timescaledb": proven, "chain": other_oracle})
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "no_failed_payouts" and not check.passed and check.metadata["failed"].value == 2
     monkeypatch.delenv("ORACLE_PRIVATE_KEY")
     assert main(["chain", "deploy-receiver"]) == 2
     assert "set ORACLE_PRIVATE_KEY" in capsys.readouterr().err

@@ -23,6 +23,13 @@ PAYOUT_TAGS = {"microcrop/queue": "damage"}
     partitions_def=daily_partitions,
     deps=[damage_assessments],
     pool="pinata",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "triggered_assessments_proven",
+            asset="payout_proofs",
+            description="every triggered assessment of the day carries a pinned proof",
+        )
+    ],
 )
 def payout_proofs(
     context: dg.AssetExecutionContext,
@@ -48,10 +55,27 @@ def payout_proofs(
             + "; ".join(summary.refused.values())[:2000],
             metadata=metadata,
         )
-    return dg.MaterializeResult(metadata=metadata)
+    unproven = timescaledb.read_frame(
+        "SELECT assessment_id FROM damage_assessments WHERE day = :day AND triggered AND proof_cid IS NULL",
+        {"day": day},
+    )["assessment_id"].tolist()
+    check = dg.AssetCheckResult(
+        check_name="triggered_assessments_proven",
+        passed=not unproven,
+        metadata={"unproven": dg.MetadataValue.json(unproven)},
+    )
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
-@dg.asset(group_name="payouts", kinds={"postgres"}, deps=[payout_proofs], pool="chain")
+@dg.asset(
+    group_name="payouts",
+    kinds={"postgres"},
+    deps=[payout_proofs],
+    pool="chain",
+    check_specs=[
+        dg.AssetCheckSpec("no_failed_payouts", asset="payouts", description="no payout in the ledger has failed")
+    ],
+)
 def payouts(
     context: dg.AssetExecutionContext, timescaledb: TimescaleDBResource, chain: ChainResource
 ) -> dg.MaterializeResult:
@@ -61,7 +85,16 @@ def payouts(
         context.log.warning(f"payouts wait: {summary.reason}")
     for assessment_id, error in summary.failed.items():
         context.log.error(f"payout of assessment {assessment_id} failed: {error}")
+    counts = ledger_counts(timescaledb)
     return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="no_failed_payouts",
+                passed=counts.get("failed", 0) == 0,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"failed": counts.get("failed", 0)},
+            )
+        ],
         metadata={
             "chain": chain.describe(),
             "enqueued": summary.enqueued,
@@ -71,8 +104,8 @@ def payouts(
             "failed": dg.MetadataValue.json(summary.failed),
             "waiting": dg.MetadataValue.json(summary.waiting),
             "reason": summary.reason or "",
-            "ledger": dg.MetadataValue.json(ledger_counts(timescaledb)),
-        }
+            "ledger": dg.MetadataValue.json(counts),
+        },
     )
 
 
