@@ -310,3 +310,16 @@ def test_schedules():
     context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2025, 6, 21, 2, 0, tzinfo=dt.UTC))
     request = payout_proofs_nightly(context)
     assert request.partition_key == "2025-06-20" and request.run_key == "payout-proofs-2025-06-20"
+
+
+def test_a_report_the_contract_could_never_take_fails_without_sending(clean_assessments, chain):
+    long_plot = "plot-" + "x" * 70  # its policy id exceeds the contract's String[64]
+    [row] = store_assessments(clean_assessments, [inputs_document(long_plot, "0.5")])
+    with clean_assessments.begin() as conn:
+        conn.execute(sa.text("UPDATE damage_assessments SET proof_cid = 'bafkreiproof'"))
+    before = sent(chain)
+    summary = settle_payouts(clean_assessments, chain)
+    assert summary.broadcast == 0 and sent(chain) == before
+    failed = ledger(clean_assessments)[long_plot]
+    assert failed.status == "failed" and failed.tx_hash is None
+    assert f"assessment {row['assessment_id']}: policy id" in failed.last_error and "1..64 bytes" in failed.last_error

@@ -111,11 +111,16 @@ class _Settlement:
 
     def __init__(self, db: TimescaleDBResource, client: PayoutChain, row, summary: PayoutSummary, max_attempts: int):
         self.db, self.client, self.row, self.summary, self.max_attempts = db, client, row, summary, max_attempts
-        self.report = report_of(row)
         self.id = row.assessment_id
         self.counted = False  # this run's attempt already counted in the ledger
 
     def run(self) -> None:
+        try:
+            self.report = report_of(self.row)
+        except ValueError as error:  # the contract could never take it: no retry helps
+            self._update("status = 'failed', last_error = :error", error=str(error))
+            self.summary.failed[self.id] = str(error)
+            return
         try:
             if self._settled_by_recorded_transaction() or self._settled_by_contract():
                 return

@@ -74,8 +74,11 @@ class DamageReport:
             raise ValueError(f"assessment {self.assessment_id}: payout {self.payout_micro_usdc!r} is not micro-USDC")
         if self.payout_micro_usdc < 0:
             raise ValueError(f"assessment {self.assessment_id}: payout {self.payout_micro_usdc} is negative")
-        if not self.proof_cid:
-            raise ValueError(f"assessment {self.assessment_id}: a report needs its proof CID")
+        # the contract's String[64] and String[128]: longer values would revert on chain
+        if not 0 < len(self.policy_id.encode()) <= 64:
+            raise ValueError(f"assessment {self.assessment_id}: policy id {self.policy_id!r} is not 1..64 bytes")
+        if not 0 < len(self.proof_cid.encode()) <= 128:
+            raise ValueError(f"assessment {self.assessment_id}: proof CID {self.proof_cid!r} is not 1..128 bytes")
 
     @property
     def assessment_key(self) -> bytes:
