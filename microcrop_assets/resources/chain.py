@@ -149,7 +149,12 @@ class PayoutChain:
             return bool(self.contract.functions.reported(report.assessment_key).call())
 
     def find_report(self, report: DamageReport) -> Receipt | None:
-        """The transaction that reported this assessment, from the receiver's event log."""
+        """The transaction that reported this assessment, from the receiver's event log.
+
+        The contract's cheap `reported` flag is read first; the log search (from block 0, which some
+        hosted RPCs limit) only runs for an assessment the contract says it holds."""
+        if not self.reported(report):
+            return None
         with _chain_errors("reading the receiver's events"):
             logs = self.contract.events.DamageReportReceived.get_logs(
                 argument_filters={"assessmentId": report.assessment_key}, from_block=0
@@ -158,12 +163,12 @@ class PayoutChain:
             return None
         return self.receipt("0x" + bytes(logs[0]["transactionHash"]).hex(), wait=False)
 
-    def sign(self, report: DamageReport, nonce: int | None = None) -> SignedReport:
-        """Build and sign `submitDamageReport` for `report` (EIP-1559, gas estimated with headroom)."""
+    def sign(self, report: DamageReport) -> SignedReport:
+        """Build and sign `submitDamageReport` for `report` with the oracle's next nonce (EIP-1559, gas
+        estimated with headroom)."""
         call = self.contract.functions.submitDamageReport(*report.call_args())
         with _chain_errors(f"preparing the report of assessment {report.assessment_id}"):
-            if nonce is None:
-                nonce = self.web3.eth.get_transaction_count(self.sender, "pending")
+            nonce = self.web3.eth.get_transaction_count(self.sender, "pending")
             gas = self._with_headroom(call.estimate_gas({"from": self.sender}))
             transaction = call.build_transaction(
                 {
