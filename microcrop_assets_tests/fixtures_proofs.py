@@ -1,17 +1,20 @@
-"""Shared by the proofs and payouts tests: assessment inputs like the damage asset records, stored
-through the damage asset's own writer, and an in-process chain with the receiver deployed."""
+"""Shared by the proofs and payouts tests: an inputs document shaped as the damage asset records it
+(pure tests), and plots assessed by the damage asset itself from its input tables."""
 
 import datetime as dt
 import hashlib
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets.damage.assets import write_assessments
-from microcrop_assets.science.damage import METHOD_VERSION, assess_inputs
+from microcrop_assets.damage.assets import damage_assessments
+from microcrop_assets.science.damage import METHOD_VERSION
 from microcrop_assets.science.policy import resolve_terms
+from microcrop_assets_tests.fixtures_damage import add_baseline, add_ndvi, add_plot, add_weather, damage_db_fixture
 
 DAY = dt.date(2025, 6, 20)
+__all__ = ["damage_db_fixture"]
 # a fixed oracle key for tests only: the secret-leak tests look for it in every message
 ORACLE_KEY = "0x" + hashlib.sha256(b"microcrop test oracle").hexdigest()
 
@@ -76,9 +79,17 @@ def inputs_document(plot_id: str, weather_stress: str, ndvi_mean: str | None = "
     return document
 
 
-def store_assessments(db, documents: list[dict], day: dt.date = DAY) -> list[dict]:
-    """Assess and store the documents with the damage asset's writer; the stored rows."""
-    write_assessments(db, day, assess_inputs(documents), documents)
+def assess_plots(db, plots: list[tuple], day: dt.date = DAY) -> list[dict]:
+    """Plots with their weather stress and NDVI (or None) in the damage asset's input tables, assessed by
+    the damage asset itself; every stored row of the day. `plots` items: (plot_id, stress, ndvi[, policy_id])."""
+    for plot_id, stress, ndvi, *policy in plots:
+        add_plot(db, plot_id, policy_id=policy[0] if policy else None)
+        add_weather(db, plot_id, day, stress)
+        if ndvi is not None:
+            add_ndvi(db, plot_id, day - dt.timedelta(days=2), ndvi)
+            add_baseline(db, plot_id, day - dt.timedelta(days=5), 0.61)
+    result = dg.materialize([damage_assessments], resources={"timescaledb": db}, partition_key=day.isoformat())
+    assert result.success
     with db.begin() as conn:
         rows = conn.execute(
             sa.text("SELECT * FROM damage_assessments WHERE day = :day ORDER BY assessment_id"), {"day": day}
@@ -87,7 +98,8 @@ def store_assessments(db, documents: list[dict], day: dt.date = DAY) -> list[dic
 
 
 @pytest.fixture
-def clean_assessments(db):
-    with db.begin() as conn:
-        conn.execute(sa.text("TRUNCATE damage_assessments, payouts"))
-    return db
+def clean_assessments(damage_db):
+    """No plots, inputs or assessments (damage_db), and an empty payouts ledger."""
+    with damage_db.begin() as conn:
+        conn.execute(sa.text("TRUNCATE payouts"))
+    return damage_db

@@ -8,15 +8,15 @@ import sqlalchemy as sa
 from microcrop_assets.cli import main
 from microcrop_assets.payouts.proving import prove_day
 from microcrop_assets_tests.fixtures_clients import pinata
-from microcrop_assets_tests.fixtures_proofs import DAY, clean_assessments, inputs_document, store_assessments
+from microcrop_assets_tests.fixtures_proofs import DAY, assess_plots, clean_assessments, damage_db_fixture
 
-__all__ = ["clean_assessments"]
+__all__ = ["clean_assessments", "damage_db_fixture"]
 
 
 @pytest.fixture
 def pinned(clean_assessments, sandbox, redis_resource, s3_store, monkeypatch) -> dict:
     """One proof pinned on the sandbox, the CLI's environment pointed at the sandbox and the S3 store."""
-    [row] = store_assessments(clean_assessments, [inputs_document("plot-v", "0.4")])
+    [row] = assess_plots(clean_assessments, [("plot-v", 0.4, 0.45)])
     prove_day(clean_assessments, pinata(sandbox, redis_resource), s3_store, DAY)
     for name, value in sandbox.env.items():
         monkeypatch.setenv(name, value)

@@ -13,18 +13,17 @@ from web3 import EthereumTesterProvider, Web3
 
 from microcrop_assets.cli import main
 from microcrop_assets.contracts import compile_receiver, receiver_artifact
-from microcrop_assets.damage.assets import damage_assessments
 from microcrop_assets.payouts.assets import every_minutes_cron, payout_proofs, payout_proofs_nightly, payouts
 from microcrop_assets.payouts.ledger import _LEDGER_LOCK, report_of, settle_payouts
 from microcrop_assets.proofs.document import recompute
 from microcrop_assets.resources.chain import ChainError, ChainResource, PayoutChain
 from microcrop_assets_tests.fixtures_clients import pinata
-from microcrop_assets_tests.fixtures_damage import add_baseline, add_ndvi, add_plot, add_weather, damage_db_fixture
 from microcrop_assets_tests.fixtures_proofs import (
+    DAY,
     ORACLE_KEY,
+    assess_plots,
     clean_assessments,
-    inputs_document,
-    store_assessments,
+    damage_db_fixture,
 )
 
 __all__ = ["clean_assessments", "damage_db_fixture"]
@@ -44,11 +43,7 @@ def chain() -> ChainResource:
 @pytest.fixture
 def proven(clean_assessments):
     """Two triggered assessments with proofs recorded (pinning is tested elsewhere) and one untriggered."""
-    rows = store_assessments(
-        clean_assessments,
-        [inputs_document("plot-a", "0.25"), inputs_document("plot-b", "0.5", ndvi_mean=None),
-         inputs_document("plot-c", "0.0", ndvi_mean="0.61")],
-    )  # fmt: skip
+    rows = assess_plots(clean_assessments, [("plot-a", 0.25, 0.42), ("plot-b", 0.5, None), ("plot-c", 0.0, 0.61)])
     with clean_assessments.begin() as conn:
         for row in rows:
             conn.execute(
@@ -240,22 +235,15 @@ def test_one_run_at_a_time_settles_the_ledger(proven, chain):
 
 
 def test_end_to_end_triggered_assessments_to_confirmed_payouts(
-    damage_db, clean_assessments, chain, sandbox, redis_resource, s3_store
+    clean_assessments, chain, sandbox, redis_resource, s3_store
 ):
     """damage_assessments (the damage asset on its input tables) -> payout_proofs (sandbox Pinata over
-    HTTP) -> payouts (in-process chain)."""
-    db = damage_db
-    day = dt.date(2025, 6, 10)
-    for plot, stress in (("E2E-dry", 0.5), ("E2E-fine", 0.02)):
-        add_plot(db, plot)
-        add_weather(db, plot, day, stress)
-        add_ndvi(db, plot, day - dt.timedelta(days=1), 0.45 if stress > 0.1 else 0.6)
-        add_baseline(db, plot, dt.date(2025, 6, 8), 0.6)
+    HTTP) -> payouts (in-process chain), each materialized by Dagster."""
+    db = clean_assessments
+    assess_plots(db, [("E2E-dry", 0.5, 0.45), ("E2E-fine", 0.02, 0.6)])
     client = pinata(sandbox, redis_resource)
     resources = {"timescaledb": db, "pinata": client, "minio": s3_store, "chain": chain}
-    for asset in (damage_assessments, payout_proofs):
-        result = dg.materialize([asset], partition_key=day.isoformat(), resources=resources)
-        assert result.success
+    result = dg.materialize([payout_proofs], partition_key=DAY.isoformat(), resources=resources)
     [proven_check] = result.get_asset_check_evaluations()
     assert proven_check.check_name == "triggered_assessments_proven" and proven_check.passed
     result = dg.materialize([payouts], resources=resources)
@@ -313,8 +301,8 @@ def test_schedules():
 
 
 def test_a_report_the_contract_could_never_take_fails_without_sending(clean_assessments, chain):
-    long_plot = "plot-" + "x" * 70  # its policy id exceeds the contract's String[64]
-    [row] = store_assessments(clean_assessments, [inputs_document(long_plot, "0.5")])
+    long_plot = "plot-long"
+    [row] = assess_plots(clean_assessments, [(long_plot, 0.5, None, "POL-" + "x" * 70)])  # over String[64]
     with clean_assessments.begin() as conn:
         conn.execute(sa.text("UPDATE damage_assessments SET proof_cid = 'bafkreiproof'"))
     before = sent(chain)

@@ -14,18 +14,15 @@ from microcrop_assets.proofs.document import recompute
 from microcrop_assets.proofs.pinning import CidMismatch, ProofDirectory, pin_directory, proof_directories, proof_file
 from microcrop_assets.resources.http import VendorNotFound
 from microcrop_assets_tests.fixtures_clients import pinata
-from microcrop_assets_tests.fixtures_proofs import DAY, clean_assessments, inputs_document, store_assessments
+from microcrop_assets_tests.fixtures_proofs import DAY, assess_plots, clean_assessments, damage_db_fixture
 
-__all__ = ["clean_assessments"]
-
-
-def documents() -> list[dict]:
-    return [
-        inputs_document("plot-a", "0.25"),
-        inputs_document("plot-b", "0.5", ndvi_mean=None),
-        inputs_document("plot-c", "0.3", ndvi_mean="0.5"),
-        inputs_document("plot-d", "0.0", ndvi_mean="0.61"),  # not triggered: no proof
-    ]
+__all__ = ["clean_assessments", "damage_db_fixture"]
+PLOTS = [
+    ("plot-a", 0.25, 0.42),
+    ("plot-b", 0.5, None),  # no imagery: weather alone
+    ("plot-c", 0.3, 0.5),
+    ("plot-d", 0.0, 0.61),  # not triggered: no proof
+]
 
 
 def proof_columns(db) -> dict[str, tuple]:
@@ -40,7 +37,7 @@ def pins(client) -> int:
 
 def test_a_day_is_one_directory_pin_with_local_cids(clean_assessments, sandbox, redis_resource, s3_store):
     db = clean_assessments
-    store_assessments(db, documents())
+    assess_plots(db, PLOTS)
     client = pinata(sandbox, redis_resource)
     before = pins(client)
     summary = prove_day(db, client, s3_store, DAY)
@@ -71,7 +68,7 @@ def test_a_day_is_one_directory_pin_with_local_cids(clean_assessments, sandbox, 
     assert repinned.pin_requests == 1 and repinned.directories == [directory_cid]
     assert proof_columns(db) == recorded and pins(client) == before + 1
     # a plot triggered later that day: its own directory; the proofs already anchored keep theirs
-    store_assessments(db, [inputs_document("plot-e", "0.4")])
+    assess_plots(db, [("plot-e", 0.4, 0.5)])
     later = prove_day(db, client, s3_store, DAY)
     assert later.proven == 1 and later.already_recorded == 3 and later.directories != [directory_cid]
     proven = ("plot-a", "plot-b", "plot-c")
@@ -81,7 +78,7 @@ def test_a_day_is_one_directory_pin_with_local_cids(clean_assessments, sandbox, 
 
 def test_an_invalid_proof_never_reaches_pinata(clean_assessments, sandbox, redis_resource, s3_store):
     db = clean_assessments
-    rows = {row["plot_id"]: row for row in store_assessments(db, documents())}
+    rows = {row["plot_id"]: row for row in assess_plots(db, PLOTS)}
     with db.begin() as conn:
         # stored outputs that the inputs do not give
         conn.execute(
@@ -115,6 +112,18 @@ def test_an_invalid_proof_never_reaches_pinata(clean_assessments, sandbox, redis
             resources={"timescaledb": db, "pinata": client, "minio": s3_store},
         )
     assert pins(client) == before + 1
+
+
+def test_inputs_that_no_longer_match_their_tables_are_refused(clean_assessments, sandbox, redis_resource, s3_store):
+    db = clean_assessments
+    rows = {row["plot_id"]: row for row in assess_plots(db, PLOTS)}
+    with db.begin() as conn:  # the weather index changed after the assessment was made
+        conn.execute(sa.text("UPDATE weather_indices SET cdd = 10 WHERE plot_id = 'plot-a'"))
+    client = pinata(sandbox, redis_resource)
+    summary = prove_day(db, client, s3_store, DAY)
+    assert list(summary.refused) == [rows["plot-a"]["assessment_id"]] and summary.proven == 2
+    assert "inputs differ from their source tables" in summary.refused[rows["plot-a"]["assessment_id"]]
+    assert 'weather.indices.cdd: tables say "10.0", recorded "9.0"' in summary.refused[rows["plot-a"]["assessment_id"]]
 
 
 def test_a_cid_pinata_disagrees_with_fails_naming_both(sandbox, redis_resource):

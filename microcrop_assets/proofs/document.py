@@ -163,21 +163,24 @@ def recompute(document: Mapping[str, Any]) -> list[Difference]:
     return differences
 
 
-def document_differences(expected: Any, actual: Any, path: str = "") -> list[Difference]:
-    """Every value where two proofs differ, by dotted path (a copy against the pinned original)."""
+def document_differences(
+    expected: Any, actual: Any, labels: tuple[str, str] = ("pinned", "this copy"), path: str = ""
+) -> list[Difference]:
+    """Every value where two JSON documents differ, by dotted path (a copy against the pinned proof,
+    recorded inputs against their source tables)."""
     if isinstance(expected, dict) and isinstance(actual, dict):
         return [
             difference
             for key in sorted(set(expected) | set(actual))
-            for difference in document_differences(expected.get(key), actual.get(key), f"{path}{key}.")
+            for difference in document_differences(expected.get(key), actual.get(key), labels, f"{path}{key}.")
         ]
     if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
         return [
             difference
             for index, (a, b) in enumerate(zip(expected, actual, strict=True))
-            for difference in document_differences(a, b, f"{path}{index}.")
+            for difference in document_differences(a, b, labels, f"{path}{index}.")
         ]
-    return [] if expected == actual else [Difference(path.rstrip("."), expected, actual, ("pinned", "this copy"))]
+    return [] if expected == actual else [Difference(path.rstrip("."), expected, actual, labels)]
 
 
 def compare_outputs(expected: Mapping[str, Any], actual: Mapping[str, Any], prefix: str = "") -> list[Difference]:
