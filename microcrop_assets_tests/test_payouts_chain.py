@@ -78,6 +78,9 @@ def test_reports_are_sent_once_and_decode_to_the_damage_report(proven, chain):
         assert row.status == "confirmed" and row.attempts == 1 and row.last_error is None
         receipt = client.web3.eth.get_transaction_receipt(row.tx_hash)
         assert receipt["status"] == 1 and receipt["blockNumber"] == row.block_number
+        transaction = client.web3.eth.get_transaction(row.tx_hash)
+        assert transaction["type"] == 2 and transaction["from"] == client.sender == row.sender_address  # EIP-1559
+        assert transaction["to"] == client.contract.address and transaction["nonce"] == row.nonce
         arguments = client.decode_report(row.tx_hash)
         assert arguments["assessmentId"] == Web3.keccak(text=row.assessment_id)
         assert arguments["proofCid"] == row.proof_cid
