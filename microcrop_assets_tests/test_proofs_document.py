@@ -8,7 +8,14 @@ import json
 import pytest
 
 from microcrop_assets.proofs.cid import file_cid
-from microcrop_assets.proofs.document import ProofError, build_proof, proof_schema, recompute, validate
+from microcrop_assets.proofs.document import (
+    ProofError,
+    build_proof,
+    proof_schema,
+    recompute,
+    recompute_outputs,
+    validate,
+)
 from microcrop_assets.science.damage import assess_one
 from microcrop_assets_tests.fixtures_proofs import inputs_document
 
@@ -112,3 +119,14 @@ def test_inputs_that_cannot_be_proven_name_the_assessment():
     document["weather"]["weather_stress"] = "1.5"  # outside 0..1
     with pytest.raises(ProofError, match=f"assessment {stored['assessment_id']}: inputs do not recompute"):
         build_proof(document, stored)
+
+
+def test_batch_recomputation_equals_one_by_one_and_isolates_a_bad_document():
+    documents = [inputs_document(f"plot-{i}", stress, ndvi) for i, (stress, ndvi) in enumerate(
+        [("0.25", "0.42"), ("0.5", None), ("0.05", "0.6"), ("0.3", "0.2")]
+    )]  # fmt: skip
+    assert recompute_outputs(documents) == [assess_one(document) for document in documents]
+    documents[1]["weather"]["weather_stress"] = "1.5"
+    outputs = recompute_outputs(documents)
+    assert isinstance(outputs[1], ProofError) and "plot-1" in str(outputs[1])
+    assert [outputs[i] for i in (0, 2, 3)] == [assess_one(documents[i]) for i in (0, 2, 3)]

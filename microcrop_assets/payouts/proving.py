@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from microcrop_assets.damage.assets import assessment_inputs
-from microcrop_assets.proofs.document import ProofError, build_proof, document_differences
+from microcrop_assets.proofs.document import ProofError, build_proof, document_differences, recompute_outputs
 from microcrop_assets.proofs.pinning import ProofDirectory, pin_directory, proof_directories, proof_file, store_copy
 from microcrop_assets.resources.minio import ObjectStoreResource
 from microcrop_assets.resources.pinata import PinataResource
@@ -50,9 +50,10 @@ def prove_day(db: TimescaleDBResource, pinata: PinataResource, store: ObjectStor
             summary.already_recorded += 1
     # the inputs as the source tables (plots, weather_indices, daily_ndvi, ndvi_baselines) give them now
     sources = {document["plot_id"]: document for document in assessment_inputs(db, day)} if unproven else {}
-    for row in unproven:
+    recomputed = recompute_outputs([row["inputs"] for row in unproven])
+    for row, outputs in zip(unproven, recomputed, strict=True):
         try:
-            _, data = build_proof(row["inputs"], row)
+            _, data = build_proof(row["inputs"], row, outputs)
             _check_against_sources(row, sources.get(row["plot_id"]))
         except ProofError as error:
             summary.refused[row["assessment_id"]] = str(error)
