@@ -73,6 +73,7 @@ def test_reports_are_sent_once_and_decode_to_the_damage_report(proven, chain):
     assert summary.enqueued == 2 and summary.broadcast == 2 and len(summary.confirmed) == 2
     rows = ledger(proven)
     assert set(rows) == {"plot-a", "plot-b"}  # plot-c did not trigger
+    assert sorted(row.nonce for row in rows.values()) == [before, before + 1]  # both sent, then both awaited
     client = chain.client()
     for row in rows.values():
         assert row.status == "confirmed" and row.attempts == 1 and row.last_error is None

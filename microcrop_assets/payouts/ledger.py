@@ -90,8 +90,12 @@ def settle_payouts(db: TimescaleDBResource, chain: ChainResource, max_attempts: 
                         "SELECT * FROM payouts WHERE status IN ('pending', 'submitted') ORDER BY day, assessment_id"
                     )
                 ).all()
-            for row in rows:
-                _Settlement(db, client, row, summary, max_attempts).run()
+            # broadcast everything first, then wait: receipts of one block come back together
+            settlements = [_Settlement(db, client, row, summary, max_attempts) for row in rows]
+            sent = [(settlement, settlement.run()) for settlement in settlements]
+            for settlement, signed in sent:
+                if signed is not None:
+                    settlement.await_receipt(signed)
         finally:
             lock.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LEDGER_LOCK})
             lock.commit()
@@ -114,20 +118,28 @@ class _Settlement:
         self.id = row.assessment_id
         self.counted = False  # this run's attempt already counted in the ledger
 
-    def run(self) -> None:
+    def run(self) -> SignedReport | None:
+        """Settle from what the chain knows, or broadcast; the transaction whose receipt to wait for."""
         try:
             self.report = report_of(self.row)
         except ValueError as error:  # the contract could never take it: no retry helps
             self._update("status = 'failed', last_error = :error", error=str(error))
             self.summary.failed[self.id] = str(error)
-            return
+            return None
         try:
             if self._settled_by_recorded_transaction() or self._settled_by_contract():
-                return
+                return None
             signed = self._transaction_to_send()
             self.client.broadcast(signed)
-            self.summary.broadcast += 1
-            self._update("status = 'submitted', submitted_at = now(), reason = NULL, last_error = NULL")
+        except ChainError as error:
+            self._record_error(str(error))
+            return None
+        self.summary.broadcast += 1
+        self._update("status = 'submitted', submitted_at = now(), reason = NULL, last_error = NULL")
+        return signed
+
+    def await_receipt(self, signed: SignedReport) -> None:
+        try:
             receipt = self.client.receipt(signed.tx_hash, wait=True)
             if receipt is None:
                 self.summary.waiting[self.id] = f"transaction {signed.tx_hash} not mined yet"
