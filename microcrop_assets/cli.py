@@ -183,6 +183,104 @@ def cmd_health(args: argparse.Namespace) -> int:
     return print_report(check_all(build_resources()))  # each service initialised in its own check
 
 
+def _fetch_pinned(uri: str, gateway: str | None) -> bytes:
+    """A pinned file from the IPFS gateway: CID or ipfs://CID[/path]."""
+    import os
+
+    from microcrop_assets.definitions import build_resources
+
+    cid, _, path = uri.removeprefix("ipfs://").partition("/")
+    if gateway:
+        os.environ["PINATA_GATEWAY"] = gateway
+    # the vendor client tears down its HTTP connections: initialise it as a context manager
+    with build_resources()["pinata"].process_config_and_initialize_cm() as pinata:
+        return pinata.fetch(cid, path)
+
+
+def cmd_verify_proof(args: argparse.Namespace) -> int:
+    """Fetch a proof, validate it, recompute its CID and its assessment; print match or each difference."""
+    import json
+
+    from microcrop_assets.proofs.cid import file_cid
+    from microcrop_assets.proofs.document import (
+        ProofError,
+        canonical_bytes,
+        document_differences,
+        recompute,
+        validate,
+    )
+
+    source = args.proof
+    try:
+        if Path(source).is_file():
+            data, requested = Path(source).read_bytes(), None
+        else:
+            cid, _, path = source.removeprefix("ipfs://").partition("/")
+            requested = None if path else cid
+            if args.from_store:
+                if path:
+                    raise ValueError("--from-store takes the proof's own CID, not a path inside a folder")
+                data = _resources("minio")["minio"].get_bytes(f"proofs/{cid}.json")
+            else:
+                data = _fetch_pinned(source, args.gateway)
+        document = json.loads(data)
+        validate(document)
+        if canonical_bytes(document) != data:
+            raise ProofError("the bytes are not the canonical form of the document (re-serialised copy?)")
+    except (OSError, ValueError, UnicodeDecodeError) as error:  # ProofError and JSON errors are ValueErrors
+        print(f"microcrop verify-proof {source}: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - vendor and storage failures: one line, never a traceback
+        print(f"microcrop verify-proof {source}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    cid = file_cid(data)
+    outputs = document["outputs"]
+    print(f"proof {cid}: assessment {document['assessment_id']}, plot {outputs['plot_id']}, day {outputs['day']}")
+    print(f"schema: valid ({document['schema']})")
+    if requested is not None and requested != cid:
+        print(f"cid: MISMATCH, requested {requested} but the content's CID is {cid}")
+        return 1
+    differences = recompute(document)
+    if args.against:
+        # which fields of this copy differ from the pinned proof (an altered input shows by name)
+        try:
+            pinned = json.loads(_fetch_pinned(args.against, args.gateway))
+        except Exception as error:  # noqa: BLE001 - one line, never a traceback
+            print(f"microcrop verify-proof --against {args.against}: {type(error).__name__}: {error}", file=sys.stderr)
+            return 2
+        changed = document_differences(pinned, document)
+        print(f"against {args.against}: " + (f"{len(changed)} field(s) differ" if changed else "identical"))
+        for difference in changed:
+            print(f"  {difference}")
+        if changed and not differences:
+            return 1
+    if differences:
+        print(f"recomputed: {len(differences)} field(s) differ")
+        for difference in differences:
+            print(f"  {difference}")
+        return 1
+    print(
+        f"recomputed: match (damage {outputs['damage']}, payout {outputs['payout_micro_usdc']} micro-USDC,"
+        f" method {document['method_version']})"
+    )
+    return 0
+
+
+def cmd_chain_deploy_receiver(args: argparse.Namespace) -> int:
+    """Deploy the payout receiver with the configured oracle as its reporter; print its address."""
+    from microcrop_assets.definitions import build_resources
+    from microcrop_assets.resources.chain import ChainError
+
+    chain = build_resources()["chain"].process_config_and_initialize()
+    try:
+        address = chain.deploy_receiver()
+    except ChainError as error:
+        print(f"microcrop chain deploy-receiver: {error}", file=sys.stderr)
+        return 2
+    print(f"receiver deployed at {address} on chain {chain.chain_id}; set PAYOUT_RECEIVER_ADDRESS={address}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="microcrop", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -231,6 +329,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     health = commands.add_parser("health", help="one line per service; exits 1 when a required one is down")
     health.set_defaults(func=cmd_health)
+    verify = commands.add_parser(
+        "verify-proof", help="check a payout proof: schema, CID and the assessment recomputed from its inputs"
+    )
+    verify.add_argument("proof", help="a proof's CID, ipfs://CID[/file] (via PINATA_GATEWAY) or a local file")
+    verify.add_argument("--gateway", default=None, help="IPFS gateway URL (default PINATA_GATEWAY)")
+    verify.add_argument("--from-store", action="store_true", help="read proofs/<CID>.json from the object store")
+    verify.add_argument("--against", default=None, help="a pinned proof's CID: list every field this one changes")
+    verify.set_defaults(func=cmd_verify_proof)
+
+    chain = commands.add_parser("chain", help="the payout chain").add_subparsers(dest="action", required=True)
+    deploy = chain.add_parser(
+        "deploy-receiver", help="deploy the payout receiver contract (BASE_RPC_URL, BASE_CHAIN_ID, ORACLE_PRIVATE_KEY)"
+    )
+    deploy.set_defaults(func=cmd_chain_deploy_receiver)
+
     return parser
 
 
