@@ -25,7 +25,7 @@ import rasterio
 from affine import Affine
 
 from microcrop_assets.imagery.rasters import process_image
-from microcrop_assets.science.vegetation import BANDS, BandCalibration, vegetation_indices
+from microcrop_assets.science.vegetation import BANDS, BandCalibration, Indices, vegetation_indices
 
 SCALE, OFFSET = 0.0001, -0.1
 ORDER = ("blue", "green", "red", "nir")
@@ -63,10 +63,12 @@ def arithmetic(side: int = 5000) -> dict:
     dns = _dns(side, side)
     calibration = {band: BandCalibration(SCALE, OFFSET, 0, 65535.0) for band in BANDS}
     vegetation_indices(dns["red"][:8], dns["nir"][:8], dns["blue"][:8], calibration)  # compile / load cache
-    kernel = _best(lambda: vegetation_indices(dns["red"], dns["nir"], dns["blue"], calibration))
+    # into preallocated arrays, as the block loop does and as np.add(out=) below
+    out = Indices(*(np.empty((side, side), dtype) for dtype in (np.float32, np.float32, np.float32, np.uint8)))
+    kernel = _best(lambda: vegetation_indices(dns["red"], dns["nir"], dns["blue"], calibration, out=out))
     red, nir = (dns[band].astype(np.float32) * SCALE + OFFSET for band in ("red", "nir"))
-    out = np.empty_like(red)
-    bound = _best(lambda: np.add(nir, red, out=out))
+    total = np.empty_like(red)
+    bound = _best(lambda: np.add(nir, red, out=total))
     plain = _best(lambda: (nir - red) / (nir + red))
     return {
         "pixels": pixels,

@@ -126,12 +126,15 @@ def vegetation_indices(
     *,
     valid: np.ndarray | None = None,
     qa: np.ndarray | None = None,
+    out: Indices | None = None,
 ) -> Indices:
     """NDVI, EVI, LAI and mask reasons of digital numbers `red`, `nir`, `blue` (2-D, same shape).
 
     `valid`: the file's own mask (non-zero = data), e.g. GDAL's per-dataset mask or alpha band.
     `qa`: reason codes from `qa_codes`; when given, cloud and shadow come from it instead of the
     brightness test.
+    `out`: C-contiguous arrays of the bands' shape to write into (a block loop reuses them: fresh
+    arrays cost as much in page faults as the arithmetic).
     """
     shape = red.shape
     if nir.shape != shape or blue.shape != shape:
@@ -139,10 +142,11 @@ def vegetation_indices(
     for name, extra in (("valid", valid), ("qa", qa)):
         if extra is not None and extra.shape != shape:
             raise ValueError(f"{name} mask shape {extra.shape} differs from the bands' {shape}")
-    ndvi = np.empty(shape, np.float32)
-    evi = np.empty(shape, np.float32)
-    lai = np.empty(shape, np.float32)
-    reason = np.empty(shape, np.uint8)
+    if out is None:
+        out = Indices(*(np.empty(shape, dtype) for dtype in (np.float32, np.float32, np.float32, np.uint8)))
+    ndvi, evi, lai, reason = out.ndvi, out.evi, out.lai, out.reason
+    if any(array.shape != shape or not array.flags.c_contiguous for array in (ndvi, evi, lai, reason)):
+        raise ValueError(f"out arrays must be C-contiguous and of the bands' shape {shape}")
     row_counts = np.empty((shape[0], len(REASONS) + 1), np.int64)  # per row: no shared counter between threads
     _kernel(
         red,
@@ -163,7 +167,8 @@ def vegetation_indices(
         row_counts,
     )
     totals = row_counts.sum(axis=0)
-    return Indices(ndvi, evi, lai, reason, {name: int(totals[code]) for code, name in enumerate(REASONS, start=1)})
+    out.counts = {name: int(totals[code]) for code, name in enumerate(REASONS, start=1)}
+    return out
 
 
 def reason_counts(reason: np.ndarray) -> dict[str, int]:
