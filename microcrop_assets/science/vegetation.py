@@ -114,9 +114,6 @@ def _calibration_vectors(calibration: dict[str, BandCalibration]) -> tuple[np.nd
     return scale, offset, has_nodata, nodata, has_saturation, saturation
 
 
-_NO_CODES = np.zeros((1, 1), np.uint8)
-
-
 def vegetation_indices(
     red: np.ndarray,
     nir: np.ndarray,
@@ -153,10 +150,8 @@ def vegetation_indices(
         nir,
         blue,
         *_calibration_vectors(calibration),
-        _NO_CODES if valid is None else np.ascontiguousarray(valid, dtype=np.uint8),
-        valid is not None,
-        _NO_CODES if qa is None else np.ascontiguousarray(qa, dtype=np.uint8),
-        qa is not None,
+        None if valid is None else np.ascontiguousarray(valid, dtype=np.uint8),
+        None if qa is None else np.ascontiguousarray(qa, dtype=np.uint8),
         params.cloud_blue,
         params.shadow_nir,
         params.shadow_visible,
@@ -177,7 +172,8 @@ def reason_counts(reason: np.ndarray) -> dict[str, int]:
 
 
 # error_model="numpy": a division by zero gives inf/NaN (then masked) instead of a Python check per
-# pixel; with no branch left in the inner loop LLVM vectorises it. No fastmath: NaN tests must hold.
+# pixel; with no branch left in the inner loop LLVM vectorises it. `valid` / `qa` are None or arrays:
+# numba compiles each case apart and prunes the unused reads. No fastmath: NaN tests must hold.
 @numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _kernel(
     red,
@@ -190,9 +186,7 @@ def _kernel(
     has_saturation,
     saturation,
     valid,
-    use_valid,
     qa,
-    use_qa,
     cloud_blue,
     shadow_nir,
     shadow_visible,
@@ -224,7 +218,7 @@ def _kernel(
             b = db * sb + ob
             # bitwise | and & rather than `or` / `and`: no branch, so the loop vectorises
             is_nodata = (
-                (use_valid & (valid[i * use_valid, j * use_valid] == 0))
+                (False if valid is None else valid[i, j] == 0)
                 | (dr != dr)
                 | (dn != dn)
                 | (db != db)
@@ -235,7 +229,7 @@ def _kernel(
             is_saturated = (dr == xr) | (dn == xn) | (db == xb)
             shadow = (n < shadow_nir) & (r < shadow_visible) & (b < shadow_visible)
             brightness = 4 if b > cloud_blue else (5 if shadow else 0)
-            sky = qa[i * use_qa, j * use_qa] if use_qa else brightness
+            sky = brightness if qa is None else qa[i, j]
             code = 1 if is_nodata else (2 if is_saturated else (3 if n + r == 0.0 else sky))
             reason[i, j] = code
             c1 += code == 1
