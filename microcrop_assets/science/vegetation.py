@@ -20,10 +20,14 @@ a raster.
 - Indices: NDVI = (N - R) / (N + R); EVI = 2.5 (N - R) / (N + 6R - 7.5B + 1) (NaN where that
   denominator is 0; the pixel still counts for NDVI); LAI = max(3.618 EVI - 0.118, 0) (Boegh 2002;
   empirical, keep it out of triggers). Outputs are float32 with NaN where masked.
-- One fused loop (numba, two threads) computes masks and all three indices per pixel: numpy alone
-  makes a pass over memory per operation (~0.4 Gpx/s here), numexpr reaches ~0.64, the fused
-  parallel loop ~1.6 (science.md). Every pixel is computed independently of the others, so a raster
-  processed block by block is bitwise identical to the whole array at once.
+- One fused loop (numba `prange`, all cores) computes masks, mask counts and all three indices per
+  pixel in one pass over memory: numpy makes a pass per operation (plain NDVI alone ~0.35 Gpx per
+  CPU-second here) and numexpr cannot fuse masks, counts and three outputs (~0.64 Gpx/s for NDVI
+  alone, science.md). numba (NumFOCUS, already in the lock through xclim) was the well-kept choice.
+  Measured by `./dev bench ndvi`: ~0.5 Gpx per CPU-second for the whole job (uint16 in, 3 float32 +
+  1 uint8 out: 19 bytes per pixel, against 12 for NDVI from float reflectance). Every pixel is
+  computed independently of the others, so a raster processed block by block is bitwise identical
+  to the whole array at once.
 """
 
 from dataclasses import dataclass, field
