@@ -148,7 +148,7 @@ class ImageResult:
 class BandLayout:
     """Which 1-based band of the file plays each role, and how its numbers become reflectance."""
 
-    bands: dict[str, int]  # red, nir, blue (+ green when present) -> band index
+    bands: dict[str, int]  # red, nir, blue -> 1-based band index
     calibration: dict[str, BandCalibration]
     qa_band: int | None
     qa_kind: str | None
@@ -233,7 +233,7 @@ def identify_bands(src, image: Path) -> BandLayout:
     qa_roles = [role for role in roles if role.startswith("qa:")]
     if len(qa_roles) > 1:
         raise ImageryError(f"{image}: several mask/QA bands: {', '.join(labels[roles[r]] for r in qa_roles)}")
-    bands = {role: number for role, number in roles.items() if not role.startswith("qa:")}
+    bands = {role: roles[role] for role in BANDS}  # only the needed bands must be calibrated
     calibration = {role: _calibration(src, number, labels[number], file_tags, image) for role, number in bands.items()}
     flags = [src.mask_flag_enums[number - 1] for number in bands.values()]
     file_mask = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
