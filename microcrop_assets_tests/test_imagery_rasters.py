@@ -310,3 +310,26 @@ def test_the_files_own_mask_band_is_nodata(tmp_path):
         dst.write_mask(mask)
     result = process_image(path, [], tmp_path / "out", item_id="m")
     assert result.masked["nodata"] == 64 * 7
+
+
+def test_only_the_needed_bands_need_a_calibration(tmp_path):
+    # a green band without scale/offset does not stop an image whose red, nir and blue are calibrated
+    scene = small_scene()
+    path = scene.write(tmp_path / "green.tif")
+    with rasterio.open(path, "r+") as dst:
+        dst.scales = [scene.scale, 1.0, scene.scale, scene.scale]  # band 2 is green
+        dst.offsets = [scene.offset, 0.0, scene.offset, scene.offset]
+    result = process_image(path, [], tmp_path / "out", item_id="g")
+    assert result.masked == dict.fromkeys(REASONS, 0)
+    with rasterio.open(path, "r+") as dst:
+        dst.scales = [1.0, scene.scale, scene.scale, scene.scale]  # now red lacks one
+        dst.offsets = [0.0, scene.offset, scene.offset, scene.offset]
+    with pytest.raises(ImageryError, match="band 1 'red' holds integer digital numbers"):
+        process_image(path, [], tmp_path / "out2", item_id="g")
+
+
+def test_an_unusable_plot_geometry_is_named(tmp_path):
+    path = small_scene().write(tmp_path / "ok.tif")
+    bowtie = {"type": "Polygon", "coordinates": [[[33, -1], [33.001, -0.999], [33.001, -1], [33, -0.999], [33, -1]]]}
+    with pytest.raises(ValueError, match="plot 'KE-9': geometry is empty or invalid"):
+        process_image(path, [("KE-9", bowtie)], tmp_path / "out", item_id="p")

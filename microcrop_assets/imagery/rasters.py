@@ -148,7 +148,7 @@ class ImageResult:
 class BandLayout:
     """Which 1-based band of the file plays each role, and how its numbers become reflectance."""
 
-    bands: dict[str, int]  # red, nir, blue (+ green when present) -> band index
+    bands: dict[str, int]  # red, nir, blue -> 1-based band index
     calibration: dict[str, BandCalibration]
     qa_band: int | None
     qa_kind: str | None
@@ -233,7 +233,7 @@ def identify_bands(src, image: Path) -> BandLayout:
     qa_roles = [role for role in roles if role.startswith("qa:")]
     if len(qa_roles) > 1:
         raise ImageryError(f"{image}: several mask/QA bands: {', '.join(labels[roles[r]] for r in qa_roles)}")
-    bands = {role: number for role, number in roles.items() if not role.startswith("qa:")}
+    bands = {role: roles[role] for role in BANDS}  # only the needed bands must be calibrated
     calibration = {role: _calibration(src, number, labels[number], file_tags, image) for role, number in bands.items()}
     flags = [src.mask_flag_enums[number - 1] for number in bands.values()]
     file_mask = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
@@ -351,6 +351,21 @@ class _PlotWindow:
         return plot_statistics(self.plot_id, self.indices, self.inside, params.min_valid_fraction, self.uncovered)
 
 
+class _BlockBuffers:
+    """Arrays reused from block to block (each block's results are written and copied before the next)."""
+
+    def __init__(self, pixels: int, band_dtype: str):
+        self._bands = np.empty(len(BANDS) * pixels, band_dtype)
+        self._outputs = [np.empty(pixels, dtype) for dtype in (np.float32, np.float32, np.float32, np.uint8)]
+
+    def bands(self, window: Window) -> np.ndarray:
+        return self._bands[: len(BANDS) * window.height * window.width].reshape(len(BANDS), window.height, window.width)
+
+    def indices(self, window: Window) -> Indices:
+        size, shape = window.height * window.width, (window.height, window.width)
+        return Indices(*(array[:size].reshape(shape) for array in self._outputs))
+
+
 def _describe(window: Window) -> str:
     rows = f"{window.row_off}-{window.row_off + window.height - 1}"
     return f"rows {rows}, columns {window.col_off}-{window.col_off + window.width - 1}"
@@ -454,9 +469,10 @@ def _compute(src, image: Path, layout: BandLayout, params: VegetationParams, wor
             for row0 in range(0, src.height, params.block_rows)
             for col0 in range(0, src.width, params.block_cols)
         )
+        buffers = _BlockBuffers(min(params.block_rows, src.height) * min(params.block_cols, src.width), src.dtypes[0])
         for window in blocks:
             try:
-                red, nir, blue = src.read(needed, window=window)
+                red, nir, blue = src.read(needed, window=window, out=buffers.bands(window))
                 valid = src.read_masks(layout.bands["red"], window=window) if layout.file_mask else None
                 qa = src.read(layout.qa_band, window=window) if layout.qa_band else None
             except RasterioError as error:
@@ -470,6 +486,7 @@ def _compute(src, image: Path, layout: BandLayout, params: VegetationParams, wor
                 params,
                 valid=valid,
                 qa=None if qa is None else qa_codes(layout.qa_kind, qa),
+                out=buffers.indices(window),
             )
             for index, dst in outputs.items():
                 dst.write(getattr(block, index), 1, window=window)

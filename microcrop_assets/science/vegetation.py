@@ -20,10 +20,14 @@ a raster.
 - Indices: NDVI = (N - R) / (N + R); EVI = 2.5 (N - R) / (N + 6R - 7.5B + 1) (NaN where that
   denominator is 0; the pixel still counts for NDVI); LAI = max(3.618 EVI - 0.118, 0) (Boegh 2002;
   empirical, keep it out of triggers). Outputs are float32 with NaN where masked.
-- One fused loop (numba, two threads) computes masks and all three indices per pixel: numpy alone
-  makes a pass over memory per operation (~0.4 Gpx/s here), numexpr reaches ~0.64, the fused
-  parallel loop ~1.6 (science.md). Every pixel is computed independently of the others, so a raster
-  processed block by block is bitwise identical to the whole array at once.
+- One fused loop (numba `prange`, all cores) computes masks, mask counts and all three indices per
+  pixel in one pass over memory: numpy makes a pass per operation (plain NDVI alone ~0.35 Gpx per
+  CPU-second here) and numexpr cannot fuse masks, counts and three outputs (~0.64 Gpx/s for NDVI
+  alone, science.md). numba (NumFOCUS, already in the lock through xclim) was the well-kept choice.
+  Measured by `./dev bench ndvi`: ~0.5 Gpx per CPU-second for the whole job (uint16 in, 3 float32 +
+  1 uint8 out: 19 bytes per pixel, against 12 for NDVI from float reflectance). Every pixel is
+  computed independently of the others, so a raster processed block by block is bitwise identical
+  to the whole array at once.
 """
 
 from dataclasses import dataclass, field
@@ -114,9 +118,6 @@ def _calibration_vectors(calibration: dict[str, BandCalibration]) -> tuple[np.nd
     return scale, offset, has_nodata, nodata, has_saturation, saturation
 
 
-_NO_CODES = np.zeros((1, 1), np.uint8)
-
-
 def vegetation_indices(
     red: np.ndarray,
     nir: np.ndarray,
@@ -126,12 +127,15 @@ def vegetation_indices(
     *,
     valid: np.ndarray | None = None,
     qa: np.ndarray | None = None,
+    out: Indices | None = None,
 ) -> Indices:
     """NDVI, EVI, LAI and mask reasons of digital numbers `red`, `nir`, `blue` (2-D, same shape).
 
     `valid`: the file's own mask (non-zero = data), e.g. GDAL's per-dataset mask or alpha band.
     `qa`: reason codes from `qa_codes`; when given, cloud and shadow come from it instead of the
     brightness test.
+    `out`: C-contiguous arrays of the bands' shape to write into (a block loop reuses them: fresh
+    arrays cost as much in page faults as the arithmetic).
     """
     shape = red.shape
     if nir.shape != shape or blue.shape != shape:
@@ -139,20 +143,19 @@ def vegetation_indices(
     for name, extra in (("valid", valid), ("qa", qa)):
         if extra is not None and extra.shape != shape:
             raise ValueError(f"{name} mask shape {extra.shape} differs from the bands' {shape}")
-    ndvi = np.empty(shape, np.float32)
-    evi = np.empty(shape, np.float32)
-    lai = np.empty(shape, np.float32)
-    reason = np.empty(shape, np.uint8)
+    if out is None:
+        out = Indices(*(np.empty(shape, dtype) for dtype in (np.float32, np.float32, np.float32, np.uint8)))
+    ndvi, evi, lai, reason = out.ndvi, out.evi, out.lai, out.reason
+    if any(array.shape != shape or not array.flags.c_contiguous for array in (ndvi, evi, lai, reason)):
+        raise ValueError(f"out arrays must be C-contiguous and of the bands' shape {shape}")
     row_counts = np.empty((shape[0], len(REASONS) + 1), np.int64)  # per row: no shared counter between threads
     _kernel(
         red,
         nir,
         blue,
         *_calibration_vectors(calibration),
-        _NO_CODES if valid is None else np.ascontiguousarray(valid, dtype=np.uint8),
-        valid is not None,
-        _NO_CODES if qa is None else np.ascontiguousarray(qa, dtype=np.uint8),
-        qa is not None,
+        None if valid is None else np.ascontiguousarray(valid, dtype=np.uint8),
+        None if qa is None else np.ascontiguousarray(qa, dtype=np.uint8),
         params.cloud_blue,
         params.shadow_nir,
         params.shadow_visible,
@@ -163,7 +166,8 @@ def vegetation_indices(
         row_counts,
     )
     totals = row_counts.sum(axis=0)
-    return Indices(ndvi, evi, lai, reason, {name: int(totals[code]) for code, name in enumerate(REASONS, start=1)})
+    out.counts = {name: int(totals[code]) for code, name in enumerate(REASONS, start=1)}
+    return out
 
 
 def reason_counts(reason: np.ndarray) -> dict[str, int]:
@@ -172,7 +176,8 @@ def reason_counts(reason: np.ndarray) -> dict[str, int]:
 
 
 # error_model="numpy": a division by zero gives inf/NaN (then masked) instead of a Python check per
-# pixel; with no branch left in the inner loop LLVM vectorises it. No fastmath: NaN tests must hold.
+# pixel; with no branch left in the inner loop LLVM vectorises it. `valid` / `qa` are None or arrays:
+# numba compiles each case apart and prunes the unused reads. No fastmath: NaN tests must hold.
 @numba.njit(parallel=True, nogil=True, cache=True, error_model="numpy")
 def _kernel(
     red,
@@ -185,9 +190,7 @@ def _kernel(
     has_saturation,
     saturation,
     valid,
-    use_valid,
     qa,
-    use_qa,
     cloud_blue,
     shadow_nir,
     shadow_visible,
@@ -219,7 +222,7 @@ def _kernel(
             b = db * sb + ob
             # bitwise | and & rather than `or` / `and`: no branch, so the loop vectorises
             is_nodata = (
-                (use_valid & (valid[i * use_valid, j * use_valid] == 0))
+                (False if valid is None else valid[i, j] == 0)
                 | (dr != dr)
                 | (dn != dn)
                 | (db != db)
@@ -230,7 +233,7 @@ def _kernel(
             is_saturated = (dr == xr) | (dn == xn) | (db == xb)
             shadow = (n < shadow_nir) & (r < shadow_visible) & (b < shadow_visible)
             brightness = 4 if b > cloud_blue else (5 if shadow else 0)
-            sky = qa[i * use_qa, j * use_qa] if use_qa else brightness
+            sky = brightness if qa is None else qa[i, j]
             code = 1 if is_nodata else (2 if is_saturated else (3 if n + r == 0.0 else sky))
             reason[i, j] = code
             c1 += code == 1
