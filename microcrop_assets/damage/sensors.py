@@ -18,7 +18,8 @@ PAGE = 100  # materialization events read per tick: ticks stay far below the 60 
 stress_response_job = dg.define_asset_job(
     "stress_response_job",
     selection=dg.AssetSelection.from_string(STRESS_RESPONSE_SELECTION),
-    tags=STRESS_RESPONSE_TAGS,
+    # orders go out at Spexi's 10 calls/min before the assessment: up to an hour on a wide stress day
+    tags={**STRESS_RESPONSE_TAGS, "dagster/max_runtime": "3600"},
     description="Order imagery for a stressed day and assess damage for it.",
 )
 

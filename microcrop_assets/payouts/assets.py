@@ -14,7 +14,9 @@ from microcrop_assets.resources.minio import ObjectStoreResource
 from microcrop_assets.resources.pinata import PinataResource
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 
-PAYOUT_TAGS = {"microcrop/queue": "damage"}
+# dagster/max_runtime: pins go out at Pinata's 60/min in directories of 1,000 proofs, and payouts wait
+# for receipts (a few blocks each); 1800 s bounds either on a large day
+PAYOUT_TAGS = {"microcrop/queue": "damage", "dagster/max_runtime": "1800"}
 
 
 @dg.asset(
