@@ -1,13 +1,15 @@
-# MicroCrop asset pipeline: one image for the code server, the webserver and the daemon.
+# MicroCrop asset pipeline: one image for the code server, the webserver, the daemon, every run
+# container (DockerRunLauncher) or Job (K8sRunLauncher), and the vendor sandbox.
 FROM python:3.11-slim-bookworm AS build
 
 RUN pip install --no-cache-dir uv==0.13.9
-ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv
+# compiled bytecode: every run is a new process importing dagster (about 2x faster start)
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
-# dependencies first (cached layer), exactly as locked
+# dependencies first (cached layer), exactly as locked, without the test extra
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
-COPY README.md workspace.yaml ./
+COPY README.md ./
 COPY microcrop_assets ./microcrop_assets
 RUN uv sync --frozen --no-dev --no-editable
 
@@ -15,7 +17,7 @@ FROM python:3.11-slim-bookworm
 RUN useradd --create-home --uid 10001 microcrop
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /opt/dagster/app
-COPY --chown=microcrop:microcrop workspace.yaml ./
+COPY --chown=microcrop:microcrop workspace.yaml deploy/workspace-compose.yaml ./
 COPY --chown=microcrop:microcrop deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml
 ENV PATH=/opt/venv/bin:$PATH \
     DAGSTER_HOME=/opt/dagster/dagster_home \
@@ -23,6 +25,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1
 RUN mkdir -p /opt/dagster/state && chown -R microcrop:microcrop /opt/dagster
 USER microcrop
-EXPOSE 4000 3000
-# default: the gRPC code server; compose overrides the command for the webserver and the daemon
+EXPOSE 4000 3000 8700
+# default: the gRPC code server; compose overrides the command for the webserver, daemon and sandbox
 CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "microcrop_assets.definitions"]

@@ -3,6 +3,10 @@
 - readings_load: weather readings loaded per second through COPY (the pipeline's path) against one
   INSERT per row (the original system's way), on the same synthetic readings.
 - weather_indices: one day of `weather_indices` for 10,000 and 100,000 plots over a 90-day window.
+- imagery_sensor: satellite_order_sensor ticks over 10,000 open Spexi sandbox orders.
+- ndvi: index arithmetic (Gpx/s) against the memory bound, GeoTIFF -> COGs end to end (Mpx/s), peak
+  memory on a 10,000 x 10,000 image (see benchmarks/ndvi.py).
+- payout_proofs: 2,000 proofs recomputed, built, validated against their schema and CID'd locally.
 
 Uses DATABASE_URL when set, else a scratch database on the local server (127.0.0.1:5432).
 Results are printed and written to benchmarks/results/<name>.json.
@@ -12,9 +16,15 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import indices, readings
+from benchmarks import imagery_sensor, indices, ndvi, proofs, readings
 
-BENCHMARKS = {"readings_load": readings.run, "weather_indices": indices.run}
+BENCHMARKS = {
+    "readings_load": readings.run,
+    "weather_indices": indices.run,
+    "imagery_sensor": imagery_sensor.run,
+    "ndvi": ndvi.run,
+    "payout_proofs": proofs.run,
+}
 
 
 def main(names: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""The `microcrop` command: demo, plots import, cid, sandbox, database.
+"""The `microcrop` command: demo, plots import, cid, ndvi, sandbox, database, ui, health.
 
 Expected failures (a missing file or object, invalid input, a bad setting, a service that is down)
 end in one line on stderr, `microcrop <command>: <what is wrong>`, and exit code 1; a traceback
@@ -32,11 +32,12 @@ def expected_error(error: BaseException) -> str | None:
     import redis.exceptions
     import sqlalchemy.exc
 
+    from microcrop_assets.imagery.rasters import ImageryError
     from microcrop_assets.plots.registry import PlotsFileError
     from microcrop_assets.resources.http import VendorError
     from microcrop_assets.resources.minio import ObjectStoreError
 
-    if isinstance(error, PlotsFileError | VendorError | ObjectStoreError):
+    if isinstance(error, PlotsFileError | VendorError | ObjectStoreError | ImageryError):
         return str(error)  # already names the value, its source and the reason (secrets redacted)
     if isinstance(error, botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError):
         return f"object store: {error}"
@@ -93,6 +94,46 @@ def cmd_cid(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ndvi(args: argparse.Namespace) -> int:
+    """One image through the imagery pipeline's own code path: COGs + STAC Items in --out, JSON on stdout."""
+    import dataclasses
+    import datetime as dt
+    import json
+    import re
+
+    from microcrop_assets.imagery.rasters import process_image
+    from microcrop_assets.plots.registry import parse_plots
+
+    try:
+        captured_at = dt.datetime.fromisoformat(args.captured_at) if args.captured_at else None
+    except ValueError:
+        raise UserError(f"--captured-at {args.captured_at!r} is not an ISO 8601 date and time") from None
+    if not args.plots.is_file():
+        raise UserError(f"plots file {str(args.plots)!r} is not a file")
+    frame = parse_plots(args.plots.read_bytes(), str(args.plots))
+    item_id = args.item_id or re.sub(r"[^A-Za-z0-9._-]", "-", args.image.stem).lstrip("._-") or "image"
+    result = process_image(
+        args.image,
+        list(zip(frame["plot_id"], frame["geometry"], strict=True)),
+        args.out,
+        item_id=item_id,
+        captured_at=captured_at,
+    )
+    report = {
+        "rasters": {
+            index: {"path": str(out.path), "stac": str(out.stac_path), "sha256": out.sha256}
+            for index, out in result.rasters.items()
+        },
+        "plots": [dataclasses.asdict(stats) for stats in result.plots],
+        "crs": result.crs,
+        "width": result.width,
+        "height": result.height,
+        "masked": result.masked,
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from microcrop_assets.sandbox.app import serve
 
@@ -129,6 +170,117 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(days=args.days, plots=args.plots, scenario=args.scenario)
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from microcrop_assets.ui import run_ui
+
+    return run_ui(host=args.host, port=args.port, seed=args.seed, scenario=args.scenario)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from microcrop_assets.definitions import build_resources
+    from microcrop_assets.ops.health import check_all, print_report
+
+    return print_report(check_all(build_resources()))  # each service initialised in its own check
+
+
+def _fetch_pinned(uri: str, gateway: str | None) -> bytes:
+    """A pinned file from the IPFS gateway: CID or ipfs://CID[/path]."""
+    import os
+
+    from microcrop_assets.definitions import build_resources
+
+    cid, _, path = uri.removeprefix("ipfs://").partition("/")
+    if gateway:
+        os.environ["PINATA_GATEWAY"] = gateway
+    # the vendor client tears down its HTTP connections: initialise it as a context manager
+    with build_resources()["pinata"].process_config_and_initialize_cm() as pinata:
+        return pinata.fetch(cid, path)
+
+
+def cmd_verify_proof(args: argparse.Namespace) -> int:
+    """Fetch a proof, validate it, recompute its CID and its assessment; print match or each difference."""
+    import json
+
+    from microcrop_assets.proofs.cid import file_cid
+    from microcrop_assets.proofs.document import (
+        ProofError,
+        canonical_bytes,
+        document_differences,
+        recompute,
+        validate,
+    )
+
+    source = args.proof
+    try:
+        if Path(source).is_file():
+            data, requested = Path(source).read_bytes(), None
+        else:
+            cid, _, path = source.removeprefix("ipfs://").partition("/")
+            requested = None if path else cid
+            if args.from_store:
+                if path:
+                    raise ValueError("--from-store takes the proof's own CID, not a path inside a folder")
+                data = _resources("minio")["minio"].get_bytes(f"proofs/{cid}.json")
+            else:
+                data = _fetch_pinned(source, args.gateway)
+        document = json.loads(data)
+        validate(document)
+        if canonical_bytes(document) != data:
+            raise ProofError("the bytes are not the canonical form of the document (re-serialised copy?)")
+    except (OSError, ValueError, UnicodeDecodeError) as error:  # ProofError and JSON errors are ValueErrors
+        print(f"microcrop verify-proof {source}: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # noqa: BLE001 - vendor and storage failures: one line, never a traceback
+        print(f"microcrop verify-proof {source}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    cid = file_cid(data)
+    outputs = document["outputs"]
+    print(f"proof {cid}: assessment {document['assessment_id']}, plot {outputs['plot_id']}, day {outputs['day']}")
+    print(f"schema: valid ({document['schema']})")
+    if requested is not None and requested != cid:
+        print(f"cid: MISMATCH, requested {requested} but the content's CID is {cid}")
+        return 1
+    differences = recompute(document)
+    if args.against:
+        # which fields of this copy differ from the pinned proof (an altered input shows by name)
+        try:
+            pinned = json.loads(_fetch_pinned(args.against, args.gateway))
+        except Exception as error:  # noqa: BLE001 - one line, never a traceback
+            print(f"microcrop verify-proof --against {args.against}: {type(error).__name__}: {error}", file=sys.stderr)
+            return 2
+        changed = document_differences(pinned, document)
+        print(f"against {args.against}: " + (f"{len(changed)} field(s) differ" if changed else "identical"))
+        for difference in changed:
+            print(f"  {difference}")
+        if changed and not differences:
+            return 1
+    if differences:
+        print(f"recomputed: {len(differences)} field(s) differ")
+        for difference in differences:
+            print(f"  {difference}")
+        return 1
+    print(
+        f"recomputed: match (damage {outputs['damage']}, payout {outputs['payout_micro_usdc']} micro-USDC,"
+        f" method {document['method_version']})"
+    )
+    return 0
+
+
+def cmd_chain_deploy_receiver(args: argparse.Namespace) -> int:
+    """Deploy the payout receiver with the configured oracle as its reporter; print its address."""
+    from microcrop_assets.definitions import build_resources
+    from microcrop_assets.resources.chain import ChainError
+
+    chain = build_resources()["chain"].process_config_and_initialize()
+    try:
+        address = chain.deploy_receiver()
+    except ChainError as error:
+        print(f"microcrop chain deploy-receiver: {error}", file=sys.stderr)
+        return 2
+    print(f"receiver deployed at {address} on chain {chain.chain_id}; set PAYOUT_RECEIVER_ADDRESS={address}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="microcrop", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -150,6 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     cid.add_argument("--profile", choices=("classic", "v1-2025"), default="classic")
     cid.set_defaults(func=cmd_cid)
 
+    ndvi = commands.add_parser("ndvi", help="NDVI / EVI / LAI COGs and per-plot statistics of one GeoTIFF")
+    ndvi.add_argument("image", type=Path, help="multispectral GeoTIFF (bands found by their metadata)")
+    ndvi.add_argument("--plots", type=Path, required=True, help="plots GeoJSON, as `microcrop plots import` takes")
+    ndvi.add_argument("--out", type=Path, required=True, help="folder for the COGs and STAC Items")
+    ndvi.add_argument("--item-id", default=None, help="output name prefix / STAC id (default: the image's name)")
+    ndvi.add_argument("--captured-at", default=None, help="capture time (ISO 8601) when the file's tags lack one")
+    ndvi.set_defaults(func=cmd_ndvi)
+
     sandbox = commands.add_parser("sandbox", help="vendor simulators").add_subparsers(dest="action", required=True)
     serve = sandbox.add_parser("serve", help="serve WeatherXM, Spexi and Pinata simulators over HTTP")
     serve.add_argument("--host", default="127.0.0.1")
@@ -160,6 +320,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = commands.add_parser("db", help="the embedded PostgreSQL").add_subparsers(dest="action", required=True)
     db.add_parser("stop", help="stop the embedded server").set_defaults(func=cmd_db_stop)
+
+    ui = commands.add_parser("ui", help="the Dagster UI with its daemon, wired to the vendor sandbox")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--seed", type=int, default=None, help="sandbox seed")
+    ui.add_argument("--scenario", default=None, help="sandbox scenario JSON (default: the demo's drought)")
+    ui.set_defaults(func=cmd_ui)
+
+    health = commands.add_parser("health", help="one line per service; exits 1 when a required one is down")
+    health.set_defaults(func=cmd_health)
+    verify = commands.add_parser(
+        "verify-proof", help="check a payout proof: schema, CID and the assessment recomputed from its inputs"
+    )
+    verify.add_argument("proof", help="a proof's CID, ipfs://CID[/file] (via PINATA_GATEWAY) or a local file")
+    verify.add_argument("--gateway", default=None, help="IPFS gateway URL (default PINATA_GATEWAY)")
+    verify.add_argument("--from-store", action="store_true", help="read proofs/<CID>.json from the object store")
+    verify.add_argument("--against", default=None, help="a pinned proof's CID: list every field this one changes")
+    verify.set_defaults(func=cmd_verify_proof)
+
+    chain = commands.add_parser("chain", help="the payout chain").add_subparsers(dest="action", required=True)
+    deploy = chain.add_parser(
+        "deploy-receiver", help="deploy the payout receiver contract (BASE_RPC_URL, BASE_CHAIN_ID, ORACLE_PRIVATE_KEY)"
+    )
+    deploy.set_defaults(func=cmd_chain_deploy_receiver)
+
     return parser
 
 

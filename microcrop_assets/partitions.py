@@ -7,5 +7,8 @@ from microcrop_assets import settings
 # UTC days; end_offset=1 exposes today's partition for intraday refreshes
 daily_partitions = dg.DailyPartitionsDefinition(start_date=settings.start_date(), timezone="UTC", end_offset=1)
 
-# weeks start on Sunday (day_offset=0)
-weekly_partitions = dg.WeeklyPartitionsDefinition(start_date=settings.start_date(), timezone="UTC", day_offset=0)
+# weeks start on Sunday (day_offset=0); end_offset=1 exposes the current week from its Sunday, so its
+# NDVI baseline (from the weeks before it) exists while the week's days are assessed
+weekly_partitions = dg.WeeklyPartitionsDefinition(
+    start_date=settings.start_date(), timezone="UTC", day_offset=0, end_offset=1
+)

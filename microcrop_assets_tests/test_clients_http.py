@@ -202,15 +202,6 @@ def test_latency_within_the_timeout_is_ridden_out_beyond_it_is_unavailable(sandb
     assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
 
 
-def test_malformed_json_names_the_endpoint_and_is_not_retried(sandbox, redis_resource, caplog):
-    sandbox.set_faults(share_malformed=1.0, paths=WEATHERXM_ONLY)
-    with caplog.at_level(logging.WARNING, logger="microcrop.vendors"), pytest.raises(VendorResponseError) as caught:
-        weatherxm(sandbox, redis_resource).stations_near(0.3, 34.8, 50_000)
-    assert caught.value.status == 200 and "not valid JSON" in caught.value.message
-    assert "GET" in str(caught.value) and "/stations/near?lat=0.3&lon=34.8&radius=50000" in str(caught.value)
-    assert not retries(caplog.records)
-
-
 def test_unexpected_shape_names_the_endpoint(sandbox, redis_resource):
     client = weatherxm(sandbox, redis_resource)
     station = client.all_stations()[0]

@@ -6,6 +6,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from microcrop_assets.definitions import defs
+from microcrop_assets.ops.pools import POOL_LIMITS, apply_pool_limits
 from microcrop_assets.partitions import daily_partitions, weekly_partitions
 
 ROOT = Path(__file__).parents[1]
@@ -25,7 +26,8 @@ def test_daily_partitions_include_today_and_weeks_start_on_sunday():
         keys = daily_partitions.get_partition_keys(current_time=now)
         assert keys[0] == "2025-01-01" and keys[-1] == today
     weeks = weekly_partitions.get_partition_keys(current_time=dt.datetime(2025, 8, 1, tzinfo=dt.UTC))
-    assert weeks[0] == "2025-01-05" and weeks[-1] == "2025-07-20"  # complete weeks only: 07-27 ends 08-03
+    # the week starting on a Sunday exists from that day (end_offset=1): its baseline is computed then
+    assert weeks[0] == "2025-01-05" and weeks[-1] == "2025-07-27"
     assert all(dt.date.fromisoformat(k).weekday() == 6 for k in weeks)
 
 
@@ -40,9 +42,52 @@ def test_dagster_yaml_runs_on_postgres(tmp_path, monkeypatch, db, database_url):
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", admin.password or "")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         instance.get_runs(limit=1)
         assert instance.run_monitoring_enabled and instance.run_retries_max_retries == 2
+        assert not instance.run_retries_retry_on_asset_or_op_failure
+        assert instance.run_monitoring_max_runtime_seconds == 14400
+        # the original queues, parsed as run tag limits, and the pool defaults
+        queue = instance.get_concurrency_config().run_queue_config
+        limits = {limit["value"]: limit["limit"] for limit in queue.tag_concurrency_limits}
+        assert {limit["key"] for limit in queue.tag_concurrency_limits} == {"microcrop/queue"}
+        assert limits == {"default": 3, "weather": 3, "satellite": 2, "damage": 2, "priority": 2}
+        assert queue.max_concurrent_runs == 10
+        assert instance.event_log_storage.get_pool_config().default_pool_limit == 1
+        # named pool limits live in the instance database: applied, then read back from it
+        assert apply_pool_limits(instance) == POOL_LIMITS
+        assert instance.event_log_storage.get_concurrency_info("satellite").slot_count == POOL_LIMITS["satellite"]
+        assert set(POOL_LIMITS) >= set(limits)  # every queue is also a pool
     with db.engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
     assert {"runs", "alembic_version", "microcrop_schema_version", "plots"} <= tables
+
+
+def test_every_job_has_a_queue_and_a_max_runtime_within_the_backstop():
+    """Run monitoring needs dagster/max_runtime per job (else the instance backstop applies)."""
+    jobs = [job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")]
+    assert jobs
+    for job in jobs:
+        assert job.tags.get("microcrop/queue") in {"default", "weather", "satellite", "damage", "priority"}, job.name
+        assert 0 < int(job.tags["dagster/max_runtime"]) <= 14400, job.name
+    assert {job.name: job.tags["dagster/max_runtime"] for job in jobs if job.name.startswith("weather")} == {
+        "weather_readings_job": "600",
+        "weather_nightly_job": "3600",
+        "weather_stations_job": "900",
+    }
+
+
+def test_daily_assets_carry_freshness_policies_and_ops_sensors_are_on():
+    graph = defs.resolve_asset_graph()
+    policies = {key.to_user_string(): graph.get(key).freshness_policy for key in graph.get_all_asset_keys()}
+    nightly = policies["weather_daily"]
+    assert nightly.deadline_cron == "0 3 * * *" and nightly.lower_bound_delta == dt.timedelta(hours=3)
+    assert policies["weather_indices"] == nightly
+    assert policies["weather_readings"].fail_window.to_timedelta() == dt.timedelta(minutes=15)
+    assert policies["weather_stations"] is not None
+    sensors = {sensor.name: sensor for sensor in defs.sensors}
+    assert sensors["service_health_sensor"].minimum_interval_seconds == 60
+    for name in ("service_health_sensor", "run_failure_alert"):
+        assert sensors[name].default_status == dg.DefaultSensorStatus.RUNNING

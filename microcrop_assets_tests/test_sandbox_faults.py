@@ -115,7 +115,7 @@ def test_control_endpoint_drives_a_separately_running_sandbox(sandbox, weatherxm
     assert answer.status_code == 200 and answer.json()["fail_next"] == 2
     assert statuses(weatherxm, 3) == [502, 502, 200]
     assert httpx.get(control).json()["paths"] == ["/weatherxm/"]
-    for bad in ({"share_5xx": 2}, {"explode": True}, {"fail_next_status": 404}, {"paths": "/weatherxm/"}):
+    for bad in ({"share_5xx": 2}, {"explode": True}, {"fail_next_status": 418}, {"paths": "/weatherxm/"}):
         response = httpx.post(control, json=bad)
         assert response.status_code == 400 and response.json()["message"]
     httpx.post(control, json={})

@@ -22,6 +22,7 @@ DROUGHT = DEMO_PLOTS.parent.parent / "sandbox" / "scenarios" / "drought_kakamega
 FIRST, LAST = dt.date(2025, 7, 10), dt.date(2025, 7, 31)
 CLOCK = dt.datetime(2025, 8, 5, 12, tzinfo=dt.UTC)
 WEATHER_TABLES = (
+    "vendor_gaps",
     "weather_indices",
     "weather_daily",
     "weather_station_health",
@@ -124,39 +125,88 @@ def test_drought_raises_drought_stress_for_exactly_the_plots_inside_its_area(emp
     }
 
 
-def test_station_failures_are_reported_skipped_or_fail_the_day(empty_store, late_sown_plots, tmp_path):
-    day = LAST.isoformat()
+def history_path(station_id: str) -> str:
+    return f"/weatherxm/api/v1/stations/{station_id}/history"
+
+
+def day_content(db, day: dt.date) -> str:
+    """An ordered hash of every stored row of the day: readings, station health and vendor gaps."""
+    start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    return db.read_frame(
+        "SELECT md5(string_agg(r::text, E'\\n' ORDER BY r.ts, r.station_id)) AS readings,"
+        " (SELECT md5(string_agg(h::text, E'\\n' ORDER BY h.station_id)) FROM weather_station_health h"
+        "  WHERE h.day = :day) AS health"
+        " FROM weather_readings r WHERE r.ts >= :start AND r.ts < :end",
+        {"day": day, "start": start, "end": start + dt.timedelta(days=1)},
+    ).to_json()
+
+
+def open_gap_keys(db, day: dt.date) -> dict[str, str]:
+    frame = db.read_frame(
+        "SELECT key, reason FROM vendor_gaps WHERE stage = 'weather_readings' AND day = :d AND resolved_at IS NULL",
+        {"d": day},
+    )
+    return dict(zip(frame["key"], frame["reason"], strict=True))
+
+
+def events_text(result) -> str:
+    return "".join(str(event) for event in result.all_events)
+
+
+def test_a_station_answering_404_is_listed_skipped_and_left_as_a_gap(empty_store, late_sown_plots, tmp_path):
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
         resources = registered(resources_for(sandbox, empty_store, tmp_path), late_sown_plots)
         stations = empty_store.read_frame("SELECT DISTINCT station_id FROM plot_stations ORDER BY 1")["station_id"]
-        first = dg.materialize([weather_readings], resources=resources, partition_key=day)
-        before = empty_store.read_frame("SELECT count(*) AS n FROM weather_readings")["n"].iloc[0]
-
-        broken = stations.iloc[0]
-        sandbox.set_faults(share_5xx=1.0, paths=[f"/weatherxm/api/v1/stations/{broken}/history"])
-        skipped = dg.materialize([weather_readings], resources=resources, partition_key=day)
-        metadata = skipped.asset_materializations_for_node("weather_readings")[0].metadata
-        assert skipped.success and metadata["station_days_failed"].value == 1
-        assert broken in json.dumps(metadata["failures"].value) and "VendorUnavailable" in json.dumps(
-            metadata["failures"].value
-        )
-        kept = empty_store.read_frame("SELECT count(DISTINCT station_id) AS n FROM weather_readings")["n"].iloc[0]
-        assert kept == len(stations) - 1
-        answered = [c for c in skipped.get_asset_check_evaluations() if c.check_name == "stations_answered"][0]
-        assert not answered.passed
-        # the failing calls' errors reached metadata and logs without the API key
+        gone = stations.iloc[1]
+        sandbox.set_faults(fail_next=1000, fail_next_status=404, paths=[history_path(gone)])
+        result = dg.materialize([weather_readings], resources=resources, partition_key=LAST.isoformat())
         key = sandbox.credentials.weatherxm_api_key
-        assert key not in "".join(str(event) for event in skipped.all_events)
 
-        # most stations failing: the run fails and the day keeps what it had
-        sandbox.clear_faults()
-        assert dg.materialize([weather_readings], resources=resources, partition_key=day).success
-        sandbox.set_faults(share_5xx=1.0, paths=["/weatherxm/api/v1/stations/"])
-        failed = dg.materialize([weather_readings], resources=resources, partition_key=day, raise_on_error=False)
-        assert not failed.success
-        after = empty_store.read_frame("SELECT count(*) AS n FROM weather_readings")["n"].iloc[0]
-        assert after == before
-    assert first.success
+    assert result.success
+    metadata = result.asset_materializations_for_node("weather_readings")[0].metadata
+    failures = metadata["failures"].value
+    assert metadata["station_days_failed"].value == 1 and list(failures) == [f"{LAST} {gone}"]
+    assert failures[f"{LAST} {gone}"].startswith("VendorNotFound") and "HTTP 404" in failures[f"{LAST} {gone}"]
+    stored = set(empty_store.read_frame("SELECT DISTINCT station_id FROM weather_readings")["station_id"])
+    assert stored == set(stations) - {gone}
+    assert list(open_gap_keys(empty_store, LAST)) == [gone]
+    answered = [c for c in result.get_asset_check_evaluations() if c.check_name == "stations_answered"][0]
+    assert not answered.passed and answered.metadata["gap_stations"].value == {LAST.isoformat(): [gone]}
+    assert key not in events_text(result)
+
+
+@pytest.mark.parametrize("failing", [2, 3], ids=["exactly_at_the_share_stores", "just_above_the_share_fails"])
+def test_failed_share_threshold_at_its_boundary(empty_store, late_sown_plots, tmp_path, failing):
+    day = LAST
+    with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
+        resources = registered(resources_for(sandbox, empty_store, tmp_path), late_sown_plots)
+        stations = empty_store.read_frame("SELECT DISTINCT station_id FROM plot_stations ORDER BY 1")["station_id"]
+        assert dg.materialize([weather_readings], resources=resources, partition_key=day.isoformat()).success
+        before = day_content(empty_store, day)
+        broken = list(stations.iloc[:failing])
+        sandbox.set_faults(share_5xx=1.0, paths=[history_path(s) for s in broken])
+        threshold = {"ops": {"weather_readings": {"config": {"max_failed_share": 2 / len(stations)}}}}
+        result = dg.materialize(
+            [weather_readings],
+            resources=resources,
+            partition_key=day.isoformat(),
+            run_config=threshold,
+            raise_on_error=False,
+        )
+        key = sandbox.credentials.weatherxm_api_key
+
+    assert result.success is (failing == 2)
+    gaps = open_gap_keys(empty_store, day)
+    if failing == 2:  # stored: the failing stations keep their rows and are recorded as gaps
+        assert sorted(gaps) == sorted(broken)
+    else:  # the whole day is left exactly as it was, and every station of it is a gap to refetch
+        assert day_content(empty_store, day) == before
+        assert sorted(gaps) == sorted(stations) and all(gaps[s].startswith("VendorUnavailable") for s in broken)
+        assert gaps[stations.iloc[-1]] == f"day not stored: 3 of {len(stations)} stations failed"
+        failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+        assert f"3 of {len(stations)} stations failed" in str(failure)
+    # the failed run's errors (URLs, vendor messages) never carry the API key
+    assert key not in events_text(result) and "VendorUnavailable" in events_text(result)
 
 
 def test_rerunning_a_day_replaces_it(empty_store, late_sown_plots, tmp_path):
@@ -184,10 +234,14 @@ def test_physical_range_check_passes_on_sandbox_readings(empty_store, late_sown_
     assert check.passed and check.metadata["temperature"].value == 0
 
 
-def test_schedules_target_today_and_yesterday():
+def test_schedules_target_today_and_yesterday(empty_store):
     moment = dt.datetime(2025, 7, 31, 0, 15, tzinfo=dt.UTC)
     with dg.instance_for_test() as instance:
         today = weather_readings_intraday(dg.build_schedule_context(instance=instance, scheduled_execution_time=moment))
-        nightly = weather_nightly(dg.build_schedule_context(instance=instance, scheduled_execution_time=moment))
+        nightly = weather_nightly(
+            dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=moment, resources={"timescaledb": empty_store}
+            )
+        )
     assert today.partition_key == "2025-07-31"
     assert nightly.partition_key == "2025-07-30" and nightly.run_key == "weather-nightly-2025-07-30"

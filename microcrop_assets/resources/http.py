@@ -1,8 +1,9 @@
 """Shared machinery of the vendor clients (WeatherXM, Spexi, Pinata).
 
 Every call goes through `VendorClient`: a token from the shared Redis rate limit before each attempt,
-retries with exponential backoff and full jitter on connection errors, timeouts, 429 and 5xx
-(honouring `Retry-After`), and typed errors carrying the status and the vendor's own message.
+retries with exponential backoff and full jitter on connection errors, timeouts, 429 and 5xx (honouring
+`Retry-After`) and, on calls safe to repeat, on 2xx bodies that are not valid JSON; typed errors carry
+the status and the vendor's own message.
 
 Credentials live only in the resource's config and in the request headers of the vendor's own
 origin. Exception text, log records and reprs show URLs with sensitive query values removed, and a
@@ -231,6 +232,11 @@ def _truncate(text: str) -> str:
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
 
 
+def _is_idempotent(method: str, marked: bool | None) -> bool:
+    """Whether a call may be repeated: as the client marked it, else by its HTTP method."""
+    return method.upper() in _IDEMPOTENT_METHODS if marked is None else marked
+
+
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, url.port)
 
@@ -325,7 +331,11 @@ class VendorClient:
         idempotent: bool | None = None,
         **kwargs: Any,
     ) -> T:
-        """Send, decode the JSON body and `parse` it; a body that fails either is a VendorResponseError."""
+        """Send, decode the JSON body and `parse` it; a body that fails either is a VendorResponseError.
+
+        A body that is not valid JSON (cut short, garbled in transit) is retried like a 5xx when the
+        call is safe to repeat; after the last attempt, or at once for other calls, it is raised."""
+        retry_invalid = _is_idempotent(method, idempotent)
 
         def handle(response: httpx.Response, shown: str) -> T:
             response.read()
@@ -333,9 +343,12 @@ class VendorClient:
                 payload = response.json()
             except ValueError:
                 start = response.content[:60].decode("utf-8", "replace")
-                raise VendorResponseError(
+                error = VendorResponseError(
                     self.vendor, response.status_code, f"body is not valid JSON (starts {start!r})", method, shown
-                ) from None
+                )
+                if retry_invalid:
+                    raise _Retryable(error) from None
+                raise error from None
             try:
                 return parse(payload)
             except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -391,8 +404,7 @@ class VendorClient:
         method = method.upper()
         url = self.url(path)
         shown = safe_url(url.copy_merge_params(kwargs.get("params") or {}))
-        if idempotent is None:
-            idempotent = method in _IDEMPOTENT_METHODS
+        idempotent = _is_idempotent(method, idempotent)
         policy = self.retry
         for attempt in range(1, policy.max_attempts + 1):
             self._take_token(method, shown)  # multipart file objects: httpx rewinds them per attempt
@@ -420,9 +432,11 @@ class VendorClient:
             if attempt == policy.max_attempts:
                 raise error from cause
             wait = delay if delay is not None else backoff_delay(attempt, policy.backoff_base, policy.backoff_max)
+            # a status says it all, except a 2xx whose body was unusable: then the message does
+            reason = error.message if error.status is None or error.status < 300 else f"HTTP {error.status}"
             log.warning(
                 "%s %s %s failed (%s); retrying in %.2fs (attempt %d/%d)",
-                self.vendor, method, shown, error.message if error.status is None else f"HTTP {error.status}",
+                self.vendor, method, shown, reason,
                 wait, attempt, policy.max_attempts,
                 extra={"vendor": self.vendor, "status": error.status, "attempt": attempt, "retry_in": wait},
             )  # fmt: skip

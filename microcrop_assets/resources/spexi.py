@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,7 +19,7 @@ from urllib.parse import quote
 import shapely
 from pydantic import Field
 
-from microcrop_assets.resources.http import Download, VendorResource
+from microcrop_assets.resources.http import Download, VendorError, VendorNotFound, VendorResource
 from microcrop_assets.resources.minio import ObjectStoreResource, StoredObject, validate_key
 
 PRIORITIES = ("low", "normal", "high")
@@ -53,6 +54,14 @@ def parse_order(payload: Any) -> Order:
     if status not in ORDER_STATUSES:
         raise ValueError(f"order {order_id} has status {status!r}, expected one of {ORDER_STATUSES}")
     return Order(str(order_id), status, payload.get("download_url"), payload)
+
+
+def parse_order_statuses(payload: Any) -> dict[str, Order]:
+    """A bulk status answer {orders: [...], not_found: [...]}: the orders found, by id."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("orders"), list):
+        raise ValueError("expected an object with an 'orders' array")
+    orders = [parse_order(item) for item in payload["orders"]]
+    return {order.order_id: order for order in orders}
 
 
 def parse_feature_collection(payload: Any) -> dict[str, Any]:
@@ -166,6 +175,11 @@ class SpexiResource(VendorResource):
     orders_path: str = Field(default="/orders", description="contract API: create orders")
     order_path: str = Field(default="/orders/{order_id}", description="contract API: status (GET), cancel (DELETE)")
     order_download_path: str = Field(default="/orders/{order_id}/download", description="contract API: GeoTIFF")
+    order_statuses_path: str | None = Field(
+        default=None,
+        description="optional bulk status endpoint (POST {order_ids} -> {orders, not_found}); unset: one GET per order",
+    )
+    order_statuses_batch: int = Field(default=500, ge=1, description="order ids per bulk status call")
 
     def _auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self.api_key}
@@ -205,6 +219,41 @@ class SpexiResource(VendorResource):
 
     def order_status(self, order_id: str) -> Order:
         return self._client.request_json("GET", self._order_url(self.order_path, order_id), parse=parse_order)
+
+    def order_statuses(self, order_ids: Sequence[str], concurrency: int = 8) -> dict[str, Order | VendorError]:
+        """Every order's status (or the vendor error that stopped it), by order id.
+
+        One bulk call per `order_statuses_batch` ids where the API has `order_statuses_path`, else
+        one GET per order over `concurrency` threads (the shared rate limit still holds). A failed
+        call marks its orders with the error: one bad answer never hides the others."""
+        ids = list(dict.fromkeys(order_ids))
+        results: dict[str, Order | VendorError] = {}
+        if self.order_statuses_path:
+            for start in range(0, len(ids), self.order_statuses_batch):
+                batch = ids[start : start + self.order_statuses_batch]
+                try:
+                    found = self._client.request_json(
+                        "POST", self.order_statuses_path, json={"order_ids": batch}, idempotent=True,
+                        parse=parse_order_statuses,
+                    )  # fmt: skip
+                except VendorError as error:
+                    results.update(dict.fromkeys(batch, error))
+                    continue
+                for order_id in batch:
+                    results[order_id] = found.get(order_id) or VendorNotFound(
+                        self.vendor, 404, f"order {order_id!r} not found", "POST", self.order_statuses_path
+                    )
+            return results
+
+        def one(order_id: str) -> tuple[str, Order | VendorError]:
+            try:
+                return order_id, self.order_status(order_id)
+            except VendorError as error:
+                return order_id, error
+
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            results.update(pool.map(one, ids))
+        return results
 
     def cancel_order(self, order_id: str) -> Order:
         return self._client.request_json("DELETE", self._order_url(self.order_path, order_id), parse=parse_order)

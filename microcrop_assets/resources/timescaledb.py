@@ -71,6 +71,7 @@ _ARROW_TYPES = {
     "real": pa.float32(),
     "boolean": pa.bool_(),
     "jsonb": pa.string(),
+    "text[]": pa.list_(pa.string()),
 }
 
 

@@ -14,7 +14,7 @@ DEFAULT_SEED = 2025
 DEFAULT_WORLD_START = dt.date(2023, 1, 1)
 DEFAULT_PLOTS_FILE = Path(__file__).resolve().parent.parent / "plots" / "demo_plots.geojson"
 STATION_LIST_SHAPES = ("live", "reference")
-FAIL_STATUSES = (429, 500, 502, 503, 504)
+FAIL_STATUSES = (404, 429, 500, 502, 503, 504)  # 404: a station or order the vendor no longer knows
 
 
 def utc_now() -> dt.datetime:
@@ -53,6 +53,7 @@ class Faults:
     # closes after the status line, before the body: the client cannot tell whether the vendor acted
     drop_after_handling: int = 0
     hold_response_ms: int = 0  # answers leave this long after the request was handled (read timeouts)
+    malformed_next: int = 0  # the next N matching 2xx JSON answers are cut in half (then share_malformed)
     # share of station days on which a station's rain counter resets (a world property, kept here
     # because resets are what a client must survive)
     counter_reset_share: float = 1 / 30
@@ -64,7 +65,8 @@ class Faults:
                 raise ValueError(f"fault knob {name}={value!r} must be a share between 0 and 1")
         if self.share_5xx + self.share_429 > 1:
             raise ValueError(f"share_5xx + share_429 = {self.share_5xx + self.share_429} exceeds 1")
-        for name in ("latency_ms", "retry_after_s", "fail_next", "drop_after_handling", "hold_response_ms"):
+        whole_numbers = ("latency_ms", "retry_after_s", "fail_next", "malformed_next", "drop_after_handling")
+        for name in (*whole_numbers, "hold_response_ms"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"fault knob {name}={value!r} must be a whole number >= 0")

@@ -1,6 +1,6 @@
 """Fault injection in front of every vendor route: latency, 5xx, 429 with Retry-After, malformed JSON,
-truncated downloads, "fail the next N requests", and answers lost after the request was handled
-(connection dropped, or held past the client's read timeout).
+truncated downloads, "fail the next N requests" (5xx, 429 or 404), "cut the next N JSON answers", and
+answers lost after the request was handled (connection dropped, or held past the client's read timeout).
 
 Faults apply to requests whose path starts with one of `Faults.paths` (every vendor path when empty;
 never /_sandbox/). Share-based faults draw from a sequence seeded by the sandbox seed and the number of
@@ -11,12 +11,23 @@ import asyncio
 import json
 import threading
 from collections import Counter
+from dataclasses import dataclass
 
 from microcrop_assets.sandbox.config import Faults
 from microcrop_assets.sandbox.errors import error_body, reason
 from microcrop_assets.sandbox.seeding import unit
 
 CONTROL_PREFIX = "/_sandbox/"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The faults applied to one request: an error status, or a body to corrupt, or neither."""
+
+    faults: Faults
+    number: int  # the request's place in the fault sequence
+    status: int | None = None
+    corrupt: str | None = None  # "malformed" (JSON cut in half) or "truncated" (short binary stream)
 
 
 class FaultState:
@@ -36,6 +47,7 @@ class FaultState:
             self.faults = faults
             self._remaining_failures = faults.fail_next
             self._remaining_drops = faults.drop_after_handling
+            self._remaining_malformed = faults.malformed_next
             self._sequence = 0
 
     def take_drop(self) -> bool:
@@ -52,8 +64,8 @@ class FaultState:
         self.set(faults)
         return faults
 
-    def decide(self, path: str) -> tuple[Faults, int | None, int] | None:
-        """For a request: (knobs, status to fail with or None, sequence number), or None if not covered."""
+    def decide(self, path: str) -> Decision | None:
+        """What to do to a request, or None if the faults do not cover its path."""
         if path.startswith(CONTROL_PREFIX):
             return None
         with self._lock:
@@ -64,13 +76,20 @@ class FaultState:
             self._sequence += 1
             if self._remaining_failures > 0:
                 self._remaining_failures -= 1
-                return faults, faults.fail_next_status, number
+                return Decision(faults, number, status=faults.fail_next_status)
+            if self._remaining_malformed > 0:  # counted on every covered request; only JSON 200s are cut
+                self._remaining_malformed -= 1
+                return Decision(faults, number, corrupt="malformed")
         draw = unit(self.seed, "fault-status", number)
         if draw < faults.share_5xx:
-            return faults, (500, 502, 503)[int(unit(self.seed, "fault-5xx", number) * 3)], number
+            return Decision(faults, number, status=(500, 502, 503)[int(unit(self.seed, "fault-5xx", number) * 3)])
         if draw < faults.share_5xx + faults.share_429:
-            return faults, 429, number
-        return faults, None, number
+            return Decision(faults, number, status=429)
+        if unit(self.seed, "fault-malformed", number) < faults.share_malformed:
+            return Decision(faults, number, corrupt="malformed")
+        if unit(self.seed, "fault-truncated", number) < faults.share_truncated:
+            return Decision(faults, number, corrupt="truncated")
+        return Decision(faults, number)
 
 
 class FaultMiddleware:
@@ -91,17 +110,14 @@ class FaultMiddleware:
                 self.state.handled[(scope["method"], path)] += 1
             await self.app(scope, receive, send)
             return
-        faults, status, number = decision
+        faults = decision.faults
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        if status is not None:
-            await _send_error(send, path, status, faults.retry_after_s)
+        if decision.status is not None:
+            await _send_error(send, path, decision.status, faults.retry_after_s)
             return
-        seed = self.state.seed
-        if unit(seed, "fault-malformed", number) < faults.share_malformed:
-            send = _Corrupting(send, "malformed")
-        elif unit(seed, "fault-truncated", number) < faults.share_truncated:
-            send = _Corrupting(send, "truncated")
+        if decision.corrupt:
+            send = _Corrupting(send, decision.corrupt)
         if self.state.take_drop():
             send = _Lost(send, hold_ms=0, drop=True)
         elif faults.hold_response_ms:
@@ -121,7 +137,7 @@ async def _send_error(send, path: str, status: int, retry_after_s: int) -> None:
 
 
 class _Corrupting:
-    """Wraps `send`: a JSON answer is cut to half its bytes (Content-Length fixed, so the body is
+    """Wraps `send`: a 2xx JSON answer is cut to half its bytes (Content-Length fixed, so the body is
     complete but not JSON); a binary answer keeps its Content-Length but stops after half its bytes."""
 
     def __init__(self, send, mode: str):
@@ -141,7 +157,7 @@ class _Corrupting:
             headers = dict(message.get("headers", []))
             is_json = headers.get(b"content-type", b"").startswith(b"application/json")
             self.expected = int(headers.get(b"content-length", b"0") or 0)
-            self.active = (self.mode == "malformed") == is_json and message["status"] == 200 and self.expected > 1
+            self.active = (self.mode == "malformed") == is_json and 200 <= message["status"] < 300 and self.expected > 1
             if self.active and self.mode == "malformed":
                 self.start = message  # sent once the whole body is known
                 return

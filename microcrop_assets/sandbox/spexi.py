@@ -5,7 +5,9 @@ MicroCrop uses (vendors.md): pending -> processing (half the delay) -> completed
 delay), or cancelled. A completed order's capture downloads as a GeoTIFF (see imagery.py), streamed.
 Existing captures are the completed orders plus a "standard refresh" of every plot about four times a
 year (RGB only: multispectral bands come from orders). `GET /image/{image_id}/download` is a sandbox
-addition giving those captures' bytes; its URL is in each Feature's `download_url`.
+addition giving those captures' bytes; its URL is in each Feature's `download_url`. So is
+`POST /orders/status` ({"order_ids": [...]} -> {"orders": [...], "not_found": [...]}): many orders'
+statuses per call, for clients configured with a bulk status path.
 """
 
 import datetime as dt
@@ -38,6 +40,7 @@ CHUNK_BYTES = 64 * 1024
 REFRESH_EVERY_DAYS = 91
 REFRESH_RESOLUTION_M = 0.25
 DEFAULT_SEARCH_RADIUS_M = 100.0
+BULK_STATUS_MAX = 1000  # order ids per POST /orders/status (a sandbox addition)
 FAILURE_REASONS = (
     "no pilot accepted the mission before its deadline",
     "capture rejected by quality control: cloud cover above 60 %",
@@ -173,6 +176,26 @@ def routes(sandbox: "Sandbox") -> list[Route]:
         authorise(request)
         return JSONResponse(order_json(find(request), request))
 
+    async def statuses(request: Request) -> JSONResponse:
+        """Sandbox addition (not in the contract API): many orders' statuses in one call."""
+        authorise(request)
+        try:
+            body = json.loads(await request.body())
+        except json.JSONDecodeError as error:
+            raise ApiError(400, f"request body is not JSON: {error}") from None
+        ids = body.get("order_ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ApiError(400, 'body must be {"order_ids": ["ord_...", ...]}')
+        if len(ids) > BULK_STATUS_MAX:
+            raise ApiError(400, f"{len(ids)} order ids asked; at most {BULK_STATUS_MAX} per call")
+        found = [orders.by_id[i] for i in ids if i in orders.by_id]
+        return JSONResponse(
+            {
+                "orders": [order_json(order, request) for order in found],
+                "not_found": [i for i in ids if i not in orders.by_id],
+            }
+        )
+
     async def cancel(request: Request) -> JSONResponse:
         authorise(request)
         order = find(request)
@@ -273,6 +296,7 @@ def routes(sandbox: "Sandbox") -> list[Route]:
         Route("/image", search),
         Route("/image/{image_id}/download", image_download),
         Route("/orders", create, methods=["POST"]),
+        Route("/orders/status", statuses, methods=["POST"]),
         Route("/orders/{order_id}", get, methods=["GET"]),
         Route("/orders/{order_id}", cancel, methods=["DELETE"]),
         Route("/orders/{order_id}/download", download),

@@ -61,8 +61,15 @@ DEFAULT_TERMS: dict[str, Any] = {
     "gdd_base_c": "10",
     "max_missing_share": "0.1",
     "spi": {"min_calibration_years": 30, "gamma_parameters": None},
-    # satellite damage: NDVI decline from baseline 0 -> 0, 0.4 -> 1 (or z-score, IBLI)
-    "satellite": {"method": "decline", "trigger": "0", "exit": "0.4"},
+    # satellite damage: NDVI decline from baseline 0 -> 0, 0.4 -> 1 (or z-score, IBLI: trigger -0.842,
+    # exit -2.326); only a daily NDVI at most max_age_days old with enough valid pixels counts
+    "satellite": {
+        "method": "decline",
+        "trigger": "0",
+        "exit": "0.4",
+        "max_age_days": 14,
+        "min_valid_fraction": "0.5",
+    },
     "weights": {"weather": "0.6", "satellite": "0.4"},
     "stage_sensitivity": {
         "germination": "1.2",
@@ -169,6 +176,12 @@ def resolve_terms(crop: str, given: dict[str, Any] | None) -> dict[str, Any]:
         raise PolicyTermsError("satellite.method", satellite["method"], "must be 'decline' or 'zscore'")
     for key in ("trigger", "exit"):
         satellite[key] = str(to_decimal(satellite[key], f"satellite.{key}"))
+    if satellite["trigger"] == satellite["exit"]:
+        raise PolicyTermsError("satellite.exit", satellite["exit"], "must differ from the trigger")
+    age = satellite["max_age_days"]
+    if not isinstance(age, int) or isinstance(age, bool) or age < 0:
+        raise PolicyTermsError("satellite.max_age_days", age, "must be a whole number of days >= 0")
+    satellite["min_valid_fraction"] = _check_share("satellite.min_valid_fraction", satellite["min_valid_fraction"])
 
     for field in ("heat_threshold_c", "gdd_base_c"):
         terms[field] = str(to_decimal(terms[field], field))

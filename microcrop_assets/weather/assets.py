@@ -5,6 +5,7 @@ Thin on purpose: read inputs, call `microcrop_assets.science`, write tables, rep
 
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import dagster as dg
 import numpy as np
@@ -12,6 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import Field
 
+from microcrop_assets import gaps
 from microcrop_assets.partitions import daily_partitions
 from microcrop_assets.plots.assets import plots
 from microcrop_assets.resources.http import VendorError
@@ -123,13 +125,32 @@ def weather_stations(
 
 # -- readings --------------------------------------------------------------------------------------
 
+READINGS_STAGE = "weather_readings"  # the stage name of this asset's vendor gaps
+
 
 class ReadingsConfig(dg.Config):
-    max_failed_share: float = Field(default=0.2, ge=0, le=1, description="fail the run above this share")
+    max_failed_share: float = Field(
+        default=0.2, ge=0, le=1, description="fail the run when a whole day's first pass loses more than this share"
+    )
     concurrency: int = Field(default=4, ge=1, le=32, description="parallel history calls (rate limit still holds)")
+    refetch_gaps: bool = Field(
+        default=False,
+        description="the nightly gap refetch: days before the range's last fetch only their stations with open"
+        " gaps; the last day is fetched whole",
+    )
 
 
-def _fetch_day(weatherxm: WeatherXMResource, station_ids: list[str], day: dt.date, concurrency: int):
+@dataclass(frozen=True)
+class DayFetch:
+    """One UTC day of some stations: their readings and health, and the stations that failed (-> error)."""
+
+    day: dt.date
+    readings: pd.DataFrame
+    health: pd.DataFrame
+    failures: dict[str, str]
+
+
+def _fetch_day(weatherxm: WeatherXMResource, station_ids: list[str], day: dt.date, concurrency: int) -> DayFetch:
     """Every station's history for one UTC day; failures are collected, not raised."""
 
     def one(station_id: str):
@@ -156,11 +177,37 @@ def _fetch_day(weatherxm: WeatherXMResource, station_ids: list[str], day: dt.dat
             }
         )
     readings = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(OBSERVATION_COLUMNS))
-    return (
+    return DayFetch(
+        day,
         readings,
         pd.DataFrame(health, columns=["station_id", "day", "qod", "location_quality", "location_reason"]),
         failures,
     )
+
+
+def _store_day(
+    timescaledb: TimescaleDBResource, fetched: DayFetch, scope: list[str] | None
+) -> tuple[pd.DataFrame, int]:
+    """One transaction per day: the fetched stations' rows replace theirs (every station's when `scope`
+    is None, else only those in `scope`); a station that failed keeps what it had and gets a gap.
+    Returns (the readings stored, how many were dropped for lying outside the UTC day)."""
+    day = fetched.day
+    start, end = utc_day_bounds(day)
+    readings = fetched.readings
+    in_day = (readings["ts"] >= start) & (readings["ts"] < end) if len(readings) else np.array([], bool)
+    # time-ordered rows append to the (ts, station_id) key: the fast bulk-load order
+    readings = readings.loc[in_day].drop_duplicates(["station_id", "ts"]).sort_values(["ts", "station_id"])
+    stations = "NOT station_id = ANY(:failed)" + ("" if scope is None else " AND station_id = ANY(:scope)")
+    params = {"start": start, "end": end, "day": day, "failed": list(fetched.failures), "scope": scope}
+    now = dt.datetime.now(dt.UTC)
+    with timescaledb.begin() as conn:
+        timescaledb.replace_in(
+            conn, "weather_readings", readings, f"{time_window('ts')} AND {stations}", params, OBSERVATION_COLUMNS
+        )
+        timescaledb.replace_in(conn, "weather_station_health", fetched.health, f"day = :day AND {stations}", params)
+        gaps.record_gaps(conn, READINGS_STAGE, "weatherxm", day, fetched.failures, now)
+        gaps.resolve_gaps(conn, READINGS_STAGE, day, now, keys=scope, still_failing=fetched.failures)
+    return readings, int((~in_day).sum())
 
 
 @dg.asset(
@@ -179,7 +226,7 @@ def _fetch_day(weatherxm: WeatherXMResource, station_ids: list[str], day: dt.dat
         dg.AssetCheckSpec(
             "stations_answered",
             asset="weather_readings",
-            description="share of assigned stations that returned the day",
+            description="every station day of the run's days is stored: none is left as an open vendor gap",
         ),
     ],
 )
@@ -189,42 +236,68 @@ def weather_readings(
     timescaledb: TimescaleDBResource,
     weatherxm: WeatherXMResource,
 ) -> dg.MaterializeResult:
-    """Every assigned station's observations per UTC day (`weather_readings`, one row per station and timestamp)."""
+    """Every assigned station's observations per UTC day (`weather_readings`, one row per station and timestamp).
+
+    A station day that fails every retry is tried once more at the end of the run; one still failing
+    keeps its stored rows and is recorded in `vendor_gaps`, which the nightly run fetches again."""
     station_ids = timescaledb.read_frame("SELECT DISTINCT station_id FROM plot_stations ORDER BY station_id")[
         "station_id"
     ].tolist()
-    loaded, failed, out_of_range, dropped = 0, {}, {}, 0
-    for day in partition_days(context):
-        readings, health, failures = _fetch_day(weatherxm, station_ids, day, config.concurrency)
-        share = len(failures) / len(station_ids) if station_ids else 0.0
-        if share > config.max_failed_share:
-            raise dg.Failure(
-                description=f"{day}: {len(failures)} of {len(station_ids)} stations failed "
-                f"({share:.0%} > {config.max_failed_share:.0%}); nothing stored for the day",
-                metadata={"failures": dg.MetadataValue.json(failures)},
-            )
-        start, end = utc_day_bounds(day)
-        in_day = (readings["ts"] >= start) & (readings["ts"] < end) if len(readings) else np.array([], bool)
-        dropped += int((~in_day).sum())
-        # time-ordered rows append to the (ts, station_id) key: the fast bulk-load order
-        readings = readings.loc[in_day].drop_duplicates(["station_id", "ts"]).sort_values(["ts", "station_id"])
-        with timescaledb.begin() as conn:
-            loaded += timescaledb.replace_in(
-                conn, "weather_readings", readings, time_window("ts"), {"start": start, "end": end}, OBSERVATION_COLUMNS
-            )
-            timescaledb.replace_in(conn, "weather_station_health", health, "day = :day", {"day": day})
-        for name, count in quality.out_of_range_counts(readings).items():
-            out_of_range[name] = out_of_range.get(name, 0) + count
-        failed.update({f"{day} {station}": error for station, error in failures.items()})
-        context.log.info(f"{day}: {len(readings)} readings from {len(station_ids) - len(failures)} stations")
+    days = partition_days(context)
+    open_before = gaps.open_gaps(timescaledb, READINGS_STAGE, days[0], days[-1])
+    loaded, dropped, attempted, out_of_range, retry_later = 0, 0, 0, {}, {}
 
-    attempted = len(station_ids) * len(partition_days(context))
+    def store(fetched: DayFetch, scope: list[str] | None) -> None:
+        nonlocal loaded, dropped
+        stored, outside = _store_day(timescaledb, fetched, scope)
+        loaded, dropped = loaded + len(stored), dropped + outside
+        for name, count in quality.out_of_range_counts(stored).items():
+            out_of_range[name] = out_of_range.get(name, 0) + count
+
+    for day in days:
+        scope = None
+        if config.refetch_gaps and day != days[-1]:
+            scope = sorted(open_before.loc[open_before["day"] == day, "key"])
+            if not scope:
+                continue
+        asked = station_ids if scope is None else scope
+        fetched = _fetch_day(weatherxm, asked, day, config.concurrency)
+        attempted += len(asked)
+        share = len(fetched.failures) / len(station_ids) if station_ids else 0.0
+        if scope is None and share > config.max_failed_share:
+            summary = f"{len(fetched.failures)} of {len(station_ids)} stations failed"
+            # the day keeps its rows (maybe a partial intraday fetch): every station of it is a gap
+            missing = {station: f"day not stored: {summary}" for station in station_ids} | fetched.failures
+            with timescaledb.begin() as conn:
+                gaps.record_gaps(conn, READINGS_STAGE, "weatherxm", day, missing, dt.datetime.now(dt.UTC))
+            raise dg.Failure(
+                description=f"{day}: {summary} ({share:.0%} > {config.max_failed_share:.0%});"
+                " nothing stored for the day",
+                metadata={"failures": dg.MetadataValue.json(fetched.failures)},
+            )
+        store(fetched, scope)
+        if fetched.failures:
+            retry_later[day] = sorted(fetched.failures)
+        context.log.info(f"{day}: {len(fetched.readings)} readings, {len(fetched.failures)} stations failed")
+
+    # the second pass: a vendor fault rarely outlasts the whole run
+    failed = {}
+    for day, stations in retry_later.items():
+        fetched = _fetch_day(weatherxm, stations, day, config.concurrency)
+        store(fetched, stations)
+        failed.update({f"{day} {station}": error for station, error in fetched.failures.items()})
+
+    still_open = gaps.open_gaps(timescaledb, READINGS_STAGE, days[0], days[-1])
+    open_stations = still_open.groupby(still_open["day"].astype(str))["key"].agg(list).to_dict()
     return dg.MaterializeResult(
         metadata={
             "readings_loaded": loaded,
             "stations": len(station_ids),
+            "station_days_fetched": attempted,
+            "station_days_retried": sum(len(stations) for stations in retry_later.values()),
             "station_days_failed": len(failed),
             "failures": dg.MetadataValue.json(dict(list(failed.items())[:50])),
+            "open_gaps": len(still_open),
             "readings_outside_utc_day": dropped,
         },
         check_results=[
@@ -236,9 +309,14 @@ def weather_readings(
             ),
             dg.AssetCheckResult(
                 check_name="stations_answered",
-                passed=not failed,
+                passed=still_open.empty,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"answered_share": 1 - len(failed) / attempted if attempted else 1.0},
+                description=None if still_open.empty else f"incomplete days: {', '.join(open_stations)}",
+                metadata={
+                    "answered_share": 1 - len(failed) / attempted if attempted else 1.0,
+                    "open_gaps": len(still_open),
+                    "gap_stations": dg.MetadataValue.json(open_stations),
+                },
             ),
         ],
     )

@@ -1,0 +1,385 @@
+"""Damage assets: per-plot daily damage assessments and payouts, and their Parquet archive.
+
+Thin on purpose: read inputs with set-based SQL, call `science.damage.assess_inputs`, write rows.
+"""
+
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from pydantic import Field
+
+from microcrop_assets.partitions import daily_partitions
+from microcrop_assets.plots.assets import plots
+from microcrop_assets.plots.registry import canonical_json
+from microcrop_assets.resources.minio import ObjectStoreError, ObjectStoreResource
+from microcrop_assets.resources.timescaledb import TimescaleDBResource
+from microcrop_assets.science.damage import DAMAGE_TERMS, METHOD_VERSION, SHARE_PLACES, assess_inputs
+from microcrop_assets.science.plot_indices import INDEX_COLUMNS
+from microcrop_assets.science.policy import DEFAULT_TERMS, resolve_terms
+from microcrop_assets.weather.assets import partition_days, weather_indices
+
+DAMAGE_TAGS = {"microcrop/queue": "damage"}
+# the weather-chain terms a proof needs to recompute weather_stress from the layer indices
+WEATHER_TERMS = ("layers", "peril_weights")
+
+_PLOTS_SQL = f"""
+SELECT p.plot_id, p.policy_id, p.crop, p.sowing_date, p.season_end, p.sum_insured_micro_usdc,
+       p.max_payout_micro_usdc, p.policy_terms::text AS policy_terms, w.plot_id IS NOT NULL AS has_weather,
+       w.weather_stress, w.drought_stress, w.flood_stress, w.heat_stress, w.layers::text AS layers,
+       w.window_start, w.window_days, w.missing_days, w.stations::text AS stations,
+       w.weights::text AS station_weights, w.missing_reason AS weather_missing_reason,
+       {", ".join(f"w.{c}" for c in INDEX_COLUMNS)}
+FROM plots p LEFT JOIN weather_indices w ON w.day = :day AND w.plot_id = p.plot_id
+WHERE p.active AND p.sowing_date <= :day AND p.season_end >= :day
+ORDER BY p.plot_id
+"""
+# earlier payouts of the season (same plot and policy, from sowing to the day before)
+_PAID_SQL = """
+SELECT d.plot_id, sum(d.payout_micro_usdc)::bigint AS paid_before
+FROM damage_assessments d JOIN plots p ON p.plot_id = d.plot_id AND p.policy_id = d.policy_id
+WHERE p.active AND p.sowing_date <= :day AND p.season_end >= :day AND d.day >= p.sowing_date AND d.day < :day
+GROUP BY d.plot_id
+"""
+# latest valid daily NDVI within the policy's age limit, and the newest baseline whose window ends
+# before that NDVI's day (the assessed period is never part of its own baseline)
+_NDVI_SQL = """
+WITH latest AS (
+  SELECT DISTINCT ON (n.plot_id) n.plot_id, n.day, n.ndvi_mean, n.ndvi_median, n.ndvi_p10, n.ndvi_p90,
+         n.evi_mean, n.lai_mean, n.valid_fraction, n.n_images, n.sources::text AS sources
+  FROM daily_ndvi n JOIN plots p ON p.plot_id = n.plot_id
+  WHERE p.active AND p.sowing_date <= :day AND p.season_end >= :day
+    AND n.day <= :day AND n.day >= p.sowing_date
+    AND n.day >= :day - COALESCE((p.policy_terms #>> '{satellite,max_age_days}')::int, :max_age)
+    AND n.ndvi_mean IS NOT NULL
+    AND n.valid_fraction >= COALESCE((p.policy_terms #>> '{satellite,min_valid_fraction}')::float8, :min_valid)
+  ORDER BY n.plot_id, n.day DESC
+)
+SELECT l.*, b.week_start, b.window_start AS baseline_window_start, b.window_end AS baseline_window_end,
+       b.ndvi_mean AS baseline_mean, b.ndvi_std AS baseline_std, b.ndvi_min AS baseline_min,
+       b.ndvi_max AS baseline_max, b.n_obs AS baseline_n_obs, b.content_hash AS baseline_content_hash
+FROM latest l LEFT JOIN LATERAL (
+  SELECT * FROM ndvi_baselines b
+  WHERE b.plot_id = l.plot_id AND b.week_start <= l.day AND b.window_end < l.day AND b.ndvi_mean IS NOT NULL
+  ORDER BY b.week_start DESC LIMIT 1
+) b ON true
+"""
+
+ASSESSMENT_COLUMNS = (
+    "assessment_id", "plot_id", "policy_id", "day", "method_version", "weather_damage", "satellite_damage",
+    "sources", "weights", "confidence", "growth_stage", "stage_multiplier", "damage", "severity", "triggered",
+    "entitlement_micro_usdc", "payout_micro_usdc", "damage_bps", "weather_damage_bps", "satellite_damage_bps",
+    "assessed_at", "missing_reason", "inputs",
+)  # fmt: skip
+
+
+def _number(value):
+    """A stored number in JSON-exact form: floats as their shortest repr string, NaN as null."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float):
+        return repr(value)
+    return int(value) if isinstance(value, int) else str(value)
+
+
+def _count(value) -> int | None:
+    """A stored count (read as float when the column holds NULLs) as an int."""
+    return None if value is None or value != value else int(value)
+
+
+def _iso(value) -> str | None:
+    return None if value is None or value is pd.NaT or value != value else value.isoformat()
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[dict]:
+    """Every in-season active plot's inputs document for `day` (see science.damage.assess_one)."""
+    season = timescaledb.read_frame(_PLOTS_SQL, {"day": day})
+    paid = timescaledb.read_frame(_PAID_SQL, {"day": day})
+    satellite = DEFAULT_TERMS["satellite"]
+    ndvi = timescaledb.read_frame(
+        _NDVI_SQL,
+        {"day": day, "max_age": satellite["max_age_days"], "min_valid": float(satellite["min_valid_fraction"])},
+    )
+    paid_before = dict(zip(paid["plot_id"], paid["paid_before"], strict=True))
+    images = {row["plot_id"]: row for row in _records(ndvi)}
+    terms_of: dict[tuple[str, str], tuple[dict, list[str]]] = {}  # (crop, stored terms) -> proof terms, indices
+    documents = []
+    for row in _records(season):
+        key = (row["crop"], row["policy_terms"])
+        if key not in terms_of:
+            terms = resolve_terms(row["crop"], json.loads(row["policy_terms"]))  # adds terms newer than the plot
+            used = sorted({layer["index"] for layer in terms["layers"].values()})
+            terms_of[key] = ({k: terms[k] for k in (*DAMAGE_TERMS, *WEATHER_TERMS)}, used)
+        terms, used = terms_of[key]
+        weather = None
+        if row["has_weather"]:
+            weather = {
+                **{c: _number(row[c]) for c in ("weather_stress", "drought_stress", "flood_stress", "heat_stress")},
+                "layers": {k: _number(v) for k, v in json.loads(row["layers"] or "{}").items()},
+                "indices": {c: _number(row[c]) for c in used},
+                "window_start": _iso(row["window_start"]),
+                "window_days": _count(row["window_days"]),
+                "missing_days": _count(row["missing_days"]),
+                "stations": json.loads(row["stations"] or "null"),
+                "station_weights": [_number(w) for w in json.loads(row["station_weights"] or "[]")],
+                "missing_reason": row["weather_missing_reason"],
+            }
+        image = images.get(row["plot_id"])
+        ndvi_doc = baseline = None
+        if image is not None:
+            ndvi_doc = {
+                "day": _iso(image["day"]),
+                **{
+                    c: _number(image[c])
+                    for c in ("ndvi_mean", "ndvi_median", "ndvi_p10", "ndvi_p90", "evi_mean", "lai_mean")
+                },
+                "valid_fraction": _number(image["valid_fraction"]),
+                "n_images": _count(image["n_images"]),
+                "sources": json.loads(image["sources"] or "[]"),  # order ids, NDVI raster keys and sha256
+            }
+            if image["week_start"] is not None:
+                baseline = {
+                    "week_start": _iso(image["week_start"]),
+                    "window_start": _iso(image["baseline_window_start"]),
+                    "window_end": _iso(image["baseline_window_end"]),
+                    "ndvi_mean": _number(image["baseline_mean"]),
+                    "ndvi_std": _number(image["baseline_std"]),
+                    "ndvi_min": _number(image["baseline_min"]),
+                    "ndvi_max": _number(image["baseline_max"]),
+                    "n_obs": _count(image["baseline_n_obs"]),
+                    "content_hash": image["baseline_content_hash"],
+                }
+        documents.append(
+            {
+                "method_version": METHOD_VERSION,
+                "plot_id": row["plot_id"],
+                "policy_id": row["policy_id"],
+                "day": day.isoformat(),
+                "sowing_date": row["sowing_date"].isoformat(),
+                "season_end": row["season_end"].isoformat(),
+                "sum_insured_micro_usdc": int(row["sum_insured_micro_usdc"]),
+                "max_payout_micro_usdc": int(row["max_payout_micro_usdc"]),
+                "paid_before_micro_usdc": int(paid_before.get(row["plot_id"], 0)),
+                "terms": terms,
+                "weather": weather,
+                "ndvi": ndvi_doc,
+                "baseline": baseline,
+            }
+        )
+    return documents
+
+
+def write_assessments(timescaledb: TimescaleDBResource, day: dt.date, rows: pd.DataFrame, inputs: list[dict]) -> int:
+    """Replace the day's assessments in one transaction; proven or archived rows are evidence and stay."""
+    frame = rows.assign(
+        inputs=[canonical_json(doc) for doc in inputs],
+        weights=[canonical_json(w) for w in rows["weights"]],
+    )
+    frame = frame[frame["damage"].notna()]
+    keep = "damage_assessments.proof_cid IS NULL AND damage_assessments.archived_at IS NULL"
+    with timescaledb.begin() as conn:
+        staging = timescaledb.stage_in(conn, "damage_assessments", frame, ASSESSMENT_COLUMNS)
+        conn.execute(
+            sa.text(
+                f"DELETE FROM damage_assessments WHERE day = :day AND {keep} AND assessment_id NOT IN"
+                f' (SELECT assessment_id FROM "{staging}")'
+            ),
+            {"day": day},
+        )
+        timescaledb.upsert_from(conn, "damage_assessments", staging, "assessment_id", ASSESSMENT_COLUMNS, where=keep)
+    return len(frame)
+
+
+_OVER_SUM_INSURED_SQL = """
+SELECT d.plot_id, d.policy_id, sum(d.payout_micro_usdc) AS paid, max(p.sum_insured_micro_usdc) AS sum_insured
+FROM damage_assessments d JOIN plots p ON p.plot_id = d.plot_id AND p.policy_id = d.policy_id
+WHERE d.day BETWEEN p.sowing_date AND p.season_end
+  AND d.plot_id IN (SELECT plot_id FROM damage_assessments WHERE day = :day)
+GROUP BY d.plot_id, d.policy_id
+HAVING sum(d.payout_micro_usdc) > max(p.sum_insured_micro_usdc)
+"""
+
+
+@dg.asset(
+    group_name="damage",
+    kinds={"postgres"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    # imagery assets (another branch) are referenced by key: the graph links them once merged
+    deps=[plots, weather_indices, dg.AssetKey("daily_ndvi"), dg.AssetKey("ndvi_baselines")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "season_payouts_within_sum_insured",
+            asset="damage_assessments",
+            description="no plot's payouts over its season exceed its sum insured",
+        )
+    ],
+)
+def damage_assessments(context: dg.AssetExecutionContext, timescaledb: TimescaleDBResource) -> dg.MaterializeResult:
+    """Per in-season active plot and day (`damage_assessments`): weather and satellite damage, payout, inputs."""
+    stored = triggered = weather_only = 0
+    paid, unassessed, over = 0, {}, []
+    for day in partition_days(context):  # in order: a day's payouts count for the days after it
+        inputs = assessment_inputs(timescaledb, day)
+        rows = assess_inputs(inputs)
+        stored += write_assessments(timescaledb, day, rows, inputs)
+        assessed = rows[rows["damage"].notna()]
+        triggered += int(assessed["triggered"].sum())
+        weather_only += int(assessed["satellite_damage"].isna().sum())
+        paid += int(sum(assessed["payout_micro_usdc"]))
+        for _, row in rows[rows["damage"].isna()].iterrows():
+            unassessed[f"{day} {row['plot_id']}"] = row["missing_reason"]
+        over.extend(timescaledb.read_frame(_OVER_SUM_INSURED_SQL, {"day": day}).to_dict("records"))
+        context.log.info(f"{day}: {len(assessed)} plots assessed, {len(rows) - len(assessed)} without any source")
+    return dg.MaterializeResult(
+        metadata={
+            "assessments": stored,
+            "triggered": triggered,
+            "weather_only": weather_only,
+            "payout_micro_usdc": paid,
+            "unassessed": len(unassessed),
+            "unassessed_reasons": dg.MetadataValue.json(dict(list(unassessed.items())[:50])),
+            "method_version": METHOD_VERSION,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="season_payouts_within_sum_insured",
+                passed=not over,
+                metadata={"plots_over": dg.MetadataValue.json(json.loads(canonical_json(over[:20])))},
+            )
+        ],
+    )
+
+
+# -- archive -----------------------------------------------------------------------------------------
+
+
+class ArchiveError(Exception):
+    """An archive object could not be verified; its rows stay unarchived."""
+
+
+class ArchiveConfig(dg.Config):
+    older_than_days: int = Field(default=90, ge=1, description="archive assessments completed this long ago")
+    as_of: str | None = Field(default=None, description="ISO timestamp standing for now (backfills, tests)")
+    max_days: int = Field(default=31, ge=1, description="assessed days archived per run (keeps runs short)")
+
+
+# the table's numeric columns as Arrow decimals of the same precision and scale
+_DECIMALS = {
+    **dict.fromkeys(
+        ("weather_damage", "satellite_damage", "stage_multiplier", "damage"), pa.decimal128(20, SHARE_PLACES)
+    ),
+    "confidence": pa.decimal128(5, 4),
+}
+
+
+def archive_table(frame: pd.DataFrame) -> pa.Table:
+    """The rows as an Arrow table with exact types: shares decimal, JSON canonical text, money int64."""
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        if name in _DECIMALS:
+            columns[name] = pa.array(values, type=_DECIMALS[name], from_pandas=True)
+        elif name in ("weights", "inputs"):
+            columns[name] = pa.array([canonical_json(v) for v in values], type=pa.string())
+        else:
+            columns[name] = pa.array(values, from_pandas=True)
+    return pa.table(columns)
+
+
+def archive_day(timescaledb: TimescaleDBResource, minio: ObjectStoreResource, day: dt.date, cutoff: dt.datetime):
+    """Archive one assessed day's unarchived rows completed before `cutoff`; returns (key, rows).
+
+    Inside one transaction holding the rows: write the Parquet object, read it back, compare bytes
+    (sha256) and content (row count, ids, every value), and only then mark the rows archived. Any
+    mismatch raises and the transaction rolls back: nothing is marked, nothing deleted.
+    """
+    with timescaledb.begin() as conn:
+        result = conn.execute(
+            sa.text(
+                "SELECT * FROM damage_assessments WHERE day = :day AND archived_at IS NULL AND assessed_at < :cutoff"
+                " ORDER BY assessment_id FOR UPDATE"
+            ),
+            {"day": day, "cutoff": cutoff},
+        )
+        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        if frame.empty:
+            return None, 0
+        table = archive_table(frame.drop(columns=["archived_at", "archive_key"]))
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        data = buffer.getvalue()
+        sha = hashlib.sha256(data).hexdigest()
+        key = f"archive/damage_assessments/day={day.isoformat()}/{sha[:16]}.parquet"
+        minio.put(key, data, content_type="application/vnd.apache.parquet")
+        try:
+            back = minio.get_bytes(key)  # verifies the stored object's own sha256 too
+        except ObjectStoreError as error:
+            raise ArchiveError(f"{key}: read back failed: {error}") from None
+        if hashlib.sha256(back).hexdigest() != sha:
+            raise ArchiveError(f"{key}: sha256 of the stored object differs from the written {sha}")
+        read = pq.read_table(io.BytesIO(back))
+        if read.num_rows != len(frame) or not read.equals(table):
+            raise ArchiveError(f"{key}: read back {read.num_rows} rows, wrote {len(frame)}, or values differ")
+        marked = conn.execute(
+            sa.text(
+                "UPDATE damage_assessments SET archived_at = now(), archive_key = :key"
+                " WHERE assessment_id = ANY(:ids) AND archived_at IS NULL"
+            ),
+            {"key": key, "ids": list(frame["assessment_id"])},
+        ).rowcount
+        if marked != len(frame):
+            raise ArchiveError(f"{key}: marked {marked} rows, archived {len(frame)}")
+    return key, len(frame)
+
+
+@dg.asset(group_name="damage", kinds={"postgres", "s3"}, deps=[damage_assessments])
+def assessment_archive(
+    context: dg.AssetExecutionContext,
+    config: ArchiveConfig,
+    timescaledb: TimescaleDBResource,
+    minio: ObjectStoreResource,
+) -> dg.MaterializeResult:
+    """Assessments completed more than `older_than_days` ago, as verified Parquet per day; rows marked, kept."""
+    now = dt.datetime.fromisoformat(config.as_of) if config.as_of else dt.datetime.now(dt.UTC)
+    cutoff = now - dt.timedelta(days=config.older_than_days)
+    days = timescaledb.read_frame(
+        "SELECT DISTINCT day FROM damage_assessments WHERE archived_at IS NULL AND assessed_at < :cutoff"
+        " ORDER BY day LIMIT :n",
+        {"cutoff": cutoff, "n": config.max_days},
+    )["day"].tolist()
+    archived, failed = {}, {}
+    for day in days:
+        try:  # one day failing verification never blocks the others
+            key, rows = archive_day(timescaledb, minio, day, cutoff)
+        except ArchiveError as error:
+            failed[day.isoformat()] = str(error)
+            context.log.error(str(error))
+            continue
+        if key:
+            archived[key] = rows
+    if failed:
+        raise dg.Failure(
+            description=f"{len(failed)} day(s) not archived, their rows stay unarchived: "
+            + "; ".join(f"{day}: {reason}" for day, reason in failed.items()),
+            metadata={"failed": dg.MetadataValue.json(failed), "archived": dg.MetadataValue.json(archived)},
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "cutoff": cutoff.isoformat(),
+            "days": len(archived),
+            "rows": sum(archived.values()),
+            "objects": dg.MetadataValue.json(archived),
+        }
+    )

@@ -1,0 +1,46 @@
+"""Damage jobs and schedules: the nightly assessment of yesterday and the archive of old assessments."""
+
+import datetime as dt
+
+import dagster as dg
+
+from microcrop_assets.damage.assets import DAMAGE_TAGS, assessment_archive, damage_assessments
+from microcrop_assets.weather.schedules import MAX_RUNTIME
+
+# dagster/max_runtime: a day of assessments is set-based SQL plus one vectorised call (100,000 plots in
+# seconds), 900 s; the archive writes, reads back and verifies Parquet objects, 1800 s.
+
+damage_assessments_job = dg.define_asset_job(
+    "damage_assessments_job",
+    selection=[damage_assessments],
+    tags={**DAMAGE_TAGS, MAX_RUNTIME: "900"},
+    description="Assess every in-season plot for one UTC day.",
+)
+assessment_archive_job = dg.define_asset_job(
+    "assessment_archive_job",
+    selection=[assessment_archive],
+    tags={**DAMAGE_TAGS, MAX_RUNTIME: "1800"},
+    description="Archive assessments older than 90 days to verified Parquet objects.",
+)
+
+
+@dg.schedule(
+    job=damage_assessments_job,
+    cron_schedule="30 1 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def damage_nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """After the nightly weather run (00:15 UTC): yesterday's assessments for every in-season plot."""
+    key = (context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    return dg.RunRequest(run_key=f"damage-nightly-{key}", partition_key=key)
+
+
+assessment_archive_nightly = dg.ScheduleDefinition(
+    name="assessment_archive_nightly",
+    job=assessment_archive_job,
+    cron_schedule="30 2 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Assessments completed more than 90 days ago to Parquet, verified, then marked archived.",
+)

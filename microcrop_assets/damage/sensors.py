@@ -1,0 +1,78 @@
+"""Stress trigger: a weather_indices day with high stress requests imagery and a damage assessment."""
+
+import datetime as dt
+import hashlib
+
+import dagster as dg
+
+from microcrop_assets import settings
+from microcrop_assets.resources.timescaledb import TimescaleDBResource
+
+# `satellite_orders` is the imagery domain's asset: selected by key string so the job resolves to
+# damage_assessments alone where imagery is absent and to both once the domains are merged
+STRESS_RESPONSE_SELECTION = 'key:"satellite_orders" or key:"damage_assessments"'
+STRESS_RESPONSE_TAGS = {"microcrop/queue": "priority"}
+WEATHER_INDICES = dg.AssetKey("weather_indices")
+PAGE = 100  # materialization events read per tick: ticks stay far below the 60 s sensor limit
+
+stress_response_job = dg.define_asset_job(
+    "stress_response_job",
+    selection=dg.AssetSelection.from_string(STRESS_RESPONSE_SELECTION),
+    # orders go out at Spexi's 10 calls/min before the assessment: up to an hour on a wide stress day
+    tags={**STRESS_RESPONSE_TAGS, "dagster/max_runtime": "3600"},
+    description="Order imagery for a stressed day and assess damage for it.",
+)
+
+# plots of the day at or above their policy's stress trigger that have no assessment in the last N days
+_STRESSED_SQL = """
+SELECT w.plot_id FROM weather_indices w JOIN plots p ON p.plot_id = w.plot_id
+WHERE w.day = :day AND w.in_season AND p.active
+  AND w.weather_stress::numeric >= (p.policy_terms ->> 'stress_trigger')::numeric
+  AND NOT EXISTS (
+    SELECT 1 FROM damage_assessments d
+    WHERE d.plot_id = w.plot_id AND d.day > :day - :recent_days AND d.day <= :day
+  )
+ORDER BY w.plot_id
+"""
+
+
+def stressed_plots(timescaledb: TimescaleDBResource, day: dt.date, recent_days: int) -> list[str]:
+    return timescaledb.read_frame(_STRESSED_SQL, {"day": day, "recent_days": recent_days})["plot_id"].tolist()
+
+
+@dg.sensor(
+    job=stress_response_job,
+    minimum_interval_seconds=60 * settings.env_int("WEATHER_TRIGGER_CHECK_INTERVAL", 15),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def stress_trigger_sensor(context: dg.SensorEvaluationContext, timescaledb: TimescaleDBResource) -> dg.SensorResult:
+    """After weather_indices days materialize: one run per day whose stressed plots lack a recent assessment.
+
+    The run (imagery orders and the day's damage assessments, every plot of the day in bulk) is keyed
+    by the day and the set of stressed plots, so a second tick over the same day is a no-op and a day
+    that gains stressed plots later gets one more run. N = STRESS_REASSESS_DAYS (default 7).
+    """
+    recent_days = settings.env_int("STRESS_REASSESS_DAYS", 7)
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=WEATHER_INDICES, after_storage_id=int(context.cursor or 0)),
+        limit=PAGE,
+        ascending=True,
+    ).records
+    if not records:
+        return dg.SensorResult(skip_reason="no new weather_indices materializations")
+    days = sorted({record.partition_key for record in records if record.partition_key})
+    requests = []
+    for key in days:
+        plot_ids = stressed_plots(timescaledb, dt.date.fromisoformat(key), recent_days)
+        if not plot_ids:
+            continue
+        digest = hashlib.sha256("\n".join(plot_ids).encode()).hexdigest()[:16]
+        requests.append(
+            dg.RunRequest(
+                run_key=f"stress-response-{key}-{digest}",
+                partition_key=key,
+                tags={"microcrop/stressed_plots": str(len(plot_ids)), "microcrop/stressed_plots_sha256": digest},
+            )
+        )
+        context.log.info(f"{key}: {len(plot_ids)} stressed plot(s) without an assessment in {recent_days} days")
+    return dg.SensorResult(run_requests=requests, cursor=str(records[-1].storage_id))

@@ -1,0 +1,1 @@
+"""Imagery: multispectral GeoTIFFs -> NDVI / EVI / LAI rasters and per-plot statistics (rasters.py)."""

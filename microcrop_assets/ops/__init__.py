@@ -1,0 +1,1 @@
+"""Operations: service health, alerts and freshness expectations of the pipeline's assets."""

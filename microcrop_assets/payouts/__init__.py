@@ -1,0 +1,1 @@
+"""Payout proofs (IPFS) and the payouts ledger (chain)."""

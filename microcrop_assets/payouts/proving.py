@@ -1,0 +1,103 @@
+"""One day's payout proofs: recompute, validate, pin, copy and record every triggered assessment's proof.
+
+A proof is refused before anything is sent to Pinata when the stored outputs differ from what its
+inputs recompute, when its recorded inputs differ from what the source tables hold, or when it fails
+its JSON Schema; the day's other proofs go on. An assessment that has a proof keeps it (payouts
+anchor its CID on chain): a rerun sends nothing for it, and proofs whose records were lost are pinned
+again as the same bytes, so Pinata answers isDuplicate and the same CIDs are recorded.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from microcrop_assets.damage.assets import assessment_inputs
+from microcrop_assets.proofs.document import ProofError, build_proof, document_differences, recompute_outputs
+from microcrop_assets.proofs.pinning import ProofDirectory, pin_directory, proof_directories, proof_file, store_copy
+from microcrop_assets.resources.minio import ObjectStoreResource
+from microcrop_assets.resources.pinata import PinataResource
+from microcrop_assets.resources.timescaledb import TimescaleDBResource
+
+
+@dataclass
+class DayProofs:
+    day: dt.date
+    proven: int = 0
+    directories: list[str] = field(default_factory=list)  # directory CIDs pinned
+    pin_requests: int = 0
+    already_recorded: int = 0
+    refused: dict[str, str] = field(default_factory=dict)  # assessment id -> why
+
+
+def triggered_assessments(db: TimescaleDBResource, day: dt.date) -> list[dict]:
+    with db.begin() as conn:
+        rows = conn.execute(
+            sa.text("SELECT * FROM damage_assessments WHERE day = :day AND triggered ORDER BY assessment_id"),
+            {"day": day},
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
+def prove_day(db: TimescaleDBResource, pinata: PinataResource, store: ObjectStoreResource, day: dt.date) -> DayProofs:
+    summary = DayProofs(day)
+    proofs = []
+    unproven = []
+    for row in triggered_assessments(db, day):
+        if row["proof_cid"] is None:
+            unproven.append(row)
+        else:
+            summary.already_recorded += 1
+    # the inputs as the source tables (plots, weather_indices, daily_ndvi, ndvi_baselines) give them now
+    sources = {document["plot_id"]: document for document in assessment_inputs(db, day)} if unproven else {}
+    recomputed = recompute_outputs([row["inputs"] for row in unproven])
+    for row, outputs in zip(unproven, recomputed, strict=True):
+        try:
+            _, data = build_proof(row["inputs"], row, outputs)
+            _check_against_sources(row, sources.get(row["plot_id"]))
+        except ProofError as error:
+            summary.refused[row["assessment_id"]] = str(error)
+            continue
+        proofs.append(proof_file(row["assessment_id"], data))
+    for directory in proof_directories(day, proofs):
+        pin_directory(pinata, directory)
+        summary.pin_requests += 1
+        keys = {proof.assessment_id: store_copy(store, proof) for proof in directory.files}
+        _record(db, directory, keys)
+        summary.directories.append(directory.cid)
+    summary.proven = len(proofs)
+    return summary
+
+
+def _check_against_sources(row: dict, source: dict | None) -> None:
+    """Every recorded input must still be what its table says; otherwise the proof is refused."""
+    if source is None:
+        raise ProofError(
+            f"assessment {row['assessment_id']}: plot {row['plot_id']} is no longer active and in season on"
+            f" {row['day']} in the plots table, so its inputs cannot be checked against their sources"
+        )
+    differences = document_differences(source, row["inputs"], ("tables say", "recorded"))
+    if differences:
+        raise ProofError(
+            f"assessment {row['assessment_id']}: recorded inputs differ from their source tables"
+            f" (rerun damage_assessments for {row['day']}): {'; '.join(str(d) for d in differences[:10])}"
+        )
+
+
+def _record(db: TimescaleDBResource, directory: ProofDirectory, keys: dict[str, str]) -> None:
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE damage_assessments SET proof_cid = :cid, proof_uri = :uri, proof_key = :key"
+                " WHERE assessment_id = :id AND proof_cid IS NULL"
+            ),
+            [
+                {
+                    "id": proof.assessment_id,
+                    "cid": proof.cid,
+                    "uri": directory.uri(proof),
+                    "key": keys[proof.assessment_id],
+                }
+                for proof in directory.files
+            ],
+        )

@@ -1,0 +1,270 @@
+"""Proof documents: everything an auditor needs to recompute one damage assessment, as canonical JSON.
+
+A proof holds the assessment's recorded `inputs` (policy terms, money, weather stress with its window,
+NDVI statistics with their raster keys and hashes, the baseline with its window and hash), the outputs
+recomputed from those inputs by `science.damage.assess_one`, the formula (method version and its
+steps) and the code version. Canonical bytes (sorted keys, no insignificant whitespace, UTF-8, no
+NaN) make the document, and so its CID, a function of its content alone.
+
+The JSON Schema of a proof is versioned with the damage method: `schema/damage-proof.<method>.json`.
+"""
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from microcrop_assets.science import damage
+
+SCHEMA_DIR = Path(__file__).with_name("schema")
+PROOF_KIND = "microcrop/damage-proof"
+
+# what the method computes, in words an auditor can check against the numbers (science.md section 6)
+FORMULA = (
+    "weather_damage = weather_stress (sum of peril weight x worst layer fraction, capped at 1)",
+    "layer fraction = clip((trigger - x) / (trigger - exit), 0, 1)",
+    "satellite_damage = layer fraction of the NDVI decline (baseline - ndvi) / baseline, or of the z-score"
+    " (ndvi - mean) / std, with the policy's satellite trigger and exit; only with NDVI no older than"
+    " max_age_days, valid fraction >= min_valid_fraction and a usable baseline",
+    "weights = the policy's weights renormalised over the sources with data",
+    "damage = min(1, (w_weather x weather_damage + w_satellite x satellite_damage) x stage multiplier)",
+    "triggered = damage >= trigger_threshold",
+    "payout share = max(damage - deductible, 0), or damage when damage >= franchise (else 0)",
+    "entitlement = min(round_half_up(sum_insured x payout share), max_payout) when triggered, else 0",
+    "payout = max(min(entitlement - paid_before, sum_insured - paid_before), 0)",
+    "shares quantised half-up to 12 places; money in micro-USDC and basis points rounded half-up",
+)
+
+
+class ProofError(ValueError):
+    """A proof cannot be built, or a document is not a valid proof; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Difference:
+    field: str
+    expected: Any
+    actual: Any
+    labels: tuple[str, str] = ("proof says", "recomputed")
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.labels[0]} {_show(self.expected)}, {self.labels[1]} {_show(self.actual)}"
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def canonical_bytes(document: Mapping[str, Any]) -> bytes:
+    """Sorted keys, compact separators, UTF-8, NaN/Infinity refused."""
+    try:
+        return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+            "utf-8"
+        )
+    except ValueError as error:
+        raise ProofError(f"proof is not canonical JSON: {error}") from None
+    except TypeError as error:
+        raise ProofError(f"proof holds a value JSON cannot carry: {error}") from None
+
+
+def schema_path(method_version: str) -> Path:
+    return SCHEMA_DIR / f"damage-proof.{method_version}.json"
+
+
+@cache
+def proof_schema(method_version: str) -> dict:
+    path = schema_path(method_version)
+    if not path.is_file():
+        known = sorted(p.name for p in SCHEMA_DIR.glob("damage-proof.*.json"))
+        raise ProofError(f"no proof schema for method {method_version!r} (known: {', '.join(known)})")
+    return json.loads(path.read_text())
+
+
+def validate(document: Any) -> None:
+    """Validate against the schema of the document's method; ProofError names the first bad field."""
+    if not isinstance(document, dict):
+        raise ProofError(f"a proof is a JSON object, got {type(document).__name__}")
+    method = document.get("method_version")
+    if not isinstance(method, str):
+        raise ProofError(f"method_version={method!r} is not a method version")
+    errors = list(_validator(method).iter_errors(document))
+    if errors:
+        # the most specific error, descending into anyOf branches (a null-or-object field, say)
+        first = jsonschema.exceptions.best_match(errors)
+        where = "/".join(str(part) for part in first.absolute_path) or "(document)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ProofError(f"proof field {where}: {first.message[:300]}{more}")
+
+
+@cache
+def _validator(method_version: str) -> jsonschema.Draft202012Validator:
+    """The schema with its local `#/$defs/...` references inlined: the same constraints, and
+    validation several times faster (resolving a reference is the validator's costliest step)."""
+    schema = proof_schema(method_version)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    defs = schema.get("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/") and len(node) == 1:
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items() if key != "$defs"}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return jsonschema.Draft202012Validator(
+        inline(schema), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+@cache
+def code_version() -> dict[str, str]:
+    """The package version and the sha256 of the module that computes the assessment."""
+    try:
+        version = metadata.version("microcrop-assets")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    module = Path(damage.__file__).read_bytes()
+    return {
+        "package": "microcrop-assets",
+        "version": version,
+        "damage_module_sha256": hashlib.sha256(module).hexdigest(),
+    }
+
+
+def recompute_outputs(inputs: Sequence[Mapping[str, Any]]) -> list[dict | ProofError]:
+    """Outputs recomputed from each inputs document, in one vectorised `assess` call; when a document
+    is unusable, each is recomputed alone so only that one gets its error."""
+    try:
+        frame = damage.assess_inputs(inputs)
+    except _INPUT_ERRORS:
+        return [_recompute_one(document) for document in inputs]
+    return [{c: damage.json_value(row[c]) for c in damage.OUTPUT_COLUMNS} for _, row in frame.iterrows()]
+
+
+_INPUT_ERRORS = (damage.AssessmentInputError, KeyError, TypeError, ValueError)
+
+
+def _recompute_one(inputs: Mapping[str, Any]) -> dict | ProofError:
+    try:
+        return damage.assess_one(inputs)
+    except _INPUT_ERRORS as error:
+        return ProofError(f"inputs do not recompute: {type(error).__name__}: {error}")
+
+
+def build_proof(
+    inputs: Mapping[str, Any], recorded: Mapping[str, Any], outputs: dict | ProofError | None = None
+) -> tuple[dict, bytes]:
+    """The proof of one assessment and its canonical bytes.
+
+    `recorded` is the assessment as stored (a `damage_assessments` row). The outputs are recomputed
+    from `inputs` (or given, from `recompute_outputs`); any difference from the stored row refuses the
+    proof, naming the fields."""
+    if outputs is None:
+        outputs = _recompute_one(inputs)
+    if isinstance(outputs, ProofError):
+        raise ProofError(f"assessment {recorded.get('assessment_id')}: {outputs}")
+    differences = compare_outputs(recorded, outputs)
+    if differences:
+        raise ProofError(
+            f"assessment {recorded.get('assessment_id')}: stored outputs differ from the outputs recomputed from"
+            f" its inputs: {'; '.join(str(d) for d in differences)}"
+        )
+    document = {
+        "kind": PROOF_KIND,
+        "assessment_id": outputs["assessment_id"],
+        "method_version": outputs["method_version"],
+        "schema": schema_path(outputs["method_version"]).name,
+        "inputs": dict(inputs),
+        "outputs": outputs,
+        "formula": {"method_version": outputs["method_version"], "steps": list(FORMULA)},
+        "code": code_version(),
+    }
+    data = canonical_bytes(document)
+    validate(json.loads(data))
+    return document, data
+
+
+def recompute(document: Mapping[str, Any]) -> list[Difference]:
+    """Recompute a proof's outputs from its inputs; the fields where the proof says otherwise."""
+    outputs = _recompute_one(document["inputs"])
+    if isinstance(outputs, ProofError):
+        return [Difference("inputs", "inputs the method can assess", str(outputs))]
+    differences = compare_outputs(document["outputs"], outputs, prefix="outputs.")
+    if document.get("assessment_id") != outputs["assessment_id"]:
+        differences.append(Difference("assessment_id", document.get("assessment_id"), outputs["assessment_id"]))
+    return differences
+
+
+def document_differences(
+    expected: Any, actual: Any, labels: tuple[str, str] = ("pinned", "this copy"), path: str = ""
+) -> list[Difference]:
+    """Every value where two JSON documents differ, by dotted path (a copy against the pinned proof,
+    recorded inputs against their source tables)."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        return [
+            difference
+            for key in sorted(set(expected) | set(actual))
+            for difference in document_differences(expected.get(key), actual.get(key), labels, f"{path}{key}.")
+        ]
+    if isinstance(expected, list) and isinstance(actual, list) and len(expected) == len(actual):
+        return [
+            difference
+            for index, (a, b) in enumerate(zip(expected, actual, strict=True))
+            for difference in document_differences(a, b, labels, f"{path}{index}.")
+        ]
+    return [] if expected == actual else [Difference(path.rstrip("."), expected, actual, labels)]
+
+
+def compare_outputs(expected: Mapping[str, Any], actual: Mapping[str, Any], prefix: str = "") -> list[Difference]:
+    """Differences over the method's output fields; numbers compare by value (0.5 == 0.500)."""
+    return [
+        Difference(f"{prefix}{name}", expected.get(name), actual.get(name))
+        for name in damage.OUTPUT_COLUMNS
+        if not _same(expected.get(name), actual.get(name))
+    ]
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = _plain(a), _plain(b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
+    number_a, number_b = _number(a), _number(b)
+    if number_a is not None and number_b is not None:
+        return number_a == number_b
+    return a == b
+
+
+def _plain(value: Any) -> Any:
+    """Database values in the JSON form the method outputs (dates ISO, datetimes in UTC)."""
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
+        value = value.tolist()
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).isoformat()
+    return damage.json_value(value)
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            return None
+        return number if number.is_finite() else None
+    return None

@@ -1,0 +1,445 @@
+"""Damage assessment and payout (science.md section 6), exact and vectorised over plots.
+
+How exactness is kept:
+- Every share (stress, damage, weight, deductible, NDVI) is a Decimal quantised half-up to 12 places
+  (`SHARE_PLACES`) when it enters and after every product or quotient. Float inputs (the float8
+  columns of `weather_indices`, `daily_ndvi`, `ndvi_baselines`) enter through their shortest repr,
+  `Decimal(repr(x))`, so the value stated in the proof's `inputs` is the value computed with.
+- Arithmetic runs in one fixed context (40 digits, half-up). Operands have at most 12 places and stay
+  below 10^6, so products are exact; a quotient with a denominator below 10^16 (units of 10^-12)
+  cannot lie within 10^-28 of a half-way point unless it is exactly on it, so rounding it at 40
+  digits and then at 12 places gives the correctly rounded result.
+- Money is integer micro-USDC (Python ints), shares sent on chain are basis points 0..10000, both
+  rounded half-up from the exact product.
+- Plots are rows of numpy object arrays of Decimal / int: one array expression per step for every plot,
+  no per-plot code path. `assess_one` runs the same arrays with one row, so a proof recomputes exactly
+  what the asset stored.
+"""
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from microcrop_assets.science.policy import GROWTH_STAGES
+
+METHOD_VERSION = "damage-1"
+SHARE_PLACES = 12
+_SHARE = Decimal(1).scaleb(-SHARE_PLACES)
+_WHOLE = Decimal(1)
+_CONFIDENCE = Decimal("0.0001")
+_CONTEXT = Context(prec=40, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow])
+_ZERO, _ONE, _BPS = Decimal(0), Decimal(1), Decimal(10_000)
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://microcrop.app/damage_assessments")
+
+# science.md 6: damage below 0.2 none, below 0.4 minor, below 0.6 moderate, below 0.8 severe
+SEVERITY_BANDS = (
+    (Decimal("0.2"), "none"),
+    (Decimal("0.4"), "minor"),
+    (Decimal("0.6"), "moderate"),
+    (Decimal("0.8"), "severe"),
+)
+CATASTROPHIC = "catastrophic"
+
+# policy terms the assessment reads (the rest of a policy's terms concern the weather chain)
+DAMAGE_TERMS = (
+    "weights",
+    "satellite",
+    "stage_sensitivity",
+    "crop_calendar",
+    "trigger_threshold",
+    "deductible",
+    "franchise",
+)
+
+# the plain per-plot values `assess` takes, one row per plot
+INPUT_COLUMNS = (
+    "plot_id",
+    "policy_id",
+    "day",
+    "sowing_date",
+    "sum_insured_micro_usdc",
+    "max_payout_micro_usdc",
+    "paid_before_micro_usdc",
+    "weather_stress",
+    "weather_window_days",
+    "weather_missing_days",
+    "ndvi_day",
+    "ndvi_mean",
+    "ndvi_valid_fraction",
+    "baseline_mean",
+    "baseline_std",
+    "terms",
+)
+OUTPUT_COLUMNS = (
+    "assessment_id",
+    "plot_id",
+    "policy_id",
+    "day",
+    "method_version",
+    "weather_damage",
+    "satellite_damage",
+    "sources",
+    "weights",
+    "confidence",
+    "growth_stage",
+    "stage_multiplier",
+    "damage",
+    "severity",
+    "triggered",
+    "entitlement_micro_usdc",
+    "payout_micro_usdc",
+    "damage_bps",
+    "weather_damage_bps",
+    "satellite_damage_bps",
+    "assessed_at",
+    "missing_reason",
+)
+
+
+class AssessmentInputError(ValueError):
+    """An input of one plot's assessment is unusable; the message names the plot and the field."""
+
+
+def share(value: Any, where: str = "value") -> Decimal | None:
+    """An exact share from a Decimal, a numeric string, an int or a float (via its repr); None/NaN -> None."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, bool):
+        raise AssessmentInputError(f"{where}={value!r} is not a number")
+    try:
+        number = (
+            value
+            if isinstance(value, Decimal)
+            else Decimal(repr(float(value)) if isinstance(value, float) else str(value).strip())
+        )
+    except (InvalidOperation, ValueError, TypeError):
+        raise AssessmentInputError(f"{where}={value!r} is not a number") from None
+    if not number.is_finite():
+        raise AssessmentInputError(f"{where}={value!r} is not a finite number")
+    return number.quantize(_SHARE, context=_CONTEXT)
+
+
+def _q(values: np.ndarray) -> np.ndarray:
+    """Quantise an object array of Decimals to the share quantum (half-up)."""
+    return np.array([v.quantize(_SHARE, context=_CONTEXT) for v in values], dtype=object)
+
+
+def _round_int(values: np.ndarray) -> np.ndarray:
+    """Round an object array of Decimals half-up to Python ints."""
+    return np.array([int(v.quantize(_WHOLE, context=_CONTEXT)) for v in values], dtype=object)
+
+
+def to_bps(values: np.ndarray) -> np.ndarray:
+    """Shares 0..1 as basis points 0..10000, rounded half-up."""
+    return _round_int(values * _BPS)
+
+
+def layer_share(x: np.ndarray, trigger: np.ndarray, exit_: np.ndarray) -> np.ndarray:
+    """Exact layer fraction clip((T - x) / (T - E), 0, 1): deficit when T > E, excess when T < E (science.md 3)."""
+    fraction = _q((trigger - x) / (trigger - exit_))
+    return np.minimum(np.maximum(fraction, _ZERO), _ONE)
+
+
+def money(amount_micro_usdc: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Integer micro-USDC amount x share, rounded half-up to the micro-USDC."""
+    return _round_int(np.array([Decimal(a) for a in amount_micro_usdc], dtype=object) * shares)
+
+
+def severity(damage: np.ndarray) -> np.ndarray:
+    labels = np.full(len(damage), CATASTROPHIC, dtype=object)
+    for limit, label in reversed(SEVERITY_BANDS):
+        labels = np.where(damage < limit, label, labels)
+    return labels
+
+
+def assessment_id(plot_id: str, policy_id: str, day: dt.date, method_version: str = METHOD_VERSION) -> str:
+    """Stable id: rerunning a day for the same plot, policy and method gives the same id."""
+    return str(uuid.uuid5(_NAMESPACE, f"{plot_id}\x1f{policy_id}\x1f{day.isoformat()}\x1f{method_version}"))
+
+
+def assessed_at(day: dt.date) -> dt.datetime:
+    """The last second of the assessed UTC day: a function of the day, never of the clock."""
+    return dt.datetime.combine(day, dt.time(23, 59, 59), tzinfo=dt.UTC)
+
+
+def _shares(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return np.array(
+        [share(v, f"plot {p}: {column}") for p, v in zip(frame["plot_id"], frame[column], strict=True)], dtype=object
+    )
+
+
+def _days(plot_id: str, value: Any, where: str) -> int:
+    """A whole number of days (0 when absent)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return 0
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return int(value)
+    raise AssessmentInputError(f"plot {plot_id}: {where}={value!r} is not a whole number of days")
+
+
+def _present(values: np.ndarray) -> np.ndarray:
+    return np.array([v is not None for v in values], dtype=bool)
+
+
+def _filled(values: np.ndarray) -> np.ndarray:
+    return np.array([_ZERO if v is None else v for v in values], dtype=object)
+
+
+def _term_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-plot policy parameters; terms shared by many plots (the same dict) are read once."""
+    cache: dict[int, dict] = {}
+    rows = []
+    for plot_id, terms in zip(frame["plot_id"], frame["terms"], strict=True):
+        key = id(terms)
+        if key not in cache:
+            try:
+                sat = terms["satellite"]
+                cache[key] = {
+                    "w_weather": share(terms["weights"]["weather"]),
+                    "w_satellite": share(terms["weights"]["satellite"]),
+                    "zscore": sat["method"] == "zscore",
+                    "sat_trigger": share(sat["trigger"]),
+                    "sat_exit": share(sat["exit"]),
+                    "max_age_days": int(sat["max_age_days"]),
+                    "min_valid_fraction": share(sat["min_valid_fraction"]),
+                    "calendar": [int(terms["crop_calendar"][s]) for s in GROWTH_STAGES],
+                    "sensitivity": [share(terms["stage_sensitivity"][s]) for s in GROWTH_STAGES],
+                    "trigger_threshold": share(terms["trigger_threshold"]),
+                    "deductible": share(terms["deductible"]),
+                    "franchise": share(terms["franchise"]),
+                }
+            except (KeyError, TypeError, AssessmentInputError) as error:
+                raise AssessmentInputError(f"plot {plot_id}: policy terms unusable ({error!r})") from None
+            if cache[key]["sat_trigger"] == cache[key]["sat_exit"]:
+                raise AssessmentInputError(f"plot {plot_id}: satellite trigger equals exit {sat['exit']}")
+        rows.append(cache[key])
+    return {name: np.array([r[name] for r in rows], dtype=object) for name in rows[0]} if rows else {}
+
+
+def _growth_stage(frame: pd.DataFrame, calendars: np.ndarray) -> np.ndarray:
+    """Stage index (-1 before sowing) per plot, from days since sowing and the policy's crop calendar."""
+    since = np.array([(d - s).days for d, s in zip(frame["day"], frame["sowing_date"], strict=True)], dtype=int)
+    table = np.array(list(calendars), dtype=int).reshape(len(frame), len(GROWTH_STAGES))
+    return (since[:, None] >= table).sum(axis=1) - 1
+
+
+def assess(frame: pd.DataFrame) -> pd.DataFrame:
+    """One assessment per row of `frame` (columns INPUT_COLUMNS), as rows of `damage_assessments`.
+
+    Rows with neither a weather stress nor usable imagery get damage None and their reason; the caller
+    stores only assessed rows. Shares in the output are Decimals, money and basis points ints.
+    """
+    missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise AssessmentInputError(f"assessment inputs lack column(s) {missing}")
+    frame = frame.reset_index(drop=True)
+    n = len(frame)
+    if n == 0:
+        return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+    with localcontext(_CONTEXT):
+        t = _term_arrays(frame)
+        weather = _shares(frame, "weather_stress")
+        ndvi, valid = _shares(frame, "ndvi_mean"), _shares(frame, "ndvi_valid_fraction")
+        base_mean, base_std = _shares(frame, "baseline_mean"), _shares(frame, "baseline_std")
+        bad = [i for i, w in enumerate(weather) if w is not None and not _ZERO <= w <= _ONE]
+        if bad:
+            raise AssessmentInputError(
+                f"plot {frame['plot_id'][bad[0]]}: weather_stress {weather[bad[0]]} outside 0..1"
+            )
+
+        # satellite source: a recent enough NDVI with enough valid pixels, against a usable baseline
+        age = np.array(
+            [
+                None if d is None or d != d else (day - d).days
+                for d, day in zip(frame["ndvi_day"], frame["day"], strict=True)
+            ],
+            dtype=object,
+        )
+        has_ndvi = _present(ndvi) & _present(valid)
+        fresh = np.array([a is not None and 0 <= a <= m for a, m in zip(age, t["max_age_days"], strict=True)])
+        enough = has_ndvi & (_filled(valid) >= t["min_valid_fraction"])
+        zscore = t["zscore"].astype(bool)
+        scale = np.where(zscore, _filled(base_std), _filled(base_mean))
+        has_base = _present(base_mean) & (~zscore | _present(base_std)) & (scale > _ZERO)
+        use_sat = has_ndvi & fresh & enough & has_base
+        safe_scale = np.where(use_sat, scale, _ONE)
+        # decline (baseline - NDVI) / baseline, or z = (NDVI - mean) / std
+        x = _q(np.where(zscore, _filled(ndvi) - _filled(base_mean), _filled(base_mean) - _filled(ndvi)) / safe_scale)
+        sat_damage = _q(layer_share(x, t["sat_trigger"], t["sat_exit"]))
+        use_weather = _present(weather)
+        reasons = [
+            "; ".join(reason for reason, missing in pair if missing) or None
+            for pair in zip(
+                (("weather: no weather stress (see weather_indices.missing_reason)", m) for m in ~use_weather),
+                (("satellite: no NDVI within max_age_days", m) for m in ~(has_ndvi & fresh)),
+                (("satellite: NDVI valid fraction below the minimum", m) for m in has_ndvi & fresh & ~enough),
+                (("satellite: no usable NDVI baseline", m) for m in has_ndvi & fresh & enough & ~has_base),
+                strict=True,
+            )
+        ]
+
+        w_w = np.where(use_weather, t["w_weather"], _ZERO)
+        w_s = np.where(use_sat, t["w_satellite"], _ZERO)
+        total = w_w + w_s
+        assessable = total > _ZERO
+        safe_total = np.where(assessable, total, _ONE)
+        w_w, w_s = _q(w_w / safe_total), _q(w_s / safe_total)
+        weather_damage = _filled(weather)
+        composite = _q(w_w * weather_damage + w_s * sat_damage)
+
+        # confidence: the sources' original weights times their quality (window completeness, valid pixels)
+        plot_ids = frame["plot_id"]
+        window = [
+            _days(p, v, "weather.window_days") for p, v in zip(plot_ids, frame["weather_window_days"], strict=True)
+        ]
+        gaps = [
+            _days(p, v, "weather.missing_days") for p, v in zip(plot_ids, frame["weather_missing_days"], strict=True)
+        ]
+        completeness = _q(
+            np.array(
+                [Decimal(int(w - g)) / Decimal(int(w)) if w > 0 else _ONE for w, g in zip(window, gaps, strict=True)],
+                dtype=object,
+            )
+        )
+        confidence = np.where(use_weather, t["w_weather"] * completeness, _ZERO) + np.where(
+            use_sat, t["w_satellite"] * np.minimum(_filled(valid), _ONE), _ZERO
+        )
+        confidence = np.array([c.quantize(_CONFIDENCE, context=_CONTEXT) for c in confidence], dtype=object)
+
+        stage_index = _growth_stage(frame, t["calendar"])
+        if (stage_index < 0).any():
+            first = int(np.argmax(stage_index < 0))
+            raise AssessmentInputError(f"plot {frame['plot_id'][first]}: day {frame['day'][first]} is before sowing")
+        multiplier = np.array([s[i] for s, i in zip(t["sensitivity"], stage_index, strict=True)], dtype=object)
+        damage = _q(np.minimum(composite * multiplier, _ONE))
+        triggered = damage >= t["trigger_threshold"]
+
+        # payout share: damage above the deductible, or all of it at or above a franchise
+        has_franchise = _present(t["franchise"])
+        franchise_share = np.where(damage >= _filled(t["franchise"]), damage, _ZERO)
+        deductible_share = np.maximum(damage - _filled(t["deductible"]), _ZERO)
+        payout_share = np.where(has_franchise, franchise_share, deductible_share)
+        sum_insured = frame["sum_insured_micro_usdc"].to_numpy(dtype=object)
+        max_payout = frame["max_payout_micro_usdc"].to_numpy(dtype=object)
+        paid_before = frame["paid_before_micro_usdc"].to_numpy(dtype=object)
+        entitlement = np.where(triggered & assessable, np.minimum(money(sum_insured, payout_share), max_payout), 0)
+        # the season pays its worst day once: each assessment adds what earlier ones have not paid yet
+        payout = np.maximum(np.minimum(entitlement - paid_before, sum_insured - paid_before), 0)
+
+    out = pd.DataFrame(
+        {
+            "assessment_id": [
+                assessment_id(p, q, d)
+                for p, q, d in zip(frame["plot_id"], frame["policy_id"], frame["day"], strict=True)
+            ],
+            "plot_id": frame["plot_id"],
+            "policy_id": frame["policy_id"],
+            "day": frame["day"],
+            "method_version": METHOD_VERSION,
+            "weather_damage": np.where(use_weather, weather_damage, None),
+            "satellite_damage": np.where(use_sat, sat_damage, None),
+            "sources": [
+                [s for s, used in (("weather", w), ("satellite", s_)) if used]
+                for w, s_ in zip(use_weather, use_sat, strict=True)
+            ],
+            "weights": [
+                {k: str(v) for k, v, used in (("weather", a, uw), ("satellite", b, us)) if used}
+                for a, b, uw, us in zip(w_w, w_s, use_weather, use_sat, strict=True)
+            ],
+            "confidence": confidence,
+            "growth_stage": np.array(GROWTH_STAGES, dtype=object)[stage_index],
+            "stage_multiplier": multiplier,
+            "damage": np.where(assessable, damage, None),
+            "severity": np.where(assessable, severity(damage), None),
+            "triggered": triggered & assessable,
+            "entitlement_micro_usdc": entitlement.astype(object),
+            "payout_micro_usdc": np.where(assessable, payout, 0).astype(object),
+            "damage_bps": np.where(assessable, to_bps(damage), None),
+            "weather_damage_bps": np.where(use_weather, to_bps(weather_damage), None),
+            "satellite_damage_bps": np.where(use_sat, to_bps(sat_damage), None),
+            "assessed_at": [assessed_at(d) for d in frame["day"]],
+            "missing_reason": reasons,
+        },
+        dtype=object,  # keeps None as None and Decimals, ints and bools as they are
+    )
+    return out
+
+
+# -- one plot's inputs as JSON (what the assessment stores and a proof carries) ---------------------------
+
+
+def _date(value: Any, where: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise AssessmentInputError(f"{where}={value!r} is not a YYYY-MM-DD date") from None
+
+
+def frame_from_inputs(inputs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The plain-value frame `assess` takes, from per-plot inputs documents (see `assess_one`)."""
+    rows = []
+    for doc in inputs:
+        where = f"plot {doc.get('plot_id')!r}"
+        if doc.get("method_version") != METHOD_VERSION:
+            raise AssessmentInputError(
+                f"{where}: inputs of method {doc.get('method_version')!r}, this code computes {METHOD_VERSION!r}"
+            )
+        weather, ndvi, baseline = doc.get("weather") or {}, doc.get("ndvi") or {}, doc.get("baseline") or {}
+        rows.append(
+            {
+                "plot_id": doc["plot_id"],
+                "policy_id": doc["policy_id"],
+                "day": _date(doc["day"], f"{where}: day"),
+                "sowing_date": _date(doc["sowing_date"], f"{where}: sowing_date"),
+                "sum_insured_micro_usdc": int(doc["sum_insured_micro_usdc"]),
+                "max_payout_micro_usdc": int(doc["max_payout_micro_usdc"]),
+                "paid_before_micro_usdc": int(doc["paid_before_micro_usdc"]),
+                "weather_stress": weather.get("weather_stress"),
+                "weather_window_days": weather.get("window_days"),
+                "weather_missing_days": weather.get("missing_days"),
+                "ndvi_day": _date(ndvi.get("day"), f"{where}: ndvi.day"),
+                "ndvi_mean": ndvi.get("ndvi_mean"),
+                "ndvi_valid_fraction": ndvi.get("valid_fraction"),
+                "baseline_mean": baseline.get("ndvi_mean"),
+                "baseline_std": baseline.get("ndvi_std"),
+                "terms": doc["terms"],
+            }
+        )
+    return pd.DataFrame(rows, columns=list(INPUT_COLUMNS), dtype=object)
+
+
+def json_value(value: Any) -> Any:
+    """An output value in JSON form: Decimals as strings, dates ISO, numpy scalars as Python values."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def assess_inputs(inputs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """`assess` over inputs documents: the asset's path."""
+    return assess(frame_from_inputs(inputs))
+
+
+def assess_one(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """One plot's assessment recomputed from its stored `inputs` document, outputs in JSON form.
+
+    The document holds `method_version`, `plot_id`, `policy_id`, `day`, `sowing_date`, the money
+    (`sum_insured_micro_usdc`, `max_payout_micro_usdc`, `paid_before_micro_usdc`), `terms` (DAMAGE_TERMS),
+    `weather` (`weather_stress`, `window_days`, `missing_days`, ...) or null, `ndvi` (`day`, `ndvi_mean`,
+    `valid_fraction`, ...) or null and `baseline` (`ndvi_mean`, `ndvi_std`, ...) or null; numbers as strings.
+    """
+    row = assess_inputs([inputs]).iloc[0]
+    return {column: json_value(row[column]) for column in OUTPUT_COLUMNS}

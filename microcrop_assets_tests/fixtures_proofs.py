@@ -1,0 +1,105 @@
+"""Shared by the proofs and payouts tests: an inputs document shaped as the damage asset records it
+(pure tests), and plots assessed by the damage asset itself from its input tables."""
+
+import datetime as dt
+import hashlib
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from microcrop_assets.damage.assets import damage_assessments
+from microcrop_assets.science.damage import METHOD_VERSION
+from microcrop_assets.science.policy import resolve_terms
+from microcrop_assets_tests.fixtures_damage import add_baseline, add_ndvi, add_plot, add_weather, damage_db_fixture
+
+DAY = dt.date(2025, 6, 20)
+__all__ = ["damage_db_fixture"]
+# a fixed oracle key for tests only: the secret-leak tests look for it in every message
+ORACLE_KEY = "0x" + hashlib.sha256(b"microcrop test oracle").hexdigest()
+
+
+def inputs_document(plot_id: str, weather_stress: str, ndvi_mean: str | None = "0.42", day: dt.date = DAY) -> dict:
+    """One plot's inputs, shaped as damage.assets.assessment_inputs writes them."""
+    terms = resolve_terms("maize", None)
+    document = {
+        "method_version": METHOD_VERSION,
+        "plot_id": plot_id,
+        "policy_id": f"POL-{plot_id}",
+        "day": day.isoformat(),
+        "sowing_date": (day - dt.timedelta(days=65)).isoformat(),  # flowering: multiplier 1.5
+        "season_end": (day + dt.timedelta(days=80)).isoformat(),
+        "sum_insured_micro_usdc": 250_000_000,
+        "max_payout_micro_usdc": 200_000_000,
+        "paid_before_micro_usdc": 0,
+        "terms": terms,
+        "weather": {
+            "weather_stress": weather_stress,
+            "drought_stress": weather_stress,
+            "flood_stress": "0",
+            "heat_stress": "0",
+            "layers": {"drought_rain": weather_stress, "drought_dry_spell": "0.2"},
+            "indices": {"worst_14d_rain_mm": "12.5", "cdd": "9"},
+            "window_start": (day - dt.timedelta(days=65)).isoformat(),
+            "window_days": 66,
+            "missing_days": 3,
+            "stations": ["st-a", "st-b"],
+            "station_weights": ["0.625", "0.375"],
+            "missing_reason": None,
+        },
+        "ndvi": None,
+        "baseline": None,
+    }
+    if ndvi_mean is not None:
+        document["ndvi"] = {
+            "day": (day - dt.timedelta(days=2)).isoformat(),
+            "ndvi_mean": ndvi_mean,
+            "valid_fraction": "0.93",
+            "n_images": 1,
+            "sources": [
+                {
+                    "order_id": f"order-{plot_id}",
+                    "ndvi_key": f"ndvi/{plot_id}.tif",
+                    "ndvi_sha256": hashlib.sha256(plot_id.encode()).hexdigest(),
+                    "valid_fraction": "0.93",
+                }
+            ],
+        }
+        document["baseline"] = {
+            "week_start": "2025-06-15",
+            "window_start": "2025-04-16",
+            "window_end": "2025-06-14",
+            "ndvi_mean": "0.61",
+            "ndvi_std": "0.05",
+            "ndvi_min": "0.52",
+            "ndvi_max": "0.7",
+            "n_obs": 14,
+            "content_hash": hashlib.sha256(f"baseline {plot_id}".encode()).hexdigest(),
+        }
+    return document
+
+
+def assess_plots(db, plots: list[tuple], day: dt.date = DAY) -> list[dict]:
+    """Plots with their weather stress and NDVI (or None) in the damage asset's input tables, assessed by
+    the damage asset itself; every stored row of the day. `plots` items: (plot_id, stress, ndvi[, policy_id])."""
+    for plot_id, stress, ndvi, *policy in plots:
+        add_plot(db, plot_id, policy_id=policy[0] if policy else None)
+        add_weather(db, plot_id, day, stress)
+        if ndvi is not None:
+            add_ndvi(db, plot_id, day - dt.timedelta(days=2), ndvi)
+            add_baseline(db, plot_id, day - dt.timedelta(days=5), 0.61)
+    result = dg.materialize([damage_assessments], resources={"timescaledb": db}, partition_key=day.isoformat())
+    assert result.success
+    with db.begin() as conn:
+        rows = conn.execute(
+            sa.text("SELECT * FROM damage_assessments WHERE day = :day ORDER BY assessment_id"), {"day": day}
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
+@pytest.fixture
+def clean_assessments(damage_db):
+    """No plots, inputs or assessments (damage_db), and an empty payouts ledger."""
+    with damage_db.begin() as conn:
+        conn.execute(sa.text("TRUNCATE payouts"))
+    return damage_db

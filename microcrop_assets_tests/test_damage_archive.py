@@ -1,0 +1,108 @@
+"""assessment_archive on moto_server S3: old assessments to verified Parquet, marked only after verification."""
+
+import datetime as dt
+import io
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from microcrop_assets.damage.assets import assessment_archive, damage_assessments
+from microcrop_assets.resources.minio import ObjectStoreResource
+
+from .fixtures_damage import add_plot, add_weather, damage_db_fixture  # noqa: F401
+
+OLD_DAYS = (dt.date(2025, 3, 1), dt.date(2025, 3, 2))
+RECENT = dt.date(2025, 6, 10)
+AS_OF = "2025-07-01T00:00:00+00:00"  # cutoff 2025-04-02: the March days are older than 90 days
+
+
+class TamperingStore(ObjectStoreResource):
+    """The S3 store with someone rewriting each object right after it is written."""
+
+    mode: str = "corrupt"
+
+    def put(self, key, source, content_type=None):
+        stored = super().put(key, source, content_type)
+        if self.mode == "corrupt":  # bytes damaged, the recorded sha256 left as it was
+            damaged = source[:-64] + bytes(64)
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=damaged, Metadata={"sha256": stored.sha256})
+        else:  # a well-formed Parquet file missing a row, with a matching sha256: only our comparison sees it
+            table = pq.read_table(io.BytesIO(source)).slice(1)
+            buffer = io.BytesIO()
+            pq.write_table(table, buffer)
+            super().put(key, buffer.getvalue(), content_type)
+        return stored
+
+
+@pytest.fixture
+def assessed(damage_db):
+    db = damage_db
+    for plot_id in ("A", "B", "C"):
+        add_plot(db, plot_id, sowing=dt.date(2025, 2, 1))
+        for day in (*OLD_DAYS, RECENT):
+            add_weather(db, plot_id, day, 0.6)
+    for day in (*OLD_DAYS, RECENT):
+        assert dg.materialize([damage_assessments], resources={"timescaledb": db}, partition_key=str(day)).success
+    return db
+
+
+def archive(db, store, raise_on_error=True):
+    return dg.materialize(
+        [assessment_archive],
+        resources={"timescaledb": db, "minio": store},
+        run_config={"ops": {"assessment_archive": {"config": {"as_of": AS_OF}}}},
+        raise_on_error=raise_on_error,
+    )
+
+
+def marks(db):
+    return db.read_frame("SELECT day, plot_id, archived_at, archive_key FROM damage_assessments ORDER BY day, plot_id")
+
+
+def test_old_assessments_archived_verified_and_marked_not_deleted(assessed, s3_store):
+    db = assessed
+    before = db.read_frame("SELECT * FROM damage_assessments WHERE day < '2025-04-01' ORDER BY assessment_id")
+    result = archive(db, s3_store)
+    metadata = result.asset_materializations_for_node("assessment_archive")[0].metadata
+    assert metadata["days"].value == 2 and metadata["rows"].value == 6
+
+    keys = s3_store.list("archive/damage_assessments/")
+    assert [k.split("/")[2] for k in keys] == ["day=2025-03-01", "day=2025-03-02"]
+    table = pq.read_table(io.BytesIO(b"".join(s3_store.get_bytes(k) for k in keys[:1])))
+    assert table.num_rows == 3 and set(table.column("plot_id").to_pylist()) == {"A", "B", "C"}
+    archived = pq.read_table(io.BytesIO(s3_store.get_bytes(keys[1]))).to_pylist()
+    stored = {r["assessment_id"]: r for r in before.to_dict("records")}
+    for row in archived:  # exact values survive: decimals, money, the inputs document
+        original = stored[row["assessment_id"]]
+        assert row["damage"] == original["damage"] and row["payout_micro_usdc"] == original["payout_micro_usdc"]
+        assert row["inputs"].startswith('{"baseline":null') and '"weather_stress":"0.6"' in row["inputs"]
+
+    after = marks(db)
+    old = after[after["day"] < dt.date(2025, 4, 1)]
+    assert len(after) == 9 and old["archived_at"].notna().all()  # marked, every row still in the hot table
+    assert set(old["archive_key"]) == set(keys)
+    assert after[after["day"] == RECENT]["archived_at"].isna().all()
+
+    again = archive(db, s3_store).asset_materializations_for_node("assessment_archive")[0].metadata
+    assert again["days"].value == 0 and s3_store.list("archive/damage_assessments/") == keys
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [("corrupt", "does not match the stored"), ("replace", "differs from the written")],
+)
+def test_tampered_archive_fails_verification_and_marks_nothing(assessed, moto_endpoint, mode, reason):
+    db = assessed
+    store = TamperingStore(
+        endpoint=moto_endpoint,
+        access_key="test-access",
+        secret_key="test-secret-do-not-log",
+        bucket=f"mc-tamper-{mode}",
+        mode=mode,
+    )
+    result = archive(db, store, raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("assessment_archive").error.message
+    assert failure.count(reason) == 2 and "test-secret-do-not-log" not in failure  # both days refused
+    assert marks(db)["archived_at"].isna().all()

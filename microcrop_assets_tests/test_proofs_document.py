@@ -1,0 +1,132 @@
+"""Proof documents: canonical bytes, recomputation from the recorded inputs, the JSON Schema."""
+
+import base64
+import copy
+import hashlib
+import json
+
+import pytest
+
+from microcrop_assets.proofs.cid import file_cid
+from microcrop_assets.proofs.document import (
+    ProofError,
+    build_proof,
+    proof_schema,
+    recompute,
+    recompute_outputs,
+    validate,
+)
+from microcrop_assets.science.damage import assess_one
+from microcrop_assets_tests.fixtures_proofs import inputs_document
+
+
+def proof_of(document: dict) -> tuple[dict, bytes]:
+    return build_proof(document, assess_one(document))
+
+
+def test_same_inputs_give_identical_bytes_and_cid():
+    first, data = proof_of(inputs_document("plot-1", "0.25"))
+    # the same content built with keys inserted in reverse order
+    shuffled = json.loads(json.dumps(inputs_document("plot-1", "0.25")), object_pairs_hook=lambda p: dict(reversed(p)))
+    second, again = proof_of(shuffled)
+    assert data == again
+    assert file_cid(data) == file_cid(again)
+    # canonical form: compact, sorted, UTF-8, and the CID of a small file is its raw sha256 (CIDv1, raw leaf)
+    parsed = json.loads(data)
+    assert data == json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert list(parsed) == sorted(parsed) and b"\n" not in data
+    raw = b"\x01\x55\x12\x20" + hashlib.sha256(data).digest()
+    assert file_cid(data) == "b" + base64.b32encode(raw).decode().lower().rstrip("=")
+    # another input, another document
+    _, other = proof_of(inputs_document("plot-1", "0.26"))
+    assert other != data
+
+
+def test_proof_carries_what_section_7_asks_for():
+    document, _ = proof_of(inputs_document("plot-1", "0.25"))
+    inputs, outputs = document["inputs"], document["outputs"]
+    assert inputs["terms"]["layers"]["drought_rain"] == {
+        "peril": "drought", "index": "worst_14d_rain_mm", "trigger": "30", "exit": "5"
+    }  # fmt: skip
+    assert inputs["weather"]["layers"]["drought_rain"] == "0.25"
+    assert inputs["weather"]["stations"] == ["st-a", "st-b"]
+    assert inputs["ndvi"]["sources"][0]["ndvi_key"] == "ndvi/plot-1.tif"
+    assert inputs["baseline"]["content_hash"]
+    assert inputs["terms"]["deductible"] == "0.10" and inputs["sum_insured_micro_usdc"] == 250_000_000
+    assert outputs["weights"] == {"weather": "0.600000000000", "satellite": "0.400000000000"}
+    assert outputs["stage_multiplier"] == "1.500000000000" and outputs["growth_stage"] == "flowering"
+    assert document["method_version"] == "damage-1" and len(document["code"]["damage_module_sha256"]) == 64
+    assert document["formula"]["steps"]
+
+
+def test_payout_in_the_proof_follows_the_policy_by_hand():
+    """Independent arithmetic: weather 0.25, NDVI 0.42 against baseline 0.61 (decline layer 0 -> 0.4)."""
+    document, _ = proof_of(inputs_document("plot-1", "0.25"))
+    from decimal import ROUND_HALF_UP, Decimal
+
+    decline = (Decimal("0.61") - Decimal("0.42")) / Decimal("0.61")
+    satellite = min(max(decline / Decimal("0.4"), Decimal(0)), Decimal(1))
+    damage = min((Decimal("0.6") * Decimal("0.25") + Decimal("0.4") * satellite) * Decimal("1.5"), Decimal(1))
+    payout = min((Decimal(250_000_000) * (damage - Decimal("0.1"))), Decimal(200_000_000))
+    outputs = document["outputs"]
+    assert abs(Decimal(outputs["damage"]) - damage) < Decimal("1e-11")
+    assert outputs["damage_bps"] == int((damage * 10_000).quantize(Decimal(1), ROUND_HALF_UP))
+    assert abs(outputs["payout_micro_usdc"] - payout) <= 1
+    assert outputs["triggered"] is True
+
+
+def test_recompute_matches_and_names_an_altered_field():
+    document, _ = proof_of(inputs_document("plot-1", "0.25"))
+    assert recompute(document) == []
+    altered = copy.deepcopy(document)
+    altered["inputs"]["weather"]["weather_stress"] = "0.35"
+    fields = {difference.field for difference in recompute(altered)}
+    assert {"outputs.weather_damage", "outputs.damage", "outputs.payout_micro_usdc"} <= fields
+    lied = copy.deepcopy(document)
+    lied["outputs"]["payout_micro_usdc"] += 1
+    assert [d.field for d in recompute(lied)] == ["outputs.payout_micro_usdc"]
+
+
+def test_stored_outputs_that_do_not_recompute_are_refused():
+    document = inputs_document("plot-1", "0.25")
+    stored = assess_one(document)
+    stored["damage"] = "0.9"
+    with pytest.raises(ProofError, match="damage"):
+        build_proof(document, stored)
+    # numbers compare by value, as the table's numeric(20,12) gives them back
+    stored = assess_one(document)
+    stored["confidence"] = stored["confidence"] + "00000000"
+    build_proof(document, stored)
+
+
+def test_schema_refuses_a_proof_missing_the_raster_hash():
+    document, _ = proof_of(inputs_document("plot-1", "0.25"))
+    validate(document)
+    broken = copy.deepcopy(document)
+    del broken["inputs"]["ndvi"]["sources"][0]["ndvi_sha256"]
+    with pytest.raises(ProofError, match="inputs/ndvi"):
+        validate(broken)
+    unknown = copy.deepcopy(document)
+    unknown["method_version"] = "damage-0"
+    with pytest.raises(ProofError, match="no proof schema for method 'damage-0'"):
+        validate(unknown)
+    assert proof_schema("damage-1")["$id"].endswith("damage-1")
+
+
+def test_inputs_that_cannot_be_proven_name_the_assessment():
+    document = inputs_document("plot-1", "0.25")
+    stored = assess_one(document)
+    document["weather"]["weather_stress"] = "1.5"  # outside 0..1
+    with pytest.raises(ProofError, match=f"assessment {stored['assessment_id']}: inputs do not recompute"):
+        build_proof(document, stored)
+
+
+def test_batch_recomputation_equals_one_by_one_and_isolates_a_bad_document():
+    documents = [inputs_document(f"plot-{i}", stress, ndvi) for i, (stress, ndvi) in enumerate(
+        [("0.25", "0.42"), ("0.5", None), ("0.05", "0.6"), ("0.3", "0.2")]
+    )]  # fmt: skip
+    assert recompute_outputs(documents) == [assess_one(document) for document in documents]
+    documents[1]["weather"]["weather_stress"] = "1.5"
+    outputs = recompute_outputs(documents)
+    assert isinstance(outputs[1], ProofError) and "plot-1" in str(outputs[1])
+    assert [outputs[i] for i in (0, 2, 3)] == [assess_one(documents[i]) for i in (0, 2, 3)]

@@ -1,0 +1,138 @@
+"""A day's proofs pinned to the Pinata sandbox over HTTP: one directory pin whose CID we computed,
+each proof's own CID, copies in S3 keyed by CID, nothing invalid ever uploaded, reruns change nothing."""
+
+import json
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from microcrop_assets.payouts.assets import payout_proofs
+from microcrop_assets.payouts.proving import prove_day
+from microcrop_assets.proofs.cid import file_cid
+from microcrop_assets.proofs.document import recompute
+from microcrop_assets.proofs.pinning import CidMismatch, ProofDirectory, pin_directory, proof_directories, proof_file
+from microcrop_assets.resources.http import VendorNotFound
+from microcrop_assets_tests.fixtures_clients import pinata
+from microcrop_assets_tests.fixtures_proofs import DAY, assess_plots, clean_assessments, damage_db_fixture
+
+__all__ = ["clean_assessments", "damage_db_fixture"]
+PLOTS = [
+    ("plot-a", 0.25, 0.42),
+    ("plot-b", 0.5, None),  # no imagery: weather alone
+    ("plot-c", 0.3, 0.5),
+    ("plot-d", 0.0, 0.61),  # not triggered: no proof
+]
+
+
+def proof_columns(db) -> dict[str, tuple]:
+    with db.begin() as conn:
+        rows = conn.execute(sa.text("SELECT plot_id, proof_cid, proof_uri, proof_key FROM damage_assessments"))
+        return {row.plot_id: (row.proof_cid, row.proof_uri, row.proof_key) for row in rows}
+
+
+def pins(client) -> int:
+    return client.list_pins(status="all").count
+
+
+def test_a_day_is_one_directory_pin_with_local_cids(clean_assessments, sandbox, redis_resource, s3_store):
+    db = clean_assessments
+    assess_plots(db, PLOTS)
+    client = pinata(sandbox, redis_resource)
+    before = pins(client)
+    summary = prove_day(db, client, s3_store, DAY)
+    assert summary.proven == 3 and summary.pin_requests == 1 and not summary.refused
+    assert pins(client) == before + 1
+    [directory_cid] = summary.directories
+    listed = client.list_pins(cid=directory_cid).rows[0]
+    assert listed.name == f"microcrop-proofs-{DAY.isoformat()}"
+    recorded = proof_columns(db)
+    assert recorded["plot-d"] == (None, None, None)
+    for plot in ("plot-a", "plot-b", "plot-c"):
+        cid, uri, key = recorded[plot]
+        assert uri.startswith(f"ipfs://{directory_cid}/") and uri.endswith(".json")
+        by_file = client.fetch(cid)
+        assert by_file == client.fetch(directory_cid, uri.rsplit("/", 1)[1])
+        assert file_cid(by_file) == cid  # our CID is the content's
+        assert s3_store.get_bytes(key) == by_file and key == f"proofs/{cid}.json"
+        assert recompute(json.loads(by_file)) == []
+
+    # again: nothing to send, nothing changes
+    again = prove_day(db, client, s3_store, DAY)
+    assert again.pin_requests == 0 and again.already_recorded == 3
+    assert proof_columns(db) == recorded and pins(client) == before + 1
+    # forgotten records: pinned again as a duplicate, the same CIDs come back
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE damage_assessments SET proof_cid = NULL, proof_uri = NULL, proof_key = NULL"))
+    repinned = prove_day(db, client, s3_store, DAY)
+    assert repinned.pin_requests == 1 and repinned.directories == [directory_cid]
+    assert proof_columns(db) == recorded and pins(client) == before + 1
+    # a plot triggered later that day: its own directory; the proofs already anchored keep theirs
+    assess_plots(db, [("plot-e", 0.4, 0.5)])
+    later = prove_day(db, client, s3_store, DAY)
+    assert later.proven == 1 and later.already_recorded == 3 and later.directories != [directory_cid]
+    proven = ("plot-a", "plot-b", "plot-c")
+    assert {plot: proof_columns(db)[plot] for plot in proven} == {plot: recorded[plot] for plot in proven}
+    assert proof_columns(db)["plot-e"][1].startswith(f"ipfs://{later.directories[0]}/")
+
+
+def test_an_invalid_proof_never_reaches_pinata(clean_assessments, sandbox, redis_resource, s3_store):
+    db = clean_assessments
+    rows = {row["plot_id"]: row for row in assess_plots(db, PLOTS)}
+    with db.begin() as conn:
+        # stored outputs that the inputs do not give
+        conn.execute(
+            sa.text("UPDATE damage_assessments SET payout_micro_usdc = payout_micro_usdc - 1 WHERE plot_id = 'plot-a'")
+        )
+        # an input the schema requires (the NDVI raster's sha256) missing
+        conn.execute(
+            sa.text(
+                "UPDATE damage_assessments SET inputs = inputs #- '{ndvi,sources,0,ndvi_sha256}'"
+                " WHERE plot_id = 'plot-c'"
+            )
+        )
+    client = pinata(sandbox, redis_resource)
+    before = pins(client)
+    summary = prove_day(db, client, s3_store, DAY)
+    assert set(summary.refused) == {rows["plot-a"]["assessment_id"], rows["plot-c"]["assessment_id"]}
+    assert "payout_micro_usdc" in summary.refused[rows["plot-a"]["assessment_id"]]
+    assert "inputs/ndvi/sources/0" in summary.refused[rows["plot-c"]["assessment_id"]]
+    assert summary.proven == 1 and pins(client) == before + 1
+    [directory_cid] = summary.directories
+    listing = client.fetch(directory_cid).decode().split()
+    assert listing == [f"{rows['plot-b']['assessment_id']}.json"]  # only the valid proof was uploaded
+    recorded = proof_columns(db)
+    assert recorded["plot-a"] == (None, None, None) and recorded["plot-c"] == (None, None, None)
+    assert s3_store.list("proofs/") == [recorded["plot-b"][2]]
+    # the asset pins the valid one and fails the run naming the refused ones
+    with pytest.raises(dg.Failure, match="2 proof"):
+        dg.materialize(
+            [payout_proofs],
+            partition_key=DAY.isoformat(),
+            resources={"timescaledb": db, "pinata": client, "minio": s3_store},
+        )
+    assert pins(client) == before + 1
+
+
+def test_inputs_that_no_longer_match_their_tables_are_refused(clean_assessments, sandbox, redis_resource, s3_store):
+    db = clean_assessments
+    rows = {row["plot_id"]: row for row in assess_plots(db, PLOTS)}
+    with db.begin() as conn:  # the weather index changed after the assessment was made
+        conn.execute(sa.text("UPDATE weather_indices SET cdd = 10 WHERE plot_id = 'plot-a'"))
+    client = pinata(sandbox, redis_resource)
+    summary = prove_day(db, client, s3_store, DAY)
+    assert list(summary.refused) == [rows["plot-a"]["assessment_id"]] and summary.proven == 2
+    assert "inputs differ from their source tables" in summary.refused[rows["plot-a"]["assessment_id"]]
+    assert 'weather.indices.cdd: tables say "10.0", recorded "9.0"' in summary.refused[rows["plot-a"]["assessment_id"]]
+
+
+def test_a_cid_pinata_disagrees_with_fails_naming_both(sandbox, redis_resource):
+    client = pinata(sandbox, redis_resource)
+    proof = proof_file("00000000-0000-5000-8000-000000000000", b'{"a":1}')
+    [directory] = proof_directories(DAY, [proof])
+    claimed = ProofDirectory(directory.folder, "bafybeiclaimedbutwrong", directory.files)
+    with pytest.raises(CidMismatch) as caught:
+        pin_directory(client, claimed)
+    assert directory.cid in str(caught.value) and "bafybeiclaimedbutwrong" in str(caught.value)
+    with pytest.raises(VendorNotFound):
+        client.fetch("bafybeiclaimedbutwrong")
