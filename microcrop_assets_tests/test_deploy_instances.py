@@ -87,7 +87,9 @@ def chart_instance(values: dict, kubeconfig: Path) -> dict:
         "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", "config": db},
         "event_log_storage": {"module": "dagster_postgres.event_log", "class": "PostgresEventLogStorage", "config": db},
         "schedule_storage": {
-            "module": "dagster_postgres.schedule_storage", "class": "PostgresScheduleStorage", "config": db,
+            "module": "dagster_postgres.schedule_storage",
+            "class": "PostgresScheduleStorage",
+            "config": db,
         },
         "run_launcher": {
             "module": "dagster_k8s",
