@@ -61,8 +61,9 @@ def report_data(run: SeasonRun) -> ReportData:
     ]
     proof_files = {}
     if run.object_root is not None:
-        for cid, key in zip(frames["assessments"]["proof_cid"], frames["assessments"]["proof_key"], strict=True):
-            if cid and key and (run.object_root / key).is_file():
+        proven = frames["assessments"].dropna(subset=["proof_cid", "proof_key"])
+        for cid, key in zip(proven["proof_cid"], proven["proof_key"], strict=True):
+            if (run.object_root / key).is_file():
                 proof_files[cid] = (run.object_root / key).as_uri()
     return ReportData(
         title=f"MicroCrop season report: {season.name}",
