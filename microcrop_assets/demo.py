@@ -36,6 +36,7 @@ def run_demo(days: int | None = None, plots: int | None = None, scenario: str | 
     for name in ("py.warnings", "dagster"):
         logger = logging.getLogger(name)
         logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
         logger.propagate = False
     print(f"warnings and Dagster's log lines: {log_path}", flush=True)
     try:

@@ -23,7 +23,9 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 import sys
@@ -270,8 +272,16 @@ class Runner:
         """One tick of the sensor's own evaluation: its run requests and new cursor."""
         import dagster as dg
 
-        with dg.build_sensor_context(instance=self.instance, cursor=cursor, resources=self.resources) as context:
+        # the tick's logger prints to the stderr of the moment it is created: its lines go to the
+        # "dagster" Python logger instead (the demo writes that to its log file), like a daemon's tick log
+        captured = io.StringIO()
+        with (
+            contextlib.redirect_stderr(captured),
+            dg.build_sensor_context(instance=self.instance, cursor=cursor, resources=self.resources) as context,
+        ):
             result = sensor_def(context)
+        if captured.getvalue():
+            logging.getLogger("dagster").info(captured.getvalue().rstrip())
         return list(result.run_requests or []), result.cursor if result.cursor is not None else cursor
 
     def schedule(self, schedule_def, when: dt.datetime) -> list:
