@@ -4,6 +4,7 @@ regions. Its outputs are checked against the scenario and the proofs against the
 
 import datetime as dt
 import json
+import math
 import re
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from microcrop_assets.proofs.cid import file_cid
 from microcrop_assets.sandbox.config import SandboxConfig
 from microcrop_assets.sandbox.scenario import load_scenario
 from microcrop_assets.sandbox.world import World, crop_condition, crop_conditions
+from microcrop_assets.science.policy import CROP_CALENDARS
 from microcrop_assets.season.plots import SEASON_PLOTS_FILE, region_of
 from microcrop_assets.season.run import load_season
 from microcrop_assets.season.truth import true_conditions, true_losses
@@ -157,17 +159,34 @@ def test_plots_subset_keeps_every_region():
     assert season.days == 7 and season.first == dt.date(2025, 6, 2)
 
 
+def reference_condition(world, plot, day: dt.date) -> float:
+    """The sandbox's canopy condition for one day, written out from its documented formula (one
+    weather query per day, as the imagery did before the range version existed)."""
+    calendar = CROP_CALENDARS[plot.crop]
+    age = (day - plot.sowing_date).days
+    flowering, maturity = calendar["flowering"], calendar["maturity"]
+    if age < flowering:
+        green = 0.05 + 0.9 / (1 + math.exp(-(age - 0.5 * flowering) / (0.12 * flowering)))
+    else:
+        assert age < maturity  # June: every season plot is between flowering and maturity or before
+        green = 0.95
+    weather = world.point_weather(plot.lon, plot.lat, day - dt.timedelta(days=29), day)
+    water = 0.4 + 0.6 * min(1.0, max(0.0, (float(weather["rain"].sum()) - 10) / 50))
+    heat = max(0.5, 1 - 0.04 * int((weather["tmax"][-14:] > 35).sum()))
+    waterlogged = 0.75 if (weather["rain"][-14:] > 150).any() else 1.0
+    return round(0.05 + (green - 0.05) * water * heat * waterlogged, 4)
+
+
 def test_true_loss_is_zero_outside_the_events_and_the_series_is_the_daily_truth():
     config = SandboxConfig(scenario=load_scenario(SCENARIO), plots_file=SEASON_PLOTS_FILE)
     first, last = dt.date(2025, 6, 2), dt.date(2025, 6, 8)
     world = World(config)
-    plot = world.plot_by_id["KE-KAK-001"]
-    series = crop_conditions(world, plot.lon, plot.lat, plot.crop, plot.sowing_date, first, last)
-    daily = [
-        crop_condition(world, plot.lon, plot.lat, plot.crop, plot.sowing_date, first + dt.timedelta(days=k))
-        for k in range(7)
-    ]
-    assert series.tolist() == daily  # bit for bit: the imagery's truth and the report's are one
+    for plot_id in ("KE-KAK-001", "KE-BUS-002", "KE-KER-003", "KE-KIS-004"):
+        plot = world.plot_by_id[plot_id]
+        series = crop_conditions(world, plot.lon, plot.lat, plot.crop, plot.sowing_date, first, last)
+        expected = [reference_condition(world, plot, first + dt.timedelta(days=k)) for k in range(7)]
+        assert series.tolist() == expected  # the imagery's truth and the report's are one
+        assert crop_condition(world, plot.lon, plot.lat, plot.crop, plot.sowing_date, last) == expected[-1]
     losses = true_losses(true_conditions(config, first, last)).set_index("plot_id")
     control = losses[losses.index.str.startswith("KE-KIS")]
     assert (control["shortfall"] == 0).all() and not control["true_loss"].any()
