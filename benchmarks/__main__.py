@@ -3,6 +3,8 @@
 - readings_load: weather readings loaded per second through COPY (the pipeline's path) against one
   INSERT per row (the original system's way), on the same synthetic readings.
 - weather_indices: one day of `weather_indices` for 10,000 and 100,000 plots over a 90-day window.
+- damage_assessments: one day of `damage_assessments` for 100,000 plots: the pure function, and the
+  asset's path (read inputs with SQL, assess, replace the day's rows), first run and rerun.
 
 Uses DATABASE_URL when set, else a scratch database on the local server (127.0.0.1:5432).
 Results are printed and written to benchmarks/results/<name>.json.
@@ -12,9 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import indices, readings
+from benchmarks import damage, indices, readings
 
-BENCHMARKS = {"readings_load": readings.run, "weather_indices": indices.run}
+BENCHMARKS = {"readings_load": readings.run, "weather_indices": indices.run, "damage_assessments": damage.run}
 
 
 def main(names: list[str]) -> int:

@@ -23,54 +23,72 @@ from microcrop_assets.resources.minio import ObjectStoreError, ObjectStoreResour
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 from microcrop_assets.science.damage import DAMAGE_TERMS, METHOD_VERSION, SHARE_PLACES, assess_inputs
 from microcrop_assets.science.plot_indices import INDEX_COLUMNS
-from microcrop_assets.science.policy import DEFAULT_TERMS, resolve_terms
+from microcrop_assets.science.policy import resolve_terms
 from microcrop_assets.weather.assets import partition_days, weather_indices
 
 DAMAGE_TAGS = {"microcrop/queue": "damage"}
 # the weather-chain terms a proof needs to recompute weather_stress from the layer indices
 WEATHER_TERMS = ("layers", "peril_weights")
 
-_PLOTS_SQL = f"""
-SELECT p.plot_id, p.policy_id, p.crop, p.sowing_date, p.season_end, p.sum_insured_micro_usdc,
-       p.max_payout_micro_usdc, p.policy_terms::text AS policy_terms, w.plot_id IS NOT NULL AS has_weather,
-       w.weather_stress, w.drought_stress, w.flood_stress, w.heat_stress, w.layers::text AS layers,
-       w.window_start, w.window_days, w.missing_days, w.stations::text AS stations,
-       w.weights::text AS station_weights, w.missing_reason AS weather_missing_reason,
-       {", ".join(f"w.{c}" for c in INDEX_COLUMNS)}
-FROM plots p LEFT JOIN weather_indices w ON w.day = :day AND w.plot_id = p.plot_id
-WHERE p.active AND p.sowing_date <= :day AND p.season_end >= :day
-ORDER BY p.plot_id
+# Each query reads one table over an index range; the joins happen in pandas. Joined in SQL, the
+# planner picked per-plot nested loops whenever statistics lagged a bulk load (minutes, not seconds).
+_PLOTS_SQL = """
+SELECT plot_id, policy_id, crop, sowing_date, season_end, sum_insured_micro_usdc, max_payout_micro_usdc,
+       policy_terms::text AS policy_terms
+FROM plots WHERE active AND sowing_date <= :day AND season_end >= :day
+ORDER BY plot_id
 """
-# earlier payouts of the season (same plot and policy, from sowing to the day before)
+_WEATHER_SQL = f"""
+SELECT plot_id, weather_stress, drought_stress, flood_stress, heat_stress, layers::text AS layers, window_start,
+       window_days, missing_days, stations::text AS stations, weights::text AS station_weights,
+       missing_reason AS weather_missing_reason, {", ".join(INDEX_COLUMNS)}
+FROM weather_indices WHERE day = :day
+"""
+# payouts of earlier days; only paying rows matter, the season and policy are matched in pandas
 _PAID_SQL = """
-SELECT d.plot_id, sum(d.payout_micro_usdc)::bigint AS paid_before
-FROM damage_assessments d JOIN plots p ON p.plot_id = d.plot_id AND p.policy_id = d.policy_id
-WHERE p.active AND p.sowing_date <= :day AND p.season_end >= :day AND d.day >= p.sowing_date AND d.day < :day
-GROUP BY d.plot_id
+SELECT plot_id, policy_id, day AS paid_day, payout_micro_usdc FROM damage_assessments
+WHERE day >= :first AND day < :day AND payout_micro_usdc > 0
 """
-# latest valid daily NDVI within the policy's age limit, and the newest baseline whose window ends
-# before that NDVI's day (the assessed period is never part of its own baseline)
 _NDVI_SQL = """
-WITH latest AS (
-  SELECT DISTINCT ON (n.plot_id) n.plot_id, n.day, n.ndvi_mean, n.ndvi_median, n.ndvi_p10, n.ndvi_p90,
-         n.evi_mean, n.lai_mean, n.valid_fraction, n.n_images, n.sources::text AS sources
-  FROM daily_ndvi n JOIN plots p ON p.plot_id = n.plot_id
-  WHERE p.active AND p.sowing_date <= :day AND p.season_end >= :day
-    AND n.day <= :day AND n.day >= p.sowing_date
-    AND n.day >= :day - COALESCE((p.policy_terms #>> '{satellite,max_age_days}')::int, :max_age)
-    AND n.ndvi_mean IS NOT NULL
-    AND n.valid_fraction >= COALESCE((p.policy_terms #>> '{satellite,min_valid_fraction}')::float8, :min_valid)
-  ORDER BY n.plot_id, n.day DESC
-)
-SELECT l.*, b.week_start, b.window_start AS baseline_window_start, b.window_end AS baseline_window_end,
-       b.ndvi_mean AS baseline_mean, b.ndvi_std AS baseline_std, b.ndvi_min AS baseline_min,
-       b.ndvi_max AS baseline_max, b.n_obs AS baseline_n_obs, b.content_hash AS baseline_content_hash
-FROM latest l LEFT JOIN LATERAL (
-  SELECT * FROM ndvi_baselines b
-  WHERE b.plot_id = l.plot_id AND b.week_start <= l.day AND b.window_end < l.day AND b.ndvi_mean IS NOT NULL
-  ORDER BY b.week_start DESC LIMIT 1
-) b ON true
+SELECT plot_id, day AS ndvi_day, ndvi_mean, ndvi_median, ndvi_p10, ndvi_p90, evi_mean, lai_mean, valid_fraction,
+       n_images, sources::text AS sources
+FROM daily_ndvi WHERE day >= :first AND day <= :day AND ndvi_mean IS NOT NULL
 """
+# baselines of the 13 weeks before the oldest NDVI day that may count (older ones are stale)
+BASELINE_LOOKBACK_DAYS = 91
+_BASELINE_SQL = """
+SELECT plot_id, week_start, window_start AS baseline_window_start, window_end AS baseline_window_end,
+       ndvi_mean AS baseline_mean, ndvi_std AS baseline_std, ndvi_min AS baseline_min, ndvi_max AS baseline_max,
+       n_obs AS baseline_n_obs, content_hash AS baseline_content_hash
+FROM ndvi_baselines WHERE week_start >= :first AND week_start <= :day AND ndvi_mean IS NOT NULL
+"""
+
+
+def _latest_imagery(timescaledb: TimescaleDBResource, day: dt.date, season: pd.DataFrame) -> pd.DataFrame:
+    """Per plot: the latest valid daily NDVI within the policy's age limit, and the newest baseline whose
+    window ends before that NDVI's day (the assessed period is never part of its own baseline)."""
+    oldest = day - dt.timedelta(days=int(season["max_age_days"].max()) if len(season) else 0)
+    ndvi = timescaledb.read_frame(_NDVI_SQL, {"first": oldest, "day": day})
+    ndvi = ndvi.merge(season[["plot_id", "sowing_date", "max_age_days", "min_valid_fraction"]], on="plot_id")
+    age = ndvi["ndvi_day"].map(lambda d: (day - d).days) if len(ndvi) else pd.Series(dtype=int)
+    valid = (
+        (age <= ndvi["max_age_days"])
+        & (ndvi["ndvi_day"] >= ndvi["sowing_date"])
+        & (ndvi["valid_fraction"] >= ndvi["min_valid_fraction"])
+    )
+    latest = ndvi[valid].sort_values(["plot_id", "ndvi_day"]).drop_duplicates("plot_id", keep="last")
+    baselines = timescaledb.read_frame(
+        _BASELINE_SQL, {"first": oldest - dt.timedelta(days=BASELINE_LOOKBACK_DAYS), "day": day}
+    )
+    candidates = baselines.merge(latest[["plot_id", "ndvi_day"]], on="plot_id")
+    usable = (candidates["week_start"] <= candidates["ndvi_day"]) & (
+        candidates["baseline_window_end"] < candidates["ndvi_day"]
+    )
+    newest = candidates[usable].sort_values(["plot_id", "week_start"]).drop_duplicates("plot_id", keep="last")
+    return latest.drop(columns=["sowing_date", "max_age_days", "min_valid_fraction"]).merge(
+        newest.drop(columns=["ndvi_day"]), on="plot_id", how="left"
+    )
+
 
 ASSESSMENT_COLUMNS = (
     "assessment_id", "plot_id", "policy_id", "day", "method_version", "weather_damage", "satellite_damage",
@@ -105,23 +123,27 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[dict]:
     """Every in-season active plot's inputs document for `day` (see science.damage.assess_one)."""
     season = timescaledb.read_frame(_PLOTS_SQL, {"day": day})
-    paid = timescaledb.read_frame(_PAID_SQL, {"day": day})
-    satellite = DEFAULT_TERMS["satellite"]
-    ndvi = timescaledb.read_frame(
-        _NDVI_SQL,
-        {"day": day, "max_age": satellite["max_age_days"], "min_valid": float(satellite["min_valid_fraction"])},
-    )
-    paid_before = dict(zip(paid["plot_id"], paid["paid_before"], strict=True))
-    images = {row["plot_id"]: row for row in _records(ndvi)}
     terms_of: dict[tuple[str, str], tuple[dict, list[str]]] = {}  # (crop, stored terms) -> proof terms, indices
+    for key in set(zip(season["crop"], season["policy_terms"], strict=True)):
+        terms = resolve_terms(key[0], json.loads(key[1]))  # adds terms newer than the plot's import
+        used = sorted({layer["index"] for layer in terms["layers"].values()})
+        terms_of[key] = ({k: terms[k] for k in (*DAMAGE_TERMS, *WEATHER_TERMS)}, used)
+    plot_terms = [terms_of[key][0] for key in zip(season["crop"], season["policy_terms"], strict=True)]
+    season["max_age_days"] = [t["satellite"]["max_age_days"] for t in plot_terms]
+    season["min_valid_fraction"] = [float(t["satellite"]["min_valid_fraction"]) for t in plot_terms]
+
+    weather = timescaledb.read_frame(_WEATHER_SQL, {"day": day}).assign(has_weather=True)
+    season = season.merge(weather, on="plot_id", how="left")
+    images = {row["plot_id"]: row for row in _records(_latest_imagery(timescaledb, day, season))}
+    first = season["sowing_date"].min() if len(season) else day
+    paid = timescaledb.read_frame(_PAID_SQL, {"first": first, "day": day}).merge(
+        season[["plot_id", "policy_id", "sowing_date"]], on=["plot_id", "policy_id"]
+    )
+    paid = paid[paid["paid_day"] >= paid["sowing_date"]]  # this season's payouts only
+    paid_before = paid.groupby("plot_id")["payout_micro_usdc"].sum().to_dict()
     documents = []
     for row in _records(season):
-        key = (row["crop"], row["policy_terms"])
-        if key not in terms_of:
-            terms = resolve_terms(row["crop"], json.loads(row["policy_terms"]))  # adds terms newer than the plot
-            used = sorted({layer["index"] for layer in terms["layers"].values()})
-            terms_of[key] = ({k: terms[k] for k in (*DAMAGE_TERMS, *WEATHER_TERMS)}, used)
-        terms, used = terms_of[key]
+        terms, used = terms_of[(row["crop"], row["policy_terms"])]
         weather = None
         if row["has_weather"]:
             weather = {
@@ -139,7 +161,7 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
         ndvi_doc = baseline = None
         if image is not None:
             ndvi_doc = {
-                "day": _iso(image["day"]),
+                "day": _iso(image["ndvi_day"]),
                 **{
                     c: _number(image[c])
                     for c in ("ndvi_mean", "ndvi_median", "ndvi_p10", "ndvi_p90", "evi_mean", "lai_mean")
@@ -192,8 +214,8 @@ def write_assessments(timescaledb: TimescaleDBResource, day: dt.date, rows: pd.D
         staging = timescaledb.stage_in(conn, "damage_assessments", frame, ASSESSMENT_COLUMNS)
         conn.execute(
             sa.text(
-                f"DELETE FROM damage_assessments WHERE day = :day AND {keep} AND assessment_id NOT IN"
-                f' (SELECT assessment_id FROM "{staging}")'
+                f"DELETE FROM damage_assessments WHERE day = :day AND {keep} AND NOT EXISTS"
+                f' (SELECT 1 FROM "{staging}" s WHERE s.assessment_id = damage_assessments.assessment_id)'
             ),
             {"day": day},
         )
