@@ -202,24 +202,46 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
     return documents
 
 
+_TERMS_TOKEN = "\x00terms\x00"
+
+
+def inputs_json(inputs: list[dict]) -> list[str]:
+    """Canonical JSON of each inputs document; a policy's terms, shared by many plots, are encoded once
+    and spliced in where a placeholder stood (the result is byte-identical to canonical_json(doc))."""
+    encoded: dict[int, str] = {}
+    quoted_token = canonical_json(_TERMS_TOKEN)
+    out = []
+    for doc in inputs:
+        terms = doc["terms"]
+        if id(terms) not in encoded:
+            encoded[id(terms)] = canonical_json(terms)
+        out.append(canonical_json({**doc, "terms": _TERMS_TOKEN}).replace(quoted_token, encoded[id(terms)], 1))
+    return out
+
+
 def write_assessments(timescaledb: TimescaleDBResource, day: dt.date, rows: pd.DataFrame, inputs: list[dict]) -> int:
     """Replace the day's assessments in one transaction; proven or archived rows are evidence and stay."""
     frame = rows.assign(
-        inputs=[canonical_json(doc) for doc in inputs],
+        inputs=inputs_json(inputs),
         weights=[canonical_json(w) for w in rows["weights"]],
     )
     frame = frame[frame["damage"].notna()]
-    keep = "damage_assessments.proof_cid IS NULL AND damage_assessments.archived_at IS NULL"
+    # rows with a published proof or an archive copy are evidence: never replaced by a rerun
+    replaceable = "proof_cid IS NULL AND archived_at IS NULL"
+    columns = ", ".join(f'"{c}"' for c in ASSESSMENT_COLUMNS)
     with timescaledb.begin() as conn:
-        staging = timescaledb.stage_in(conn, "damage_assessments", frame, ASSESSMENT_COLUMNS)
-        conn.execute(
-            sa.text(
-                f"DELETE FROM damage_assessments WHERE day = :day AND {keep} AND NOT EXISTS"
-                f' (SELECT 1 FROM "{staging}" s WHERE s.assessment_id = damage_assessments.assessment_id)'
-            ),
-            {"day": day},
-        )
-        timescaledb.upsert_from(conn, "damage_assessments", staging, "assessment_id", ASSESSMENT_COLUMNS, where=keep)
+        conn.execute(sa.text(f"DELETE FROM damage_assessments WHERE day = :day AND {replaceable}"), {"day": day})
+        kept = conn.scalar(sa.text("SELECT count(*) FROM damage_assessments WHERE day = :day"), {"day": day})
+        if not kept:  # the usual case: straight COPY into the table
+            timescaledb.copy_frame(conn, "damage_assessments", frame, ASSESSMENT_COLUMNS)
+        else:  # skip the ids of kept rows (ids are per plot, policy, day and method)
+            staging = timescaledb.stage_in(conn, "damage_assessments", frame, ASSESSMENT_COLUMNS)
+            conn.execute(
+                sa.text(
+                    f'INSERT INTO damage_assessments ({columns}) SELECT {columns} FROM "{staging}"'
+                    " ON CONFLICT (assessment_id) DO NOTHING"
+                )
+            )
     return len(frame)
 
 
