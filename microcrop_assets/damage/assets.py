@@ -27,8 +27,6 @@ from microcrop_assets.science.policy import resolve_terms
 from microcrop_assets.weather.assets import partition_days, weather_indices
 
 DAMAGE_TAGS = {"microcrop/queue": "damage"}
-# the weather-chain terms a proof needs to recompute weather_stress from the layer indices
-WEATHER_TERMS = ("layers", "peril_weights")
 
 # Each query reads one table over an index range; the joins happen in pandas. Joined in SQL, the
 # planner picked per-plot nested loops whenever statistics lagged a bulk load (minutes, not seconds).
@@ -40,8 +38,7 @@ ORDER BY plot_id
 """
 _WEATHER_SQL = f"""
 SELECT plot_id, weather_stress, drought_stress, flood_stress, heat_stress, layers::text AS layers, window_start,
-       window_days, missing_days, stations::text AS stations, weights::text AS station_weights,
-       missing_reason AS weather_missing_reason, {", ".join(INDEX_COLUMNS)}
+       window_days, missing_days, missing_reason AS weather_missing_reason, {", ".join(INDEX_COLUMNS)}
 FROM weather_indices WHERE day = :day
 """
 # payouts of earlier days; only paying rows matter, the season and policy are matched in pandas
@@ -117,7 +114,9 @@ def _iso(value) -> str | None:
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+    """Rows as dicts of plain Python values, missing values None (column lists: much faster than to_dict)."""
+    columns = {c: frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in frame.columns}
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[dict]:
@@ -127,7 +126,8 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
     for key in set(zip(season["crop"], season["policy_terms"], strict=True)):
         terms = resolve_terms(key[0], json.loads(key[1]))  # adds terms newer than the plot's import
         used = sorted({layer["index"] for layer in terms["layers"].values()})
-        terms_of[key] = ({k: terms[k] for k in (*DAMAGE_TERMS, *WEATHER_TERMS)}, used)
+        # the terms the assessment reads; the weather chain's own terms (layers) stay in plots.policy_terms
+        terms_of[key] = ({k: terms[k] for k in DAMAGE_TERMS}, used)
     plot_terms = [terms_of[key][0] for key in zip(season["crop"], season["policy_terms"], strict=True)]
     season["max_age_days"] = [t["satellite"]["max_age_days"] for t in plot_terms]
     season["min_valid_fraction"] = [float(t["satellite"]["min_valid_fraction"]) for t in plot_terms]
@@ -153,8 +153,6 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
                 "window_start": _iso(row["window_start"]),
                 "window_days": _count(row["window_days"]),
                 "missing_days": _count(row["missing_days"]),
-                "stations": json.loads(row["stations"] or "null"),
-                "station_weights": [_number(w) for w in json.loads(row["station_weights"] or "[]")],
                 "missing_reason": row["weather_missing_reason"],
             }
         image = images.get(row["plot_id"])
