@@ -25,7 +25,7 @@ from microcrop_assets.science.damage import (
     severity,
     to_bps,
 )
-from microcrop_assets.science.policy import CROP_CALENDARS, growth_stage
+from microcrop_assets.science.policy import CROP_CALENDARS, PolicyTermsError, growth_stage, resolve_terms
 
 from .fixtures_damage import USDC, inputs_doc
 
@@ -279,3 +279,17 @@ def test_bad_inputs_name_the_plot_and_the_field():
         assess_one({**inputs_doc("0.5"), "method_version": "damage-0"})
     with pytest.raises(AssessmentInputError, match=r"P1: day 2025-04-01 is before sowing"):
         assess_one(inputs_doc("0.5", day="2025-04-01"))
+
+
+def test_new_satellite_terms_are_validated():
+    terms = resolve_terms("maize", None)["satellite"]
+    assert terms["max_age_days"] == 14 and terms["min_valid_fraction"] == "0.5"
+    for given, field in (
+        ({"max_age_days": -1}, "satellite.max_age_days"),
+        ({"max_age_days": "14"}, "satellite.max_age_days"),
+        ({"min_valid_fraction": "1.5"}, "satellite.min_valid_fraction"),
+        ({"trigger": "0.4", "exit": "0.4"}, "satellite.exit"),
+    ):
+        with pytest.raises(PolicyTermsError) as raised:
+            resolve_terms("maize", {"satellite": given})
+        assert raised.value.field == field
