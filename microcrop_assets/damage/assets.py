@@ -32,9 +32,15 @@ DAMAGE_TAGS = {"microcrop/queue": "damage"}
 # planner picked per-plot nested loops whenever statistics lagged a bulk load (minutes, not seconds).
 _PLOTS_SQL = """
 SELECT plot_id, policy_id, crop, sowing_date, season_end, sum_insured_micro_usdc, max_payout_micro_usdc,
-       policy_terms::text AS policy_terms
+       jsonb_hash_extended(policy_terms, 0) AS terms_key
 FROM plots WHERE active AND sowing_date <= :day AND season_end >= :day
 ORDER BY plot_id
+"""
+# each distinct set of terms once (plots share a handful of policies' terms), keyed by the jsonb hash
+_TERMS_SQL = """
+SELECT crop, jsonb_hash_extended(policy_terms, 0) AS terms_key, policy_terms::text AS policy_terms
+FROM plots WHERE active AND sowing_date <= :day AND season_end >= :day
+GROUP BY crop, policy_terms
 """
 _WEATHER_SQL = f"""
 SELECT plot_id, weather_stress, drought_stress, flood_stress, heat_stress, layers::text AS layers, window_start,
@@ -122,13 +128,16 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[dict]:
     """Every in-season active plot's inputs document for `day` (see science.damage.assess_one)."""
     season = timescaledb.read_frame(_PLOTS_SQL, {"day": day})
-    terms_of: dict[tuple[str, str], tuple[dict, list[str]]] = {}  # (crop, stored terms) -> proof terms, indices
-    for key in set(zip(season["crop"], season["policy_terms"], strict=True)):
-        terms = resolve_terms(key[0], json.loads(key[1]))  # adds terms newer than the plot's import
+    terms_of: dict[tuple[str, int], tuple[dict, list[str]]] = {}  # (crop, terms hash) -> assessment terms, indices
+    distinct = timescaledb.read_frame(_TERMS_SQL, {"day": day})
+    if distinct[["crop", "terms_key"]].duplicated().any():  # two different terms, one 64-bit hash: refuse
+        raise dg.Failure(description=f"{day}: policy terms hash collision; assessments not computed")
+    for row in distinct.itertuples():
+        terms = resolve_terms(row.crop, json.loads(row.policy_terms))  # adds terms newer than the plot's import
         used = sorted({layer["index"] for layer in terms["layers"].values()})
         # the terms the assessment reads; the weather chain's own terms (layers) stay in plots.policy_terms
-        terms_of[key] = ({k: terms[k] for k in DAMAGE_TERMS}, used)
-    plot_terms = [terms_of[key][0] for key in zip(season["crop"], season["policy_terms"], strict=True)]
+        terms_of[(row.crop, row.terms_key)] = ({k: terms[k] for k in DAMAGE_TERMS}, used)
+    plot_terms = [terms_of[key][0] for key in zip(season["crop"], season["terms_key"], strict=True)]
     season["max_age_days"] = [t["satellite"]["max_age_days"] for t in plot_terms]
     season["min_valid_fraction"] = [float(t["satellite"]["min_valid_fraction"]) for t in plot_terms]
 
@@ -143,7 +152,7 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
     paid_before = paid.groupby("plot_id")["payout_micro_usdc"].sum().to_dict()
     documents = []
     for row in _records(season):
-        terms, used = terms_of[(row["crop"], row["policy_terms"])]
+        terms, used = terms_of[(row["crop"], row["terms_key"])]
         weather = None
         if row["has_weather"]:
             weather = {
