@@ -270,11 +270,15 @@ def test_vectorised_path_agrees_with_assess_one_and_inputs_round_trip_through_js
     assert rows["damage"].notna().sum() > 100 and (rows["sources"].map(len) == 2).sum() > 15
 
 
+def test_an_implausible_weather_stress_drops_that_plots_weather_only():
+    rows = assess_inputs([inputs_doc("1.5", plot_id="BAD"), inputs_doc("0.5", plot_id="OK")])
+    assert rows["damage"][0] is None and rows["missing_reason"][0].startswith("weather: weather_stress outside 0..1")
+    assert rows["damage"][1] == Decimal("0.5") and rows["missing_reason"][1].startswith("satellite")
+
+
 def test_bad_inputs_name_the_plot_and_the_field():
     with pytest.raises(AssessmentInputError, match=r"plot P1: weather_stress='abc' is not a number"):
         assess_one(inputs_doc("abc"))
-    with pytest.raises(AssessmentInputError, match=r"P1.*outside 0..1"):
-        assess_one(inputs_doc("1.5"))
     with pytest.raises(AssessmentInputError, match=r"plot 'P1'.*method 'damage-0'.*" + METHOD_VERSION):
         assess_one({**inputs_doc("0.5"), "method_version": "damage-0"})
     with pytest.raises(AssessmentInputError, match=r"P1: day 2025-04-01 is before sowing"):

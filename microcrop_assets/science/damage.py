@@ -247,11 +247,9 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         weather = _shares(frame, "weather_stress")
         ndvi, valid = _shares(frame, "ndvi_mean"), _shares(frame, "ndvi_valid_fraction")
         base_mean, base_std = _shares(frame, "baseline_mean"), _shares(frame, "baseline_std")
-        bad = [i for i, w in enumerate(weather) if w is not None and not _ZERO <= w <= _ONE]
-        if bad:
-            raise AssessmentInputError(
-                f"plot {frame['plot_id'][bad[0]]}: weather_stress {weather[bad[0]]} outside 0..1"
-            )
+        # a stress outside 0..1 is a broken upstream row: that plot's weather source is dropped, said why
+        implausible = np.array([w is not None and not _ZERO <= w <= _ONE for w in weather], dtype=bool)
+        weather = np.where(implausible, None, weather)
 
         # satellite source: a recent enough NDVI with enough valid pixels, against a usable baseline
         age = np.array(
@@ -277,7 +275,11 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         reasons = [
             "; ".join(reason for reason, missing in pair if missing) or None
             for pair in zip(
-                (("weather: no weather stress (see weather_indices.missing_reason)", m) for m in ~use_weather),
+                (("weather: weather_stress outside 0..1", m) for m in implausible),
+                (
+                    ("weather: no weather stress (see weather_indices.missing_reason)", m)
+                    for m in ~use_weather & ~implausible
+                ),
                 (("satellite: no NDVI within max_age_days", m) for m in ~(has_ndvi & fresh)),
                 (("satellite: NDVI valid fraction below the minimum", m) for m in has_ndvi & fresh & ~enough),
                 (("satellite: no usable NDVI baseline", m) for m in has_ndvi & fresh & enough & ~has_base),
