@@ -62,11 +62,11 @@ def prove_day(db: TimescaleDBResource, pinata: PinataResource, store: ObjectStor
     recomputed = recompute_outputs([row["inputs"] for row in unproven])
     for row, outputs in zip(unproven, recomputed, strict=True):
         try:
-            _check_against_sources(row, sources.get(row["plot_id"]))
             chain = chains[row["plot_id"]]
             if isinstance(chain, ProofError):
                 raise chain
             _, data = build_proof(row["inputs"], row, chain, outputs)
+            _check_against_sources(row, sources.get(row["plot_id"]))
         except ProofError as error:
             summary.refused[row["assessment_id"]] = str(error)
             continue
@@ -97,7 +97,10 @@ def weather_chains(db: TimescaleDBResource, day: dt.date, plot_ids: list[str]) -
         return {}
     with db.begin() as conn:
         rows = conn.execute(sa.text(_WEATHER_CHAIN_SQL), {"day": day, "plot_ids": sorted(set(plot_ids))}).all()
-    chains = {}
+    chains: dict[str, dict | ProofError] = {
+        plot_id: ProofError(f"plot {plot_id} is not in the plots table: no policy terms for its weather chain")
+        for plot_id in plot_ids
+    }
     for row in rows:
         # numbers as the decimal text jsonb holds, so the proof carries them exactly
         weights = json.loads(row.station_weights or "[]", parse_float=str, parse_int=str)
