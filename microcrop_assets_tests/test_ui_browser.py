@@ -2,6 +2,7 @@
 Playwright. A partition of `weather_readings` is launched by clicking through the asset graph and
 must succeed; screenshots go to $MICROCROP_ARTIFACTS (default the pytest tmp dir). Through the
 GraphQL API every schedule and sensor of the Definitions is loaded and can be stopped and started.
+The same browser opens a season report (offline HTML under MICROCROP_HOME/reports) and screenshots it.
 
 One `dagster dev` serves the whole module (starting it is most of the module's time)."""
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from microcrop_assets import settings
 from microcrop_assets.definitions import defs
 from microcrop_assets_tests.fixtures_ui import LOCATION, REPOSITORY, graphql, start_ui, stop_ui
 
@@ -106,14 +108,15 @@ def artifacts(tmp_path_factory) -> Path:
     return folder
 
 
-def screenshot(page: Page, folder: Path, name: str) -> Path:
-    """A full-viewport PNG, checked to be one (signature, viewport size, not a blank few bytes)."""
+def screenshot(page: Page, folder: Path, name: str, full_page: bool = False) -> Path:
+    """A PNG of the viewport (or the whole page), checked to be one (signature, size, not a blank few bytes)."""
     path = folder / f"{name}.png"
-    page.screenshot(path=path)
+    page.screenshot(path=path, full_page=full_page)
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n", path
     width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk
-    assert (width, height) == (VIEWPORT["width"], VIEWPORT["height"]), (path, width, height)
+    assert width == VIEWPORT["width"], (path, width)
+    assert height == VIEWPORT["height"] if not full_page else height >= VIEWPORT["height"], (path, height)
     assert len(data) > 30_000, f"{path} is only {len(data)} bytes: an empty page?"
     print(f"screenshot: {path}")
     return path
@@ -234,3 +237,31 @@ def test_partition_materialized_from_the_asset_graph(ui, page, artifacts):
     expect(page.get_by_text("Succeeded (1)")).to_be_visible()  # once the run's events have loaded
     expect(page.get_by_text("Loading run logs…")).to_have_count(0)
     screenshot(page, artifacts, "partition_run")
+
+
+def test_season_report_opens_offline_in_the_browser(page, artifacts):
+    # the report module and its synthetic season come with wt/season (imported here, not at the top,
+    # so the UI tests above run on a branch without it)
+    from microcrop_assets.report import render_report, usdc
+    from microcrop_assets_tests.test_report import synthetic
+
+    data = synthetic()
+    reports = settings.home() / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    path = reports / "season-browser.html"
+    path.write_text(render_report(data), encoding="utf-8")
+    fetched = []
+    page.on("request", lambda request: fetched.append(request.url))
+
+    page.goto(path.as_uri())
+    expect(page).to_have_title(data.title)
+    for heading in ("Season by region", "Basis risk", "Map", "Sample plots", "Payouts and their proofs"):
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+    # every plot on the map; each payout, and their total, in exact USDC as the ledger holds them
+    expect(page.locator("svg.map circle:has(title)")).to_have_count(len(data.plots))  # not the legend
+    payouts = data.payouts["payout_micro_usdc"]
+    for paid in payouts:
+        expect(page.get_by_role("cell", name=usdc(paid), exact=True).first).to_be_visible()
+    expect(page.get_by_text(f"total payout {usdc(sum(payouts))} USDC")).to_be_visible()
+    screenshot(page, artifacts, "season_report", full_page=True)
+    assert fetched == [path.as_uri()], f"the report fetched more than itself: {fetched}"
