@@ -9,7 +9,7 @@ import httpx
 import psutil
 import pytest
 
-from microcrop_assets_tests.fixtures_ui import start_ui
+from microcrop_assets_tests.fixtures_ui import graphql, start_ui
 
 REPOSITORY_QUERY = """
 { repositoriesOrError { ... on RepositoryConnection { nodes {
@@ -39,8 +39,7 @@ def assert_stops_cleanly(process: subprocess.Popen, signum: int) -> None:
 def test_ui_serves_repository_and_stops_on_sigterm(tmp_path, database_url):
     process, url = start_ui(tmp_path, database_url)
     try:
-        answer = httpx.post(f"{url}/graphql", json={"query": REPOSITORY_QUERY}, timeout=60).json()
-        (repository,) = answer["data"]["repositoriesOrError"]["nodes"]
+        (repository,) = graphql(url, REPOSITORY_QUERY)["repositoriesOrError"]["nodes"]
         assert repository["location"]["name"] == "microcrop_assets"  # as in workspace.yaml
         schedules = {s["name"] for s in repository["schedules"]}
         sensors = {s["name"] for s in repository["sensors"]}
