@@ -154,14 +154,22 @@ def wait_for_run(url: str, run_id: str) -> dict:
         time.sleep(1)
 
 
-def materialize(url: str, *assets: str) -> dict:
-    """One run of `assets` launched through the API (what the page's run then builds on)."""
+def launch(url: str, *assets: str) -> str:
+    """The id of one run of `assets` launched through the API."""
     selector = {**REPOSITORY_SELECTOR, "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": [a]} for a in assets]}
     launched = graphql(url, LAUNCH, params={"selector": selector, "mode": "default"})["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    return wait_for_run(url, launched["run"]["runId"])
+    return launched["run"]["runId"]
 
 
+@pytest.fixture(scope="module")
+def stations_run(ui) -> str:
+    """The plots and their stations, which the page's day of readings needs: one run, launched at the
+    module's start so it goes on while the schedule test does."""
+    return launch(ui, "plots", "weather_stations")
+
+
+@pytest.mark.usefixtures("stations_run")
 def test_every_schedule_and_sensor_loads_and_starts(ui):
     """Runs first in the module: it leaves everything stopped, so no scheduled run competes with the
     browser's run for the two cores."""
@@ -188,9 +196,8 @@ def test_every_schedule_and_sensor_loads_and_starts(ui):
     assert {state["status"] for state in [*schedules.values(), *sensors.values()]} == {"STOPPED"}
 
 
-def test_partition_materialized_from_the_asset_graph(ui, page, artifacts):
-    # the plots and their stations, which a day of readings needs
-    seeded = materialize(ui, "plots", "weather_stations")
+def test_partition_materialized_from_the_asset_graph(ui, stations_run, page, artifacts):
+    seeded = wait_for_run(ui, stations_run)
     assert seeded["status"] == "SUCCESS", seeded
     # a past day inside the dialog's default 90-day window, which no schedule touches
     day = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=7)).isoformat()
@@ -242,14 +249,14 @@ def test_partition_materialized_from_the_asset_graph(ui, page, artifacts):
 def test_season_report_opens_offline_in_the_browser(page, artifacts):
     # the report module and its synthetic season come with wt/season (imported here, not at the top,
     # so the UI tests above run on a branch without it)
-    from microcrop_assets.report import render_report, usdc
+    from microcrop_assets import report
     from microcrop_assets_tests.test_report import synthetic
 
     data = synthetic()
     reports = settings.home() / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     path = reports / "season-browser.html"
-    path.write_text(render_report(data), encoding="utf-8")
+    path.write_text(report.render_report(data), encoding="utf-8")
     fetched = []
     page.on("request", lambda request: fetched.append(request.url))
 
@@ -261,7 +268,7 @@ def test_season_report_opens_offline_in_the_browser(page, artifacts):
     expect(page.locator("svg.map circle:has(title)")).to_have_count(len(data.plots))  # not the legend
     payouts = data.payouts["payout_micro_usdc"]
     for paid in payouts:
-        expect(page.get_by_role("cell", name=usdc(paid), exact=True).first).to_be_visible()
-    expect(page.get_by_text(f"total payout {usdc(sum(payouts))} USDC")).to_be_visible()
+        expect(page.get_by_role("cell", name=report.usdc(paid), exact=True).first).to_be_visible()
+    expect(page.get_by_text(f"total payout {report.usdc(sum(payouts))} USDC")).to_be_visible()
     screenshot(page, artifacts, "season_report", full_page=True)
     assert fetched == [path.as_uri()], f"the report fetched more than itself: {fetched}"
