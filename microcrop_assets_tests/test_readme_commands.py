@@ -30,6 +30,9 @@ EXCLUDED = {
     ".venv/bin/microcrop sandbox serve": "serves until interrupted: started here in the background, like the "
     "README's second terminal, for the commands after it",
     ".venv/bin/microcrop demo": "the season demo over minutes: test_season_demo.py",
+    "cp .env.example .env": "deployment on a Docker host (no engine here): test_deploy_instances.py parses the "
+    "compose file with docker-compose and checks it against .env.example",
+    "docker compose": "needs a Docker engine: the compose file is parsed by test_deploy_instances.py",
 }
 
 # what each command run must print (stdout and stderr together), keyed by the command's start
