@@ -9,9 +9,13 @@ summary and where the report is.
 import datetime as dt
 import logging
 import sys
+from pathlib import Path
 
 from microcrop_assets import settings
 from microcrop_assets.cli import UserError
+
+# the sandbox scenario `microcrop ui` serves over the bundled demo plots (the season demo has its own)
+DEMO_SCENARIO = Path(__file__).parent / "sandbox" / "scenarios" / "drought_kakamega.json"
 
 
 def run_demo(days: int | None = None, plots: int | None = None, scenario: str | None = None) -> int:
