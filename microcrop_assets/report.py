@@ -433,7 +433,10 @@ def render_report(data: ReportData) -> str:
     summary = region_summary(outcomes, data.assessments, data.payouts)
     risk = basis_risk(outcomes)
     total = int(outcomes["payout_micro_usdc"].sum())
-    paid_rows = data.assessments[data.assessments["proof_cid"].notna()].copy()
+    proven = data.assessments[data.assessments["proof_cid"].notna()]
+    # the payouts: proven assessments that added to their season (a season pays its worst day once,
+    # so a later triggered day that is not worse is proven but adds nothing)
+    paid_rows = proven[proven["payout_micro_usdc"].astype(int) > 0].copy()
     status = (
         dict(zip(zip(data.payouts["plot_id"], data.payouts["day"], strict=True), data.payouts["status"], strict=True))
         if not data.payouts.empty
@@ -469,7 +472,7 @@ def render_report(data: ReportData) -> str:
     body = [
         f"<h1>{_esc(data.title)}</h1>",
         f'<p class="note">Season {data.first} to {data.last}; {len(outcomes)} plots in {outcomes["region"].nunique()}'
-        f" regions; total payout {usdc(total)} USDC; {len(paid_rows)} proofs pinned;"
+        f" regions; total payout {usdc(total)} USDC; {len(proven)} proofs pinned;"
         f" {int((data.payouts['status'] == 'confirmed').sum()) if not data.payouts.empty else 0} payouts confirmed"
         f" on the test chain.</p><ul>{events}</ul>",
         "".join(f'<p class="note">{_esc(note)}</p>' for note in data.notes),
@@ -497,6 +500,8 @@ def render_report(data: ReportData) -> str:
         "<h2>Sample plots: rainfall and stress against the triggers, NDVI against its baseline</h2>",
         "".join(_plot_section(data, row) for _, row in samples.iterrows()),
         "<h2>Payouts and their proofs</h2>",
+        f'<p class="note">{len(paid_rows)} payouts, each with its proof; the other {len(proven) - len(paid_rows)}'
+        " proofs are of triggered days that added nothing to a season already paid at least as much.</p>",
         _table(
             payout_table,
             {

@@ -130,10 +130,12 @@ def test_the_report_is_self_contained_with_every_section(season_demo):
     assert len(re.findall(r'<circle cx="[\d.]+" cy="[\d.]+" r="4.5"', text)) == PLOTS  # the map
     for heading in ("Season by region", "Basis risk", "Map", "Sample plots", "Payouts and their proofs"):
         assert heading in text
-    proofs = rows(engine, "SELECT proof_cid FROM damage_assessments WHERE proof_cid IS NOT NULL")
+    paid = rows(
+        engine, "SELECT proof_cid FROM damage_assessments WHERE proof_cid IS NOT NULL AND payout_micro_usdc > 0"
+    )
     local = {attrs["href"] for tag, attrs in elements.tags if tag == "a" and attrs["href"].startswith("file:")}
-    assert len(local) == len({row["proof_cid"] for row in proofs})  # each proof linked to its copy
-    for row in proofs:
+    assert paid and len(local) == len({row["proof_cid"] for row in paid})  # each payout's proof, its copy
+    for row in paid:
         assert f"ipfs://{row['proof_cid']}" in text
 
 
