@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from microcrop_assets.ops.health import DOWN, NOT_CONFIGURED, UP, pipeline_metrics
 from microcrop_assets.ops.sensors import pipeline_health, service_health_sensor
 from microcrop_assets.payouts.ledger import enqueue
-from microcrop_assets_tests.conftest import REDIS_URL, free_port
+from microcrop_assets_tests.conftest import REDIS_URL, free_port, object_store_env
 from microcrop_assets_tests.fixtures_damage import add_plot
 from microcrop_assets_tests.fixtures_ops import http_receiver
-from microcrop_assets_tests.fixtures_proofs import assess_plots, clean_assessments, damage_db_fixture
+from microcrop_assets_tests.fixtures_proofs import clean_assessments, damage_db_fixture, proven
 
-__all__ = ["clean_assessments", "damage_db_fixture"]
+__all__ = ["clean_assessments", "damage_db_fixture", "proven"]
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +29,14 @@ def chain_url():
 
 
 @pytest.fixture
-def services_env(sandbox, database_url, moto_endpoint, chain_url, s3_store, monkeypatch):
+def services_env(sandbox, database_url, chain_url, s3_store, monkeypatch):
     """Every setting pointing at a live service (the object store's bucket exists)."""
     s3_store.put("health/ready.txt", b"ok")
     values = {
         **sandbox.env,
         "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
-        "MINIO_ENDPOINT": moto_endpoint,
-        "MINIO_ACCESS_KEY": s3_store.access_key,
-        "MINIO_SECRET_KEY": s3_store.secret_key,
-        "MINIO_BUCKET": s3_store.bucket,
+        **object_store_env(s3_store),
         "BASE_RPC_URL": chain_url,
     }
     for name, value in values.items():
@@ -101,7 +98,8 @@ def test_health_all_up_then_each_failure_mode(services_env):
 
 
 def seed_pipeline_rows(db) -> dict[str, int]:
-    """Rows inside and outside the 24 h window in every table the figures count; the figures they give."""
+    """Rows inside and outside the 24 h window in every table the figures count (on top of `proven`);
+    the figures they give."""
     with db.begin() as conn:
         conn.execute(sa.text("TRUNCATE weather_readings, plot_ndvi_observations"))
         conn.execute(
@@ -133,28 +131,25 @@ def seed_pipeline_rows(db) -> dict[str, int]:
     with db.begin() as conn:
         db.copy_frame(conn, "plot_ndvi_observations", observations)
 
-    # three assessments (plot-c does not trigger), one of them made 25 hours ago
-    rows = assess_plots(db, [("plot-a", 0.25, 0.42), ("plot-b", 0.5, None), ("plot-c", 0.0, 0.61)])
+    # proven: three assessments with proofs, plot-c untriggered; plot-c's made 25 hours ago
     add_plot(db, "plot-d", active=False)
     with db.begin() as conn:
         conn.execute(
             sa.text("UPDATE damage_assessments SET created_at = now() - interval '25 hours' WHERE plot_id = 'plot-c'")
         )
-        conn.execute(sa.text("UPDATE damage_assessments SET proof_cid = 'bafkreiproof' || plot_id WHERE triggered"))
     assert enqueue(db) == 2  # a pending payout per triggered assessment
     with db.begin() as conn:
         conn.execute(sa.text("UPDATE payouts SET status = 'confirmed', tx_hash = '0xab' WHERE plot_id = 'plot-a'"))
-    assert sum(row["triggered"] for row in rows) == 2
     return {"readings_24h": 2, "images_24h": 2, "assessments_24h": 2, "pending_payouts": 1, "active_plots": 3}
 
 
-def test_pipeline_metrics_count_recent_rows(clean_assessments):
-    expected = seed_pipeline_rows(clean_assessments)
-    assert pipeline_metrics(clean_assessments) == expected
+def test_pipeline_metrics_count_recent_rows(proven):
+    expected = seed_pipeline_rows(proven)
+    assert pipeline_metrics(proven) == expected
 
 
-def test_health_sensor_observes_states_and_figures(services_env, clean_assessments):
-    expected = seed_pipeline_rows(clean_assessments)
+def test_health_sensor_observes_states_and_figures(services_env, proven):
+    expected = seed_pipeline_rows(proven)
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance)
         result = service_health_sensor(context)
