@@ -43,6 +43,9 @@ EXPECTED_OUTPUT = {
     ".venv/bin/microcrop cid": r"^bafk[a-z2-7]{55}\n",
     ".venv/bin/microcrop db stop": r"^stopped embedded PostgreSQL in {clone}/\.microcrop/postgres\n",
     "export ": r"^$",
+    # every required service up on the embedded defaults and the sandbox; no chain configured (optional)
+    ".venv/bin/microcrop health": r"^postgresql +up .*\nobject storage +up .*\nredis +up .*\nweatherxm +up .*\n"
+    r"spexi +up .*\npinata +up .*\nchain +not configured +BASE_RPC_URL not set$",
 }
 
 SANDBOX_PORT = "127.0.0.1:8700"  # the README's port; the test's sandbox listens on a free one instead
