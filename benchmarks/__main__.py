@@ -7,6 +7,8 @@
 - ndvi: index arithmetic (Gpx/s) against the memory bound, GeoTIFF -> COGs end to end (Mpx/s), peak
   memory on a 10,000 x 10,000 image (see benchmarks/ndvi.py).
 - payout_proofs: 2,000 proofs recomputed, built, validated against their schema and CID'd locally.
+- damage_assessments: one day of `damage_assessments` for 100,000 plots: the pure function, and the
+  asset's path (read inputs with SQL, assess, replace the day's rows), first run and rerun.
 
 Uses DATABASE_URL when set, else a scratch database on the local server (127.0.0.1:5432).
 Results are printed and written to benchmarks/results/<name>.json.
@@ -16,13 +18,14 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import imagery_sensor, indices, ndvi, proofs, readings
+from benchmarks import damage, imagery_sensor, indices, ndvi, proofs, readings
 
 BENCHMARKS = {
     "readings_load": readings.run,
     "weather_indices": indices.run,
     "imagery_sensor": imagery_sensor.run,
     "ndvi": ndvi.run,
+    "damage_assessments": damage.run,
     "payout_proofs": proofs.run,
 }
 

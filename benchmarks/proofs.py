@@ -5,16 +5,17 @@ import time
 
 from microcrop_assets.proofs.document import build_proof, recompute_outputs
 from microcrop_assets.proofs.pinning import proof_directories, proof_file
-from microcrop_assets_tests.fixtures_proofs import DAY, inputs_document
+from microcrop_assets_tests.fixtures_proofs import DAY, chain_document, inputs_document
 
 
 def run(n: int = 2_000) -> dict:
     documents = [inputs_document(f"plot-{i:06d}", f"0.{20 + i % 70:02d}") for i in range(n)]
     began = time.perf_counter()
+    chain = chain_document()
     outputs = recompute_outputs(documents)
     recomputed = time.perf_counter()
     proofs = [
-        proof_file(out["assessment_id"], build_proof(document, out, out)[1])
+        proof_file(out["assessment_id"], build_proof(document, out, chain, out)[1])
         for document, out in zip(documents, outputs, strict=True)
     ]
     built = time.perf_counter()

@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from microcrop_assets.damage.assets import damage_assessments
-from microcrop_assets.science.damage import METHOD_VERSION
+from microcrop_assets.proofs.document import weather_chain
+from microcrop_assets.science.damage import DAMAGE_TERMS, METHOD_VERSION
 from microcrop_assets.science.policy import resolve_terms
 from microcrop_assets_tests.fixtures_damage import add_baseline, add_ndvi, add_plot, add_weather, damage_db_fixture
 
@@ -21,7 +22,7 @@ ORACLE_KEY = "0x" + hashlib.sha256(b"microcrop test oracle").hexdigest()
 
 def inputs_document(plot_id: str, weather_stress: str, ndvi_mean: str | None = "0.42", day: dt.date = DAY) -> dict:
     """One plot's inputs, shaped as damage.assets.assessment_inputs writes them."""
-    terms = resolve_terms("maize", None)
+    terms = {k: v for k, v in resolve_terms("maize", None).items() if k in DAMAGE_TERMS}
     document = {
         "method_version": METHOD_VERSION,
         "plot_id": plot_id,
@@ -39,12 +40,17 @@ def inputs_document(plot_id: str, weather_stress: str, ndvi_mean: str | None = "
             "flood_stress": "0",
             "heat_stress": "0",
             "layers": {"drought_rain": weather_stress, "drought_dry_spell": "0.2"},
-            "indices": {"worst_14d_rain_mm": "12.5", "cdd": "9"},
+            "indices": {
+                "worst_14d_rain_mm": "12.5",
+                "cdd": "9",
+                "rx1day_mm": "0",
+                "rx3day_mm": "0",
+                "tmax_max_c": "31.5",
+                "heat_degree_days": "0",
+            },
             "window_start": (day - dt.timedelta(days=65)).isoformat(),
             "window_days": 66,
             "missing_days": 3,
-            "stations": ["st-a", "st-b"],
-            "station_weights": ["0.625", "0.375"],
             "missing_reason": None,
         },
         "ndvi": None,
@@ -77,6 +83,11 @@ def inputs_document(plot_id: str, weather_stress: str, ndvi_mean: str | None = "
             "content_hash": hashlib.sha256(f"baseline {plot_id}".encode()).hexdigest(),
         }
     return document
+
+
+def chain_document() -> dict:
+    """The weather chain a proof joins to `inputs_document`: the day's two stations and default layers."""
+    return weather_chain(resolve_terms("maize", None), ["st-a", "st-b"], ["0.625", "0.375"])
 
 
 def assess_plots(db, plots: list[tuple], day: dt.date = DAY) -> list[dict]:

@@ -100,7 +100,6 @@ def test_rerunning_a_day_replaces_its_rows_and_keeps_proven_ones(damage_db):
     assert again["A"]["assessment_id"] == first["A"]["assessment_id"]
     assert again["A"]["damage"] == Decimal("0.75") and first["A"]["damage"] == Decimal("0.45")
     assert again["C"]["damage"] == first["C"]["damage"] and again["C"]["proof_cid"] == "bafyproof"  # evidence kept
-    assert again["A"]["created_at"] == first["A"]["created_at"]
 
 
 def test_season_pays_its_worst_day_once_and_never_above_max_payout(damage_db):
@@ -129,3 +128,26 @@ def test_season_pays_its_worst_day_once_and_never_above_max_payout(damage_db):
 
     materialize(db, days[1])  # a rerun of a middle day still counts only the days before it
     assert db.read_frame("SELECT sum(payout_micro_usdc) AS s FROM damage_assessments")["s"][0] == 6_000 * USDC
+
+
+def test_earlier_payouts_of_any_method_count_and_the_check_flags_an_overpaid_season(damage_db):
+    db = damage_db
+    add_plot(db, "A", sum_insured_usdc=1_000)
+    add_weather(db, "A", DAY, 0.6)  # damage 0.9: entitled to 800
+    with db.begin() as conn:  # a row of an older method paid 1,200 the day before (more than the sum insured)
+        conn.execute(
+            sa.text(
+                "INSERT INTO damage_assessments (assessment_id, plot_id, policy_id, day, method_version, sources,"
+                " weights, confidence, growth_stage, stage_multiplier, damage, severity, triggered,"
+                " entitlement_micro_usdc, payout_micro_usdc, damage_bps, assessed_at, inputs) VALUES ('old', 'A',"
+                " 'POL-A', :day, 'damage-0', '{weather}', '{}', 1, 'flowering', 1, 1, 'catastrophic', true,"
+                " 1200000000, 1200000000, 10000, now(), '{}')"
+            ),
+            {"day": DAY - dt.timedelta(days=1)},
+        )
+    check = materialize(db).get_asset_check_evaluations()[0]
+    assert stored(db)["A"]["payout_micro_usdc"] == 0 and stored(db)["A"]["entitlement_micro_usdc"] == 800 * USDC
+    assert not check.passed
+    assert check.metadata["plots_over"].value == [
+        {"plot_id": "A", "policy_id": "POL-A", "paid_micro_usdc": 1_200 * USDC, "sum_insured_micro_usdc": 1_000 * USDC}
+    ]

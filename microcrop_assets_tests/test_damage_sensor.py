@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from microcrop_assets.damage.assets import damage_assessments
+from microcrop_assets.damage.schedules import damage_nightly
 from microcrop_assets.damage.sensors import stress_response_job, stress_trigger_sensor
 from microcrop_assets.partitions import daily_partitions
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
@@ -98,3 +99,9 @@ def test_stress_response_job_selects_imagery_orders_once_merged():
 
     assert keys(alone) == {dg.AssetKey("damage_assessments")}
     assert keys(merged) == {dg.AssetKey("damage_assessments"), dg.AssetKey("satellite_orders")}
+
+
+def test_nightly_assessment_runs_yesterday_once():
+    context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2025, 6, 11, 1, 30, tzinfo=dt.UTC))
+    request = damage_nightly(context)
+    assert request.partition_key == "2025-06-10" and request.run_key == "damage-nightly-2025-06-10"

@@ -4,6 +4,7 @@ import base64
 import copy
 import hashlib
 import json
+import re
 
 import pytest
 
@@ -15,13 +16,15 @@ from microcrop_assets.proofs.document import (
     recompute,
     recompute_outputs,
     validate,
+    weather_chain,
 )
 from microcrop_assets.science.damage import assess_one
-from microcrop_assets_tests.fixtures_proofs import inputs_document
+from microcrop_assets.science.policy import resolve_terms
+from microcrop_assets_tests.fixtures_proofs import chain_document, inputs_document
 
 
 def proof_of(document: dict) -> tuple[dict, bytes]:
-    return build_proof(document, assess_one(document))
+    return build_proof(document, assess_one(document), chain_document())
 
 
 def test_same_inputs_give_identical_bytes_and_cid():
@@ -44,12 +47,16 @@ def test_same_inputs_give_identical_bytes_and_cid():
 
 def test_proof_carries_what_section_7_asks_for():
     document, _ = proof_of(inputs_document("plot-1", "0.25"))
-    inputs, outputs = document["inputs"], document["outputs"]
-    assert inputs["terms"]["layers"]["drought_rain"] == {
+    inputs, outputs, chain = document["inputs"], document["outputs"], document["weather_chain"]
+    # each layer: its definition (trigger, exit), its index value and its fraction
+    assert chain["layers"]["drought_rain"] == {
         "peril": "drought", "index": "worst_14d_rain_mm", "trigger": "30", "exit": "5"
     }  # fmt: skip
+    assert inputs["weather"]["indices"]["worst_14d_rain_mm"] == "12.5"
     assert inputs["weather"]["layers"]["drought_rain"] == "0.25"
-    assert inputs["weather"]["stations"] == ["st-a", "st-b"]
+    assert chain["peril_weights"] == {"drought": "1", "flood": "1", "heat": "1"}
+    # the plot weather day's stations and their weights
+    assert chain["stations"] == ["st-a", "st-b"] and chain["station_weights"] == ["0.625", "0.375"]
     assert inputs["ndvi"]["sources"][0]["ndvi_key"] == "ndvi/plot-1.tif"
     assert inputs["baseline"]["content_hash"]
     assert inputs["terms"]["deductible"] == "0.10" and inputs["sum_insured_micro_usdc"] == 250_000_000
@@ -92,11 +99,11 @@ def test_stored_outputs_that_do_not_recompute_are_refused():
     stored = assess_one(document)
     stored["damage"] = "0.9"
     with pytest.raises(ProofError, match="damage"):
-        build_proof(document, stored)
+        build_proof(document, stored, chain_document())
     # numbers compare by value, as the table's numeric(20,12) gives them back
     stored = assess_one(document)
     stored["confidence"] = stored["confidence"] + "00000000"
-    build_proof(document, stored)
+    build_proof(document, stored, chain_document())
 
 
 def test_schema_refuses_a_proof_missing_the_raster_hash():
@@ -106,6 +113,16 @@ def test_schema_refuses_a_proof_missing_the_raster_hash():
     del broken["inputs"]["ndvi"]["sources"][0]["ndvi_sha256"]
     with pytest.raises(ProofError, match="inputs/ndvi"):
         validate(broken)
+    for field, drop in (
+        ("weather_chain", lambda d: d["weather_chain"].pop("station_weights")),
+        ("weather_chain/layers/flood_daily", lambda d: d["weather_chain"]["layers"]["flood_daily"].pop("exit")),
+        ("inputs/weather", lambda d: d["inputs"]["weather"].pop("indices")),
+        ("(document)", lambda d: d.pop("weather_chain")),
+    ):
+        broken = copy.deepcopy(document)
+        drop(broken)
+        with pytest.raises(ProofError, match=f"proof field {re.escape(field)}:"):
+            validate(broken)
     unknown = copy.deepcopy(document)
     unknown["method_version"] = "damage-0"
     with pytest.raises(ProofError, match="no proof schema for method 'damage-0'"):
@@ -116,9 +133,9 @@ def test_schema_refuses_a_proof_missing_the_raster_hash():
 def test_inputs_that_cannot_be_proven_name_the_assessment():
     document = inputs_document("plot-1", "0.25")
     stored = assess_one(document)
-    document["weather"]["weather_stress"] = "1.5"  # outside 0..1
+    document["sowing_date"] = "2025-06-21"  # after the assessed day: the method refuses it
     with pytest.raises(ProofError, match=f"assessment {stored['assessment_id']}: inputs do not recompute"):
-        build_proof(document, stored)
+        build_proof(document, stored, chain_document())
 
 
 def test_batch_recomputation_equals_one_by_one_and_isolates_a_bad_document():
@@ -126,7 +143,24 @@ def test_batch_recomputation_equals_one_by_one_and_isolates_a_bad_document():
         [("0.25", "0.42"), ("0.5", None), ("0.05", "0.6"), ("0.3", "0.2")]
     )]  # fmt: skip
     assert recompute_outputs(documents) == [assess_one(document) for document in documents]
-    documents[1]["weather"]["weather_stress"] = "1.5"
+    documents[1]["sowing_date"] = "2025-06-21"  # after the assessed day
     outputs = recompute_outputs(documents)
     assert isinstance(outputs[1], ProofError) and "plot-1" in str(outputs[1])
     assert [outputs[i] for i in (0, 2, 3)] == [assess_one(documents[i]) for i in (0, 2, 3)]
+
+
+def test_weather_inputs_and_layer_definitions_must_belong_together():
+    document = inputs_document("plot-1", "0.25")
+    stored = assess_one(document)
+    chain = chain_document()
+    del chain["layers"]["drought_rain"]  # its fraction is in inputs.weather.layers
+    with pytest.raises(ProofError, match="inputs.weather.layers.drought_rain has no layer definition"):
+        build_proof(document, stored, chain)
+    with pytest.raises(ProofError, match=r"2 stations \['st-a', 'st-b'\] but 1 weights"):
+        weather_chain(resolve_terms("maize", None), ["st-a", "st-b"], ["1"])
+    # verify-proof's recomputation names a proof whose layer has no index value
+    proof, _ = proof_of(document)
+    del proof["inputs"]["weather"]["indices"]["cdd"]
+    assert [(d.field, d.actual) for d in recompute(proof)] == [
+        ("weather_chain", "layer drought_dry_spell: its index cdd has no value in inputs.weather.indices")
+    ]

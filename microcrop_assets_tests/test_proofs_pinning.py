@@ -56,6 +56,12 @@ def test_a_day_is_one_directory_pin_with_local_cids(clean_assessments, sandbox, 
         assert file_cid(by_file) == cid  # our CID is the content's
         assert s3_store.get_bytes(key) == by_file and key == f"proofs/{cid}.json"
         assert recompute(json.loads(by_file)) == []
+        # the weather chain joined from weather_indices and plots.policy_terms, numbers as stored
+        chain = json.loads(by_file)["weather_chain"]
+        assert chain["stations"] == ["S1", "S2"] and chain["station_weights"] == ["0.75", "0.25"]
+        assert chain["layers"]["drought_rain"] == {
+            "peril": "drought", "index": "worst_14d_rain_mm", "trigger": "30", "exit": "5"
+        }  # fmt: skip
 
     # again: nothing to send, nothing changes
     again = prove_day(db, client, s3_store, DAY)

@@ -25,7 +25,7 @@ from microcrop_assets.science.damage import (
     severity,
     to_bps,
 )
-from microcrop_assets.science.policy import CROP_CALENDARS, growth_stage
+from microcrop_assets.science.policy import CROP_CALENDARS, PolicyTermsError, growth_stage, resolve_terms
 
 from .fixtures_damage import USDC, inputs_doc
 
@@ -270,12 +270,30 @@ def test_vectorised_path_agrees_with_assess_one_and_inputs_round_trip_through_js
     assert rows["damage"].notna().sum() > 100 and (rows["sources"].map(len) == 2).sum() > 15
 
 
+def test_an_implausible_weather_stress_drops_that_plots_weather_only():
+    rows = assess_inputs([inputs_doc("1.5", plot_id="BAD"), inputs_doc("0.5", plot_id="OK")])
+    assert rows["damage"][0] is None and rows["missing_reason"][0].startswith("weather: weather_stress outside 0..1")
+    assert rows["damage"][1] == Decimal("0.5") and rows["missing_reason"][1].startswith("satellite")
+
+
 def test_bad_inputs_name_the_plot_and_the_field():
     with pytest.raises(AssessmentInputError, match=r"plot P1: weather_stress='abc' is not a number"):
         assess_one(inputs_doc("abc"))
-    with pytest.raises(AssessmentInputError, match=r"P1.*outside 0..1"):
-        assess_one(inputs_doc("1.5"))
     with pytest.raises(AssessmentInputError, match=r"plot 'P1'.*method 'damage-0'.*" + METHOD_VERSION):
         assess_one({**inputs_doc("0.5"), "method_version": "damage-0"})
     with pytest.raises(AssessmentInputError, match=r"P1: day 2025-04-01 is before sowing"):
         assess_one(inputs_doc("0.5", day="2025-04-01"))
+
+
+def test_new_satellite_terms_are_validated():
+    terms = resolve_terms("maize", None)["satellite"]
+    assert terms["max_age_days"] == 14 and terms["min_valid_fraction"] == "0.5"
+    for given, field in (
+        ({"max_age_days": -1}, "satellite.max_age_days"),
+        ({"max_age_days": "14"}, "satellite.max_age_days"),
+        ({"min_valid_fraction": "1.5"}, "satellite.min_valid_fraction"),
+        ({"trigger": "0.4", "exit": "0.4"}, "satellite.exit"),
+    ):
+        with pytest.raises(PolicyTermsError) as raised:
+            resolve_terms("maize", {"satellite": given})
+        assert raised.value.field == field

@@ -1,54 +1,21 @@
 """`microcrop ui` starts the sandbox and `dagster dev`, serves the repository with its schedules and
 sensors, and stops every process it started on SIGTERM and on SIGINT."""
 
-import os
 import re
 import signal
 import subprocess
-import sys
-import time
 
 import httpx
 import psutil
 import pytest
 
-from microcrop_assets_tests.conftest import REDIS_URL, free_port
+from microcrop_assets_tests.fixtures_ui import graphql, start_ui
 
-STARTUP_TIMEOUT_S = 180
 REPOSITORY_QUERY = """
 { repositoriesOrError { ... on RepositoryConnection { nodes {
     name location { name } schedules { name } sensors { name } jobs { name }
 } } } }
 """
-
-
-def start_ui(tmp_path, database_url) -> tuple[subprocess.Popen, str]:
-    """The command in a subprocess, its output going to tmp_path/ui.log; returns once the UI answers."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MICROCROP_HOME": str(tmp_path / "home"),
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "microcrop_assets.cli", "ui", "--port", str(port)],
-        env=env,
-        stdout=(tmp_path / "ui.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        try:
-            if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"the UI did not come up on {url}:\n{(tmp_path / 'ui.log').read_text()}")
-        time.sleep(0.5)
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -72,8 +39,7 @@ def assert_stops_cleanly(process: subprocess.Popen, signum: int) -> None:
 def test_ui_serves_repository_and_stops_on_sigterm(tmp_path, database_url):
     process, url = start_ui(tmp_path, database_url)
     try:
-        answer = httpx.post(f"{url}/graphql", json={"query": REPOSITORY_QUERY}, timeout=60).json()
-        (repository,) = answer["data"]["repositoriesOrError"]["nodes"]
+        (repository,) = graphql(url, REPOSITORY_QUERY)["repositoriesOrError"]["nodes"]
         assert repository["location"]["name"] == "microcrop_assets"  # as in workspace.yaml
         schedules = {s["name"] for s in repository["schedules"]}
         sensors = {s["name"] for s in repository["sensors"]}

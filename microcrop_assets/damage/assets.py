@@ -23,54 +23,75 @@ from microcrop_assets.resources.minio import ObjectStoreError, ObjectStoreResour
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 from microcrop_assets.science.damage import DAMAGE_TERMS, METHOD_VERSION, SHARE_PLACES, assess_inputs
 from microcrop_assets.science.plot_indices import INDEX_COLUMNS
-from microcrop_assets.science.policy import DEFAULT_TERMS, resolve_terms
+from microcrop_assets.science.policy import resolve_terms
 from microcrop_assets.weather.assets import partition_days, weather_indices
 
 DAMAGE_TAGS = {"microcrop/queue": "damage"}
-# the weather-chain terms a proof needs to recompute weather_stress from the layer indices
-WEATHER_TERMS = ("layers", "peril_weights")
 
-_PLOTS_SQL = f"""
-SELECT p.plot_id, p.policy_id, p.crop, p.sowing_date, p.season_end, p.sum_insured_micro_usdc,
-       p.max_payout_micro_usdc, p.policy_terms::text AS policy_terms, w.plot_id IS NOT NULL AS has_weather,
-       w.weather_stress, w.drought_stress, w.flood_stress, w.heat_stress, w.layers::text AS layers,
-       w.window_start, w.window_days, w.missing_days, w.stations::text AS stations,
-       w.weights::text AS station_weights, w.missing_reason AS weather_missing_reason,
-       {", ".join(f"w.{c}" for c in INDEX_COLUMNS)}
-FROM plots p LEFT JOIN weather_indices w ON w.day = :day AND w.plot_id = p.plot_id
-WHERE p.active AND p.sowing_date <= :day AND p.season_end >= :day
-ORDER BY p.plot_id
+# Each query reads one table over an index range; the joins happen in pandas. Joined in SQL, the
+# planner picked per-plot nested loops whenever statistics lagged a bulk load (minutes, not seconds).
+_PLOTS_SQL = """
+SELECT plot_id, policy_id, crop, sowing_date, season_end, sum_insured_micro_usdc, max_payout_micro_usdc,
+       jsonb_hash_extended(policy_terms, 0) AS terms_key
+FROM plots WHERE active AND sowing_date <= :day AND season_end >= :day
+ORDER BY plot_id
 """
-# earlier payouts of the season (same plot and policy, from sowing to the day before)
+# each distinct set of terms once (plots share a handful of policies' terms), keyed by the jsonb hash
+_TERMS_SQL = """
+SELECT crop, jsonb_hash_extended(policy_terms, 0) AS terms_key, policy_terms::text AS policy_terms
+FROM plots WHERE active AND sowing_date <= :day AND season_end >= :day
+GROUP BY crop, policy_terms
+"""
+_WEATHER_SQL = f"""
+SELECT plot_id, weather_stress, drought_stress, flood_stress, heat_stress, layers::text AS layers, window_start,
+       window_days, missing_days, missing_reason AS weather_missing_reason, {", ".join(INDEX_COLUMNS)}
+FROM weather_indices WHERE day = :day
+"""
+# payouts of earlier days; only paying rows matter, the season and policy are matched in pandas
 _PAID_SQL = """
-SELECT d.plot_id, sum(d.payout_micro_usdc)::bigint AS paid_before
-FROM damage_assessments d JOIN plots p ON p.plot_id = d.plot_id AND p.policy_id = d.policy_id
-WHERE p.active AND p.sowing_date <= :day AND p.season_end >= :day AND d.day >= p.sowing_date AND d.day < :day
-GROUP BY d.plot_id
+SELECT plot_id, policy_id, day AS paid_day, payout_micro_usdc FROM damage_assessments
+WHERE day >= :first AND day < :day AND payout_micro_usdc > 0
 """
-# latest valid daily NDVI within the policy's age limit, and the newest baseline whose window ends
-# before that NDVI's day (the assessed period is never part of its own baseline)
 _NDVI_SQL = """
-WITH latest AS (
-  SELECT DISTINCT ON (n.plot_id) n.plot_id, n.day, n.ndvi_mean, n.ndvi_median, n.ndvi_p10, n.ndvi_p90,
-         n.evi_mean, n.lai_mean, n.valid_fraction, n.n_images, n.sources::text AS sources
-  FROM daily_ndvi n JOIN plots p ON p.plot_id = n.plot_id
-  WHERE p.active AND p.sowing_date <= :day AND p.season_end >= :day
-    AND n.day <= :day AND n.day >= p.sowing_date
-    AND n.day >= :day - COALESCE((p.policy_terms #>> '{satellite,max_age_days}')::int, :max_age)
-    AND n.ndvi_mean IS NOT NULL
-    AND n.valid_fraction >= COALESCE((p.policy_terms #>> '{satellite,min_valid_fraction}')::float8, :min_valid)
-  ORDER BY n.plot_id, n.day DESC
-)
-SELECT l.*, b.week_start, b.window_start AS baseline_window_start, b.window_end AS baseline_window_end,
-       b.ndvi_mean AS baseline_mean, b.ndvi_std AS baseline_std, b.ndvi_min AS baseline_min,
-       b.ndvi_max AS baseline_max, b.n_obs AS baseline_n_obs, b.content_hash AS baseline_content_hash
-FROM latest l LEFT JOIN LATERAL (
-  SELECT * FROM ndvi_baselines b
-  WHERE b.plot_id = l.plot_id AND b.week_start <= l.day AND b.window_end < l.day AND b.ndvi_mean IS NOT NULL
-  ORDER BY b.week_start DESC LIMIT 1
-) b ON true
+SELECT plot_id, day AS ndvi_day, ndvi_mean, ndvi_median, ndvi_p10, ndvi_p90, evi_mean, lai_mean, valid_fraction,
+       n_images, sources::text AS sources
+FROM daily_ndvi WHERE day >= :first AND day <= :day AND ndvi_mean IS NOT NULL
 """
+# baselines of the 13 weeks before the oldest NDVI day that may count (older ones are stale)
+BASELINE_LOOKBACK_DAYS = 91
+_BASELINE_SQL = """
+SELECT plot_id, week_start, window_start AS baseline_window_start, window_end AS baseline_window_end,
+       ndvi_mean AS baseline_mean, ndvi_std AS baseline_std, ndvi_min AS baseline_min, ndvi_max AS baseline_max,
+       n_obs AS baseline_n_obs, content_hash AS baseline_content_hash
+FROM ndvi_baselines WHERE week_start >= :first AND week_start <= :day AND ndvi_mean IS NOT NULL
+"""
+
+
+def _latest_imagery(timescaledb: TimescaleDBResource, day: dt.date, season: pd.DataFrame) -> pd.DataFrame:
+    """Per plot: the latest valid daily NDVI within the policy's age limit, and the newest baseline whose
+    window ends before that NDVI's day (the assessed period is never part of its own baseline)."""
+    oldest = day - dt.timedelta(days=int(season["max_age_days"].max()) if len(season) else 0)
+    ndvi = timescaledb.read_frame(_NDVI_SQL, {"first": oldest, "day": day})
+    ndvi = ndvi.merge(season[["plot_id", "sowing_date", "max_age_days", "min_valid_fraction"]], on="plot_id")
+    age = ndvi["ndvi_day"].map(lambda d: (day - d).days) if len(ndvi) else pd.Series(dtype=int)
+    valid = (
+        (age <= ndvi["max_age_days"])
+        & (ndvi["ndvi_day"] >= ndvi["sowing_date"])
+        & (ndvi["valid_fraction"] >= ndvi["min_valid_fraction"])
+    )
+    latest = ndvi[valid].sort_values(["plot_id", "ndvi_day"]).drop_duplicates("plot_id", keep="last")
+    baselines = timescaledb.read_frame(
+        _BASELINE_SQL, {"first": oldest - dt.timedelta(days=BASELINE_LOOKBACK_DAYS), "day": day}
+    )
+    candidates = baselines.merge(latest[["plot_id", "ndvi_day"]], on="plot_id")
+    usable = (candidates["week_start"] <= candidates["ndvi_day"]) & (
+        candidates["baseline_window_end"] < candidates["ndvi_day"]
+    )
+    newest = candidates[usable].sort_values(["plot_id", "week_start"]).drop_duplicates("plot_id", keep="last")
+    return latest.drop(columns=["sowing_date", "max_age_days", "min_valid_fraction"]).merge(
+        newest.drop(columns=["ndvi_day"]), on="plot_id", how="left"
+    )
+
 
 ASSESSMENT_COLUMNS = (
     "assessment_id", "plot_id", "policy_id", "day", "method_version", "weather_damage", "satellite_damage",
@@ -99,29 +120,39 @@ def _iso(value) -> str | None:
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+    """Rows as dicts of plain Python values, missing values None (column lists: much faster than to_dict)."""
+    columns = {c: frame[c].astype(object).where(frame[c].notna(), None).tolist() for c in frame.columns}
+    return [dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[dict]:
     """Every in-season active plot's inputs document for `day` (see science.damage.assess_one)."""
     season = timescaledb.read_frame(_PLOTS_SQL, {"day": day})
-    paid = timescaledb.read_frame(_PAID_SQL, {"day": day})
-    satellite = DEFAULT_TERMS["satellite"]
-    ndvi = timescaledb.read_frame(
-        _NDVI_SQL,
-        {"day": day, "max_age": satellite["max_age_days"], "min_valid": float(satellite["min_valid_fraction"])},
+    terms_of: dict[tuple[str, int], tuple[dict, list[str]]] = {}  # (crop, terms hash) -> assessment terms, indices
+    distinct = timescaledb.read_frame(_TERMS_SQL, {"day": day})
+    if distinct[["crop", "terms_key"]].duplicated().any():  # two different terms, one 64-bit hash: refuse
+        raise dg.Failure(description=f"{day}: policy terms hash collision; assessments not computed")
+    for row in distinct.itertuples():
+        terms = resolve_terms(row.crop, json.loads(row.policy_terms))  # adds terms newer than the plot's import
+        used = sorted({layer["index"] for layer in terms["layers"].values()})
+        # the terms the assessment reads; the weather chain's own terms (layers) stay in plots.policy_terms
+        terms_of[(row.crop, row.terms_key)] = ({k: terms[k] for k in DAMAGE_TERMS}, used)
+    plot_terms = [terms_of[key][0] for key in zip(season["crop"], season["terms_key"], strict=True)]
+    season["max_age_days"] = [t["satellite"]["max_age_days"] for t in plot_terms]
+    season["min_valid_fraction"] = [float(t["satellite"]["min_valid_fraction"]) for t in plot_terms]
+
+    weather = timescaledb.read_frame(_WEATHER_SQL, {"day": day}).assign(has_weather=True)
+    season = season.merge(weather, on="plot_id", how="left")
+    images = {row["plot_id"]: row for row in _records(_latest_imagery(timescaledb, day, season))}
+    first = season["sowing_date"].min() if len(season) else day
+    paid = timescaledb.read_frame(_PAID_SQL, {"first": first, "day": day}).merge(
+        season[["plot_id", "policy_id", "sowing_date"]], on=["plot_id", "policy_id"]
     )
-    paid_before = dict(zip(paid["plot_id"], paid["paid_before"], strict=True))
-    images = {row["plot_id"]: row for row in _records(ndvi)}
-    terms_of: dict[tuple[str, str], tuple[dict, list[str]]] = {}  # (crop, stored terms) -> proof terms, indices
+    paid = paid[paid["paid_day"] >= paid["sowing_date"]]  # this season's payouts only
+    paid_before = paid.groupby("plot_id")["payout_micro_usdc"].sum().to_dict()
     documents = []
     for row in _records(season):
-        key = (row["crop"], row["policy_terms"])
-        if key not in terms_of:
-            terms = resolve_terms(row["crop"], json.loads(row["policy_terms"]))  # adds terms newer than the plot
-            used = sorted({layer["index"] for layer in terms["layers"].values()})
-            terms_of[key] = ({k: terms[k] for k in (*DAMAGE_TERMS, *WEATHER_TERMS)}, used)
-        terms, used = terms_of[key]
+        terms, used = terms_of[(row["crop"], row["terms_key"])]
         weather = None
         if row["has_weather"]:
             weather = {
@@ -131,15 +162,13 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
                 "window_start": _iso(row["window_start"]),
                 "window_days": _count(row["window_days"]),
                 "missing_days": _count(row["missing_days"]),
-                "stations": json.loads(row["stations"] or "null"),
-                "station_weights": [_number(w) for w in json.loads(row["station_weights"] or "[]")],
                 "missing_reason": row["weather_missing_reason"],
             }
         image = images.get(row["plot_id"])
         ndvi_doc = baseline = None
         if image is not None:
             ndvi_doc = {
-                "day": _iso(image["day"]),
+                "day": _iso(image["ndvi_day"]),
                 **{
                     c: _number(image[c])
                     for c in ("ndvi_mean", "ndvi_median", "ndvi_p10", "ndvi_p90", "evi_mean", "lai_mean")
@@ -180,35 +209,74 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
     return documents
 
 
+_TERMS_TOKEN = "\x00terms\x00"
+
+
+def inputs_json(inputs: list[dict]) -> list[str]:
+    """Canonical JSON of each inputs document; a policy's terms, shared by many plots, are encoded once
+    and spliced in where a placeholder stood (the result is byte-identical to canonical_json(doc))."""
+    encoded: dict[int, str] = {}
+    quoted_token = canonical_json(_TERMS_TOKEN)
+    out = []
+    for doc in inputs:
+        terms = doc["terms"]
+        if id(terms) not in encoded:
+            encoded[id(terms)] = canonical_json(terms)
+        out.append(canonical_json({**doc, "terms": _TERMS_TOKEN}).replace(quoted_token, encoded[id(terms)], 1))
+    return out
+
+
 def write_assessments(timescaledb: TimescaleDBResource, day: dt.date, rows: pd.DataFrame, inputs: list[dict]) -> int:
     """Replace the day's assessments in one transaction; proven or archived rows are evidence and stay."""
     frame = rows.assign(
-        inputs=[canonical_json(doc) for doc in inputs],
+        inputs=inputs_json(inputs),
         weights=[canonical_json(w) for w in rows["weights"]],
     )
     frame = frame[frame["damage"].notna()]
-    keep = "damage_assessments.proof_cid IS NULL AND damage_assessments.archived_at IS NULL"
+    # rows with a published proof or an archive copy are evidence: never replaced by a rerun
+    replaceable = "proof_cid IS NULL AND archived_at IS NULL"
+    columns = ", ".join(f'"{c}"' for c in ASSESSMENT_COLUMNS)
     with timescaledb.begin() as conn:
-        staging = timescaledb.stage_in(conn, "damage_assessments", frame, ASSESSMENT_COLUMNS)
-        conn.execute(
-            sa.text(
-                f"DELETE FROM damage_assessments WHERE day = :day AND {keep} AND assessment_id NOT IN"
-                f' (SELECT assessment_id FROM "{staging}")'
-            ),
-            {"day": day},
-        )
-        timescaledb.upsert_from(conn, "damage_assessments", staging, "assessment_id", ASSESSMENT_COLUMNS, where=keep)
+        conn.execute(sa.text(f"DELETE FROM damage_assessments WHERE day = :day AND {replaceable}"), {"day": day})
+        kept = conn.scalar(sa.text("SELECT count(*) FROM damage_assessments WHERE day = :day"), {"day": day})
+        if not kept:  # the usual case: straight COPY into the table
+            timescaledb.copy_frame(conn, "damage_assessments", frame, ASSESSMENT_COLUMNS)
+        else:  # skip the ids of kept rows (ids are per plot, policy, day and method)
+            staging = timescaledb.stage_in(conn, "damage_assessments", frame, ASSESSMENT_COLUMNS)
+            conn.execute(
+                sa.text(
+                    f'INSERT INTO damage_assessments ({columns}) SELECT {columns} FROM "{staging}"'
+                    " ON CONFLICT (assessment_id) DO NOTHING"
+                )
+            )
     return len(frame)
 
 
-_OVER_SUM_INSURED_SQL = """
-SELECT d.plot_id, d.policy_id, sum(d.payout_micro_usdc) AS paid, max(p.sum_insured_micro_usdc) AS sum_insured
-FROM damage_assessments d JOIN plots p ON p.plot_id = d.plot_id AND p.policy_id = d.policy_id
-WHERE d.day BETWEEN p.sowing_date AND p.season_end
-  AND d.plot_id IN (SELECT plot_id FROM damage_assessments WHERE day = :day)
-GROUP BY d.plot_id, d.policy_id
-HAVING sum(d.payout_micro_usdc) > max(p.sum_insured_micro_usdc)
-"""
+def seasons_over_sum_insured(timescaledb: TimescaleDBResource, day: dt.date) -> list[dict]:
+    """Plots in season on `day` whose stored payouts since sowing exceed their sum insured (the check)."""
+    season = timescaledb.read_frame(
+        "SELECT plot_id, policy_id, sowing_date, sum_insured_micro_usdc FROM plots"
+        " WHERE sowing_date <= :day AND season_end >= :day",
+        {"day": day},
+    )
+    first = season["sowing_date"].min() if len(season) else day
+    paid = timescaledb.read_frame(
+        "SELECT plot_id, policy_id, day, payout_micro_usdc FROM damage_assessments"
+        " WHERE day >= :first AND day <= :day AND payout_micro_usdc > 0",
+        {"first": first, "day": day},
+    ).merge(season, on=["plot_id", "policy_id"])
+    paid = paid[paid["day"] >= paid["sowing_date"]]
+    totals = paid.groupby(["plot_id", "policy_id", "sum_insured_micro_usdc"], as_index=False)["payout_micro_usdc"].sum()
+    over = totals[totals["payout_micro_usdc"] > totals["sum_insured_micro_usdc"]]
+    return [
+        {
+            "plot_id": r.plot_id,
+            "policy_id": r.policy_id,
+            "paid_micro_usdc": int(r.payout_micro_usdc),
+            "sum_insured_micro_usdc": int(r.sum_insured_micro_usdc),
+        }
+        for r in over.itertuples()
+    ]
 
 
 @dg.asset(
@@ -240,7 +308,7 @@ def damage_assessments(context: dg.AssetExecutionContext, timescaledb: Timescale
         paid += int(sum(assessed["payout_micro_usdc"]))
         for _, row in rows[rows["damage"].isna()].iterrows():
             unassessed[f"{day} {row['plot_id']}"] = row["missing_reason"]
-        over.extend(timescaledb.read_frame(_OVER_SUM_INSURED_SQL, {"day": day}).to_dict("records"))
+        over.extend(seasons_over_sum_insured(timescaledb, day))
         context.log.info(f"{day}: {len(assessed)} plots assessed, {len(rows) - len(assessed)} without any source")
     return dg.MaterializeResult(
         metadata={
@@ -256,7 +324,7 @@ def damage_assessments(context: dg.AssetExecutionContext, timescaledb: Timescale
             dg.AssetCheckResult(
                 check_name="season_payouts_within_sum_insured",
                 passed=not over,
-                metadata={"plots_over": dg.MetadataValue.json(json.loads(canonical_json(over[:20])))},
+                metadata={"plots_over": dg.MetadataValue.json(over[:20])},
             )
         ],
     )

@@ -27,7 +27,7 @@ stress_response_job = dg.define_asset_job(
 _STRESSED_SQL = """
 SELECT w.plot_id FROM weather_indices w JOIN plots p ON p.plot_id = w.plot_id
 WHERE w.day = :day AND w.in_season AND p.active
-  AND w.weather_stress::numeric >= (p.policy_terms ->> 'stress_trigger')::numeric
+  AND w.weather_stress >= (p.policy_terms ->> 'stress_trigger')::float8
   AND NOT EXISTS (
     SELECT 1 FROM damage_assessments d
     WHERE d.plot_id = w.plot_id AND d.day > :day - :recent_days AND d.day <= :day

@@ -8,16 +8,24 @@ again as the same bytes, so Pinata answers isDuplicate and the same CIDs are rec
 """
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from microcrop_assets.damage.assets import assessment_inputs
-from microcrop_assets.proofs.document import ProofError, build_proof, document_differences, recompute_outputs
+from microcrop_assets.proofs.document import (
+    ProofError,
+    build_proof,
+    document_differences,
+    recompute_outputs,
+    weather_chain,
+)
 from microcrop_assets.proofs.pinning import ProofDirectory, pin_directory, proof_directories, proof_file, store_copy
 from microcrop_assets.resources.minio import ObjectStoreResource
 from microcrop_assets.resources.pinata import PinataResource
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
+from microcrop_assets.science.policy import resolve_terms
 
 
 @dataclass
@@ -50,10 +58,14 @@ def prove_day(db: TimescaleDBResource, pinata: PinataResource, store: ObjectStor
             summary.already_recorded += 1
     # the inputs as the source tables (plots, weather_indices, daily_ndvi, ndvi_baselines) give them now
     sources = {document["plot_id"]: document for document in assessment_inputs(db, day)} if unproven else {}
+    chains = weather_chains(db, day, [row["plot_id"] for row in unproven])
     recomputed = recompute_outputs([row["inputs"] for row in unproven])
     for row, outputs in zip(unproven, recomputed, strict=True):
         try:
-            _, data = build_proof(row["inputs"], row, outputs)
+            chain = chains[row["plot_id"]]
+            if isinstance(chain, ProofError):
+                raise chain
+            _, data = build_proof(row["inputs"], row, chain, outputs)
             _check_against_sources(row, sources.get(row["plot_id"]))
         except ProofError as error:
             summary.refused[row["assessment_id"]] = str(error)
@@ -67,6 +79,37 @@ def prove_day(db: TimescaleDBResource, pinata: PinataResource, store: ObjectStor
         summary.directories.append(directory.cid)
     summary.proven = len(proofs)
     return summary
+
+
+# the plot weather day's stations and weights, and the policy's layers: the damage inputs leave them here
+_WEATHER_CHAIN_SQL = """
+SELECT p.plot_id, p.crop, p.policy_terms::text AS policy_terms, w.stations::text AS stations,
+       w.weights::text AS station_weights
+FROM plots p LEFT JOIN weather_indices w ON w.plot_id = p.plot_id AND w.day = :day
+WHERE p.plot_id = ANY(:plot_ids)
+"""
+
+
+def weather_chains(db: TimescaleDBResource, day: dt.date, plot_ids: list[str]) -> dict[str, dict | ProofError]:
+    """Per plot, the `weather_chain` of its proof, joined from weather_indices and plots.policy_terms
+    (or why it cannot be: that plot's proof alone is refused)."""
+    if not plot_ids:
+        return {}
+    with db.begin() as conn:
+        rows = conn.execute(sa.text(_WEATHER_CHAIN_SQL), {"day": day, "plot_ids": sorted(set(plot_ids))}).all()
+    chains: dict[str, dict | ProofError] = {
+        plot_id: ProofError(f"plot {plot_id} is not in the plots table: no policy terms for its weather chain")
+        for plot_id in plot_ids
+    }
+    for row in rows:
+        # numbers as the decimal text jsonb holds, so the proof carries them exactly
+        weights = json.loads(row.station_weights or "[]", parse_float=str, parse_int=str)
+        terms = resolve_terms(row.crop, json.loads(row.policy_terms))
+        try:
+            chains[row.plot_id] = weather_chain(terms, json.loads(row.stations or "null"), weights)
+        except ProofError as error:
+            chains[row.plot_id] = ProofError(f"plot {row.plot_id} on {day}: {error}")
+    return chains
 
 
 def _check_against_sources(row: dict, source: dict | None) -> None:

@@ -1,9 +1,12 @@
 """Proof documents: everything an auditor needs to recompute one damage assessment, as canonical JSON.
 
-A proof holds the assessment's recorded `inputs` (policy terms, money, weather stress with its window,
-NDVI statistics with their raster keys and hashes, the baseline with its window and hash), the outputs
-recomputed from those inputs by `science.damage.assess_one`, the formula (method version and its
-steps) and the code version. Canonical bytes (sorted keys, no insignificant whitespace, UTF-8, no
+A proof holds the assessment's recorded `inputs` (policy terms, money, weather stresses with each
+layer's fraction, the index values and the window, NDVI statistics with their raster keys and hashes,
+the baseline with its window and hash), the `weather_chain` behind those weather numbers (the plot
+weather day's station ids and weights from weather_indices, each layer's index, trigger and exit and
+the peril weights from the policy terms: the damage inputs leave them in their tables), the outputs
+recomputed from the inputs by `science.damage.assess_one`, the formula (method version and its steps)
+and the code version. Canonical bytes (sorted keys, no insignificant whitespace, UTF-8, no
 NaN) make the document, and so its CID, a function of its content alone.
 
 The JSON Schema of a proof is versioned with the damage method: `schema/damage-proof.<method>.json`.
@@ -162,14 +165,47 @@ def _recompute_one(inputs: Mapping[str, Any]) -> dict | ProofError:
         return ProofError(f"inputs do not recompute: {type(error).__name__}: {error}")
 
 
+def weather_chain(policy_terms: Mapping[str, Any], stations: list | None, station_weights: list) -> dict:
+    """The weather chain of a proof: the plot weather day's stations and their weights (weather_indices)
+    and the policy's layer definitions and peril weights (resolved plots.policy_terms)."""
+    if stations is not None and len(stations) != len(station_weights):
+        raise ProofError(f"weather_chain: {len(stations)} stations {stations} but {len(station_weights)} weights")
+    return {
+        "stations": stations,
+        "station_weights": station_weights,
+        "layers": policy_terms["layers"],
+        "peril_weights": policy_terms["peril_weights"],
+    }
+
+
+def _chain_differences(inputs: Mapping[str, Any], chain: Mapping[str, Any]) -> list[str]:
+    """Where the weather inputs and the chain's layer definitions do not belong together."""
+    weather = inputs.get("weather")
+    if weather is None:
+        return []
+    defined = chain["layers"]
+    problems = [
+        f"inputs.weather.layers.{name} has no layer definition" for name in weather["layers"] if name not in defined
+    ]
+    problems += [
+        f"layer {name}: its index {layer['index']} has no value in inputs.weather.indices"
+        for name, layer in defined.items()
+        if layer["index"] not in weather["indices"]
+    ]
+    return problems
+
+
 def build_proof(
-    inputs: Mapping[str, Any], recorded: Mapping[str, Any], outputs: dict | ProofError | None = None
+    inputs: Mapping[str, Any],
+    recorded: Mapping[str, Any],
+    chain: Mapping[str, Any],
+    outputs: dict | ProofError | None = None,
 ) -> tuple[dict, bytes]:
     """The proof of one assessment and its canonical bytes.
 
-    `recorded` is the assessment as stored (a `damage_assessments` row). The outputs are recomputed
-    from `inputs` (or given, from `recompute_outputs`); any difference from the stored row refuses the
-    proof, naming the fields."""
+    `recorded` is the assessment as stored (a `damage_assessments` row), `chain` its `weather_chain`.
+    The outputs are recomputed from `inputs` (or given, from `recompute_outputs`); any difference from
+    the stored row refuses the proof, naming the fields."""
     if outputs is None:
         outputs = _recompute_one(inputs)
     if isinstance(outputs, ProofError):
@@ -180,12 +216,16 @@ def build_proof(
             f"assessment {recorded.get('assessment_id')}: stored outputs differ from the outputs recomputed from"
             f" its inputs: {'; '.join(str(d) for d in differences)}"
         )
+    problems = _chain_differences(inputs, chain)
+    if problems:
+        raise ProofError(f"assessment {recorded.get('assessment_id')}: {'; '.join(problems)}")
     document = {
         "kind": PROOF_KIND,
         "assessment_id": outputs["assessment_id"],
         "method_version": outputs["method_version"],
         "schema": schema_path(outputs["method_version"]).name,
         "inputs": dict(inputs),
+        "weather_chain": dict(chain),
         "outputs": outputs,
         "formula": {"method_version": outputs["method_version"], "steps": list(FORMULA)},
         "code": code_version(),
@@ -203,6 +243,10 @@ def recompute(document: Mapping[str, Any]) -> list[Difference]:
     differences = compare_outputs(document["outputs"], outputs, prefix="outputs.")
     if document.get("assessment_id") != outputs["assessment_id"]:
         differences.append(Difference("assessment_id", document.get("assessment_id"), outputs["assessment_id"]))
+    differences += [
+        Difference("weather_chain", "layers matching inputs.weather", problem)
+        for problem in _chain_differences(document["inputs"], document["weather_chain"])
+    ]
     return differences
 
 

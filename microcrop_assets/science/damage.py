@@ -34,6 +34,7 @@ _WHOLE = Decimal(1)
 _CONFIDENCE = Decimal("0.0001")
 _CONTEXT = Context(prec=40, rounding=ROUND_HALF_UP, traps=[InvalidOperation, DivisionByZero, Overflow])
 _ZERO, _ONE, _BPS = Decimal(0), Decimal(1), Decimal(10_000)
+_ZERO_SHARE, _ONE_SHARE = _ZERO.quantize(_SHARE), _ONE.quantize(_SHARE)
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://microcrop.app/damage_assessments")
 
 # science.md 6: damage below 0.2 none, below 0.4 minor, below 0.6 moderate, below 0.8 severe
@@ -142,7 +143,7 @@ def to_bps(values: np.ndarray) -> np.ndarray:
 def layer_share(x: np.ndarray, trigger: np.ndarray, exit_: np.ndarray) -> np.ndarray:
     """Exact layer fraction clip((T - x) / (T - E), 0, 1): deficit when T > E, excess when T < E (science.md 3)."""
     fraction = _q((trigger - x) / (trigger - exit_))
-    return np.minimum(np.maximum(fraction, _ZERO), _ONE)
+    return np.minimum(np.maximum(fraction, _ZERO_SHARE), _ONE_SHARE)
 
 
 def money(amount_micro_usdc: np.ndarray, shares: np.ndarray) -> np.ndarray:
@@ -246,11 +247,9 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         weather = _shares(frame, "weather_stress")
         ndvi, valid = _shares(frame, "ndvi_mean"), _shares(frame, "ndvi_valid_fraction")
         base_mean, base_std = _shares(frame, "baseline_mean"), _shares(frame, "baseline_std")
-        bad = [i for i, w in enumerate(weather) if w is not None and not _ZERO <= w <= _ONE]
-        if bad:
-            raise AssessmentInputError(
-                f"plot {frame['plot_id'][bad[0]]}: weather_stress {weather[bad[0]]} outside 0..1"
-            )
+        # a stress outside 0..1 is a broken upstream row: that plot's weather source is dropped, said why
+        implausible = np.array([w is not None and not _ZERO <= w <= _ONE for w in weather], dtype=bool)
+        weather = np.where(implausible, None, weather)
 
         # satellite source: a recent enough NDVI with enough valid pixels, against a usable baseline
         age = np.array(
@@ -262,20 +261,25 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         )
         has_ndvi = _present(ndvi) & _present(valid)
         fresh = np.array([a is not None and 0 <= a <= m for a, m in zip(age, t["max_age_days"], strict=True)])
-        enough = has_ndvi & (_filled(valid) >= t["min_valid_fraction"])
+        valid_0, ndvi_0, mean_0 = _filled(valid), _filled(ndvi), _filled(base_mean)
+        enough = has_ndvi & (valid_0 >= t["min_valid_fraction"])
         zscore = t["zscore"].astype(bool)
-        scale = np.where(zscore, _filled(base_std), _filled(base_mean))
+        scale = np.where(zscore, _filled(base_std), mean_0)
         has_base = _present(base_mean) & (~zscore | _present(base_std)) & (scale > _ZERO)
         use_sat = has_ndvi & fresh & enough & has_base
         safe_scale = np.where(use_sat, scale, _ONE)
         # decline (baseline - NDVI) / baseline, or z = (NDVI - mean) / std
-        x = _q(np.where(zscore, _filled(ndvi) - _filled(base_mean), _filled(base_mean) - _filled(ndvi)) / safe_scale)
-        sat_damage = _q(layer_share(x, t["sat_trigger"], t["sat_exit"]))
+        x = _q(np.where(zscore, ndvi_0 - mean_0, mean_0 - ndvi_0) / safe_scale)
+        sat_damage = layer_share(x, t["sat_trigger"], t["sat_exit"])
         use_weather = _present(weather)
         reasons = [
             "; ".join(reason for reason, missing in pair if missing) or None
             for pair in zip(
-                (("weather: no weather stress (see weather_indices.missing_reason)", m) for m in ~use_weather),
+                (("weather: weather_stress outside 0..1", m) for m in implausible),
+                (
+                    ("weather: no weather stress (see weather_indices.missing_reason)", m)
+                    for m in ~use_weather & ~implausible
+                ),
                 (("satellite: no NDVI within max_age_days", m) for m in ~(has_ndvi & fresh)),
                 (("satellite: NDVI valid fraction below the minimum", m) for m in has_ndvi & fresh & ~enough),
                 (("satellite: no usable NDVI baseline", m) for m in has_ndvi & fresh & enough & ~has_base),
@@ -300,14 +304,12 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         gaps = [
             _days(p, v, "weather.missing_days") for p, v in zip(plot_ids, frame["weather_missing_days"], strict=True)
         ]
-        completeness = _q(
-            np.array(
-                [Decimal(int(w - g)) / Decimal(int(w)) if w > 0 else _ONE for w, g in zip(window, gaps, strict=True)],
-                dtype=object,
-            )
-        )
+        shares: dict[tuple[int, int], Decimal] = {}  # few distinct (window, gaps) pairs
+        for pair in set(zip(window, gaps, strict=True)):
+            shares[pair] = _ONE if pair[0] <= 0 else _q(np.array([Decimal(pair[0] - pair[1]) / Decimal(pair[0])]))[0]
+        completeness = np.array([shares[pair] for pair in zip(window, gaps, strict=True)], dtype=object)
         confidence = np.where(use_weather, t["w_weather"] * completeness, _ZERO) + np.where(
-            use_sat, t["w_satellite"] * np.minimum(_filled(valid), _ONE), _ZERO
+            use_sat, t["w_satellite"] * np.minimum(valid_0, _ONE), _ZERO
         )
         confidence = np.array([c.quantize(_CONFIDENCE, context=_CONTEXT) for c in confidence], dtype=object)
 
@@ -316,7 +318,7 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
             first = int(np.argmax(stage_index < 0))
             raise AssessmentInputError(f"plot {frame['plot_id'][first]}: day {frame['day'][first]} is before sowing")
         multiplier = np.array([s[i] for s, i in zip(t["sensitivity"], stage_index, strict=True)], dtype=object)
-        damage = _q(np.minimum(composite * multiplier, _ONE))
+        damage = np.minimum(_q(composite * multiplier), _ONE_SHARE)
         triggered = damage >= t["trigger_threshold"]
 
         # payout share: damage above the deductible, or all of it at or above a franchise
@@ -331,6 +333,7 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         # the season pays its worst day once: each assessment adds what earlier ones have not paid yet
         payout = np.maximum(np.minimum(entitlement - paid_before, sum_insured - paid_before), 0)
 
+    ends: dict[dt.date, dt.datetime] = {}
     out = pd.DataFrame(
         {
             "assessment_id": [
@@ -362,7 +365,7 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
             "damage_bps": np.where(assessable, to_bps(damage), None),
             "weather_damage_bps": np.where(use_weather, to_bps(weather_damage), None),
             "satellite_damage_bps": np.where(use_sat, to_bps(sat_damage), None),
-            "assessed_at": [assessed_at(d) for d in frame["day"]],
+            "assessed_at": [ends.setdefault(d, assessed_at(d)) for d in frame["day"]],
             "missing_reason": reasons,
         },
         dtype=object,  # keeps None as None and Decimals, ints and bools as they are
