@@ -1,5 +1,7 @@
 """Time partitions shared by every domain: plots are rows inside a partition, never partitions."""
 
+import datetime as dt
+
 import dagster as dg
 
 from microcrop_assets import settings
@@ -12,3 +14,9 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date=settings.start_date()
 weekly_partitions = dg.WeeklyPartitionsDefinition(
     start_date=settings.start_date(), timezone="UTC", day_offset=0, end_offset=1
 )
+
+
+def day_key(moment: dt.datetime, days_back: int = 0) -> str:
+    """The daily partition key of the UTC day `days_back` days before `moment` (any aware datetime:
+    schedules pass their tick time)."""
+    return (moment.astimezone(dt.UTC).date() - dt.timedelta(days=days_back)).isoformat()

@@ -36,6 +36,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_server(command: list[str], url: str, timeout_s: float = 60, **popen) -> subprocess.Popen:
+    """`command` started in the background, returned once `url` answers HTTP (any status); killed and
+    named if it exits or stays silent for `timeout_s`."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(url, timeout=1)
+            return process
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait(10)
+                raise RuntimeError(f"{' '.join(command)} did not answer at {url}") from None
+            time.sleep(0.1)
+
+
+def object_store_env(store: ObjectStoreResource) -> dict[str, str]:
+    """The MINIO_* settings that point the pipeline at `store`."""
+    return {
+        "MINIO_ENDPOINT": store.endpoint,
+        "MINIO_ACCESS_KEY": store.access_key,
+        "MINIO_SECRET_KEY": store.secret_key,
+        "MINIO_BUCKET": store.bucket,
+    }
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_home(tmp_path_factory):
     """Nothing a test does may touch the developer's .microcrop folder."""
@@ -84,22 +111,8 @@ def redis_resource() -> RedisResource:
 def moto_endpoint():
     """A real S3 protocol server on loopback (moto_server), for the life of the session."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(endpoint, timeout=1)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("moto_server did not start") from None
-            time.sleep(0.1)
+    process = start_server([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], endpoint, 30)
     yield endpoint
     process.terminate()
     process.wait(10)

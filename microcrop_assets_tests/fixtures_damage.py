@@ -1,8 +1,5 @@
-"""Damage test data: plots, weather index rows, daily NDVI and baselines written straight to PostgreSQL.
-
-`daily_ndvi` and `ndvi_baselines` belong to the imagery domain (migration 0004); where that migration
-is absent they are created here exactly as CONTRACTS.md states them.
-"""
+"""Damage test data: plots, weather index rows, daily NDVI and baselines written straight to PostgreSQL
+(the tables of migrations 0001-0005)."""
 
 import datetime as dt
 import json
@@ -15,16 +12,6 @@ from microcrop_assets.plots.registry import canonical_json
 from microcrop_assets.science.damage import DAMAGE_TERMS, METHOD_VERSION
 from microcrop_assets.science.policy import resolve_terms
 
-IMAGERY_TABLES = """
-CREATE TABLE IF NOT EXISTS daily_ndvi (
-  day date NOT NULL, plot_id text NOT NULL, ndvi_mean float8, ndvi_median float8, ndvi_p10 float8,
-  ndvi_p90 float8, evi_mean float8, lai_mean float8, valid_fraction float8, n_images int, sources jsonb,
-  PRIMARY KEY (day, plot_id));
-CREATE TABLE IF NOT EXISTS ndvi_baselines (
-  week_start date NOT NULL, plot_id text NOT NULL, window_start date, window_end date, ndvi_mean float8,
-  ndvi_std float8, ndvi_min float8, ndvi_max float8, n_obs int, content_hash text, missing_reason text,
-  PRIMARY KEY (week_start, plot_id));
-"""
 TABLES = ("damage_assessments", "weather_indices", "daily_ndvi", "ndvi_baselines")
 SQUARE = {
     "type": "Polygon",
@@ -35,11 +22,8 @@ USDC = 1_000_000
 
 @pytest.fixture(name="damage_db")
 def damage_db_fixture(db):
-    """The session database with the imagery tables present and every damage input table empty."""
+    """The session database with every damage input table empty."""
     with db.begin() as conn:
-        for statement in IMAGERY_TABLES.split(";"):
-            if statement.strip():
-                conn.execute(sa.text(statement))
         conn.execute(sa.text(f"TRUNCATE plots, {', '.join(TABLES)} CASCADE"))
     return db
 

@@ -114,3 +114,16 @@ def clean_assessments(damage_db):
     with damage_db.begin() as conn:
         conn.execute(sa.text("TRUNCATE payouts"))
     return damage_db
+
+
+@pytest.fixture
+def proven(clean_assessments):
+    """Two triggered assessments with proofs recorded (pinning is tested elsewhere) and one untriggered."""
+    rows = assess_plots(clean_assessments, [("plot-a", 0.25, 0.42), ("plot-b", 0.5, None), ("plot-c", 0.0, 0.61)])
+    with clean_assessments.begin() as conn:
+        for row in rows:
+            conn.execute(
+                sa.text("UPDATE damage_assessments SET proof_cid = :cid WHERE assessment_id = :id"),
+                {"cid": f"bafkreiproof{row['plot_id'].replace('-', '')}", "id": row["assessment_id"]},
+            )
+    return clean_assessments

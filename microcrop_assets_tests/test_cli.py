@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ from microcrop_assets.proofs.cid import file_cid
 from microcrop_assets.resources.http import VendorUnavailable
 from microcrop_assets.resources.minio import ObjectStoreResource
 
-from .conftest import free_port
+from .conftest import free_port, object_store_env, start_server
 
 ROOT = Path(__file__).parents[1]
 DEMO_PLOTS = ROOT / "microcrop_assets" / "plots" / "demo_plots.geojson"
@@ -84,11 +83,8 @@ def test_bad_arguments_show_usage_and_exit_2(capsys):
 
 
 def test_plots_import_errors_are_one_line(tmp_path, monkeypatch, capsys, database_url, s3_store):
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("MINIO_ENDPOINT", s3_store.endpoint)
-    monkeypatch.setenv("MINIO_ACCESS_KEY", s3_store.access_key)
-    monkeypatch.setenv("MINIO_SECRET_KEY", s3_store.secret_key)
-    monkeypatch.setenv("MINIO_BUCKET", s3_store.bucket)
+    for name, value in {"DATABASE_URL": database_url, **object_store_env(s3_store)}.items():
+        monkeypatch.setenv(name, value)
     s3_store.put("present.geojson", b"{}")  # the bucket exists; only the key is missing
 
     assert cli(["plots", "import", str(tmp_path / "nowhere.geojson")]) == 1
@@ -209,20 +205,11 @@ def test_db_stop_creates_nothing(tmp_path, monkeypatch, capsys):
 
 def test_sandbox_serve_answers_over_http():
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "microcrop_assets.cli", "sandbox", "serve", "--port", str(port), "--seed", "7"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [sys.executable, "-m", "microcrop_assets.cli", "sandbox", "serve", "--port", str(port), "--seed", "7"]
+    server = start_server(command, f"http://127.0.0.1:{port}/_sandbox/info")
     try:
-        info = None
-        for _ in range(300):
-            try:
-                info = httpx.get(f"http://127.0.0.1:{port}/_sandbox/info", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        assert info is not None and info.status_code == 200
+        info = httpx.get(f"http://127.0.0.1:{port}/_sandbox/info", timeout=10)
+        assert info.status_code == 200
         stations = httpx.get(
             f"http://127.0.0.1:{port}/weatherxm/api/v1/stations",
             headers={"X-API-KEY": "sandbox-weatherxm-key"},

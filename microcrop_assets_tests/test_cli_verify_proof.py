@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from microcrop_assets.cli import main
 from microcrop_assets.payouts.proving import prove_day
+from microcrop_assets_tests.conftest import object_store_env
 from microcrop_assets_tests.fixtures_clients import pinata
 from microcrop_assets_tests.fixtures_proofs import DAY, assess_plots, clean_assessments, damage_db_fixture
 
@@ -18,12 +19,8 @@ def pinned(clean_assessments, sandbox, redis_resource, s3_store, monkeypatch) ->
     """One proof pinned on the sandbox, the CLI's environment pointed at the sandbox and the S3 store."""
     [row] = assess_plots(clean_assessments, [("plot-v", 0.4, 0.45)])
     prove_day(clean_assessments, pinata(sandbox, redis_resource), s3_store, DAY)
-    for name, value in sandbox.env.items():
+    for name, value in {**sandbox.env, **object_store_env(s3_store)}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("MINIO_ENDPOINT", s3_store.endpoint)
-    monkeypatch.setenv("MINIO_ACCESS_KEY", s3_store.access_key)
-    monkeypatch.setenv("MINIO_SECRET_KEY", s3_store.secret_key)
-    monkeypatch.setenv("MINIO_BUCKET", s3_store.bucket)
     with clean_assessments.begin() as conn:
         return dict(
             conn.execute(

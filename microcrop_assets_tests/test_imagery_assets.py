@@ -3,7 +3,6 @@ NDVI -> baselines, over real HTTP, PostgreSQL, Redis, an object store and GeoTIF
 
 import datetime as dt
 import json
-import uuid
 
 import dagster as dg
 import numpy as np
@@ -17,14 +16,13 @@ from microcrop_assets.imagery.assets import daily_ndvi, invalid_cogs, ndvi_basel
 from microcrop_assets.imagery.orders import MAX_DOWNLOAD_ATTEMPTS
 from microcrop_assets.imagery.sensors import satellite_order_sensor
 from microcrop_assets.plots.assets import DEMO_PLOTS, plots
-from microcrop_assets.resources.minio import ObjectStoreResource
-from microcrop_assets.resources.redis import RedisResource
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 from microcrop_assets.science.policy import CROP_CALENDARS
 from microcrop_assets.weather.assets import weather_daily, weather_indices, weather_readings, weather_stations
 
-from .fixtures_clients import spexi, weatherxm
+from .fixtures_clients import spexi
 from .fixtures_orders import IMAGERY_TABLES, empty_imagery, order_book
+from .fixtures_weather import chain_resources
 
 CLOCK = dt.datetime(2025, 8, 5, 12, tzinfo=dt.UTC)
 SOWN = dt.date(2025, 7, 7)  # in our registry: the weather index window is complete from the first reading
@@ -64,15 +62,10 @@ def empty_store(db):
     return db
 
 
-def chain_resources(sandbox, db, tmp_path) -> dict:
-    redis = RedisResource(url="redis://127.0.0.1:6379/0", key_prefix=f"mctest-{uuid.uuid4().hex[:8]}")
-    return {
-        "timescaledb": db,
-        "minio": ObjectStoreResource(local_root=str(tmp_path / "objects")),
-        "redis": redis,
-        "weatherxm": weatherxm(sandbox, redis),
-        "spexi": spexi(sandbox, redis, order_statuses_path="/orders/status"),
-    }
+def imagery_resources(sandbox, db, tmp_path) -> dict:
+    """The weather chain's resources plus Spexi on the sandbox (bulk order status)."""
+    resources = chain_resources(sandbox, db, tmp_path)
+    return {**resources, "spexi": spexi(sandbox, resources["redis"], order_statuses_path="/orders/status")}
 
 
 def materialize(assets, resources, key: str | None = None, **kwargs) -> dg.ExecuteInProcessResult:
@@ -102,7 +95,7 @@ def test_drought_plots_fall_below_their_ndvi_baseline_and_the_others_do_not(empt
         ) as sandbox,
         dg.instance_for_test() as instance,
     ):
-        resources = chain_resources(sandbox, empty_store, tmp_path)
+        resources = imagery_resources(sandbox, empty_store, tmp_path)
         materialize(
             [plots, weather_stations],
             resources,
@@ -166,7 +159,7 @@ def test_download_failures_are_retried_and_an_unusable_image_fails_only_its_orde
         running_sandbox(clock=ManualClock(CLOCK), order_delay_s=0) as sandbox,
         dg.instance_for_test() as instance,
     ):
-        resources = chain_resources(sandbox, empty_store, tmp_path)
+        resources = imagery_resources(sandbox, empty_store, tmp_path)
         materialize([plots], resources, run_config={"ops": {"plots": {"config": {"source": str(DEMO_PLOTS)}}}})
         config = {"ops": {"satellite_orders": {"config": ORDER_CONFIG}}}
         materialize([satellite_orders], resources, (capture - dt.timedelta(days=1)).isoformat(), run_config=config)

@@ -7,15 +7,19 @@ import subprocess
 import sys
 
 import dagster as dg
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from microcrop_assets.ops.health import DOWN, NOT_CONFIGURED, UP, pipeline_metrics
 from microcrop_assets.ops.sensors import pipeline_health, service_health_sensor
-from microcrop_assets.plots.registry import parse_plots, store_plots
-from microcrop_assets.sandbox.config import DEFAULT_PLOTS_FILE
-from microcrop_assets_tests.conftest import REDIS_URL, free_port
+from microcrop_assets.payouts.ledger import enqueue
+from microcrop_assets_tests.conftest import REDIS_URL, free_port, object_store_env
+from microcrop_assets_tests.fixtures_damage import add_plot
 from microcrop_assets_tests.fixtures_ops import http_receiver
+from microcrop_assets_tests.fixtures_proofs import clean_assessments, damage_db_fixture, proven
+
+__all__ = ["clean_assessments", "damage_db_fixture", "proven"]
 
 
 @pytest.fixture(scope="module")
@@ -25,17 +29,14 @@ def chain_url():
 
 
 @pytest.fixture
-def services_env(sandbox, database_url, moto_endpoint, chain_url, s3_store, monkeypatch):
+def services_env(sandbox, database_url, chain_url, s3_store, monkeypatch):
     """Every setting pointing at a live service (the object store's bucket exists)."""
     s3_store.put("health/ready.txt", b"ok")
     values = {
         **sandbox.env,
         "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
-        "MINIO_ENDPOINT": moto_endpoint,
-        "MINIO_ACCESS_KEY": s3_store.access_key,
-        "MINIO_SECRET_KEY": s3_store.secret_key,
-        "MINIO_BUCKET": s3_store.bucket,
+        **object_store_env(s3_store),
         "BASE_RPC_URL": chain_url,
     }
     for name, value in values.items():
@@ -96,9 +97,11 @@ def test_health_all_up_then_each_failure_mode(services_env):
     assert "postgresql" in broken.stderr.splitlines()[-1]
 
 
-def test_pipeline_metrics_count_recent_rows_and_name_absent_tables(db, clean_plots):
+def seed_pipeline_rows(db) -> dict[str, int]:
+    """Rows inside and outside the 24 h window in every table the figures count (on top of `proven`);
+    the figures they give."""
     with db.begin() as conn:
-        conn.execute(sa.text("DELETE FROM weather_readings"))
+        conn.execute(sa.text("TRUNCATE weather_readings, plot_ndvi_observations"))
         conn.execute(
             sa.text(
                 "INSERT INTO weather_readings (station_id, ts) VALUES "
@@ -106,18 +109,47 @@ def test_pipeline_metrics_count_recent_rows_and_name_absent_tables(db, clean_plo
                 "('s1', now() - interval '25 hours')"
             )
         )
-    plots = parse_plots(DEFAULT_PLOTS_FILE.read_bytes(), "demo plots")
-    store_plots(db, plots, "demo plots")
-    store_plots(db, plots.iloc[1:], "demo plots without the first")  # the first becomes inactive
-    figures = pipeline_metrics(db)
-    assert figures["readings_24h"] == 2  # the 25-hour-old reading is outside the window
-    assert figures["active_plots"] == len(plots) - 1
-    # tables of domains not in this database yet are reported absent, not as zero
-    assert figures["images_24h"] is None and figures["assessments_24h"] is None
-    assert figures["pending_payouts"] is None
+    now = pd.Timestamp.now(tz="UTC")
+    hours = [1, 1, 23, 25]  # the first image covers two plots; the last is outside the window
+    observations = pd.DataFrame(
+        {
+            "order_id": ["o1", "o1", "o2", "o3"],
+            "plot_id": ["plot-a", "plot-b", "plot-a", "plot-a"],
+            "capture_date": [(now - pd.Timedelta(hours=h)).date() for h in hours],
+            "captured_at": [now - pd.Timedelta(hours=h) for h in hours],
+            "valid_fraction": 0.9,
+            "pixels": 100,
+            "masked": "{}",
+            "image_key": ["raw/o1.tif", "raw/o1.tif", "raw/o2.tif", "raw/o3.tif"],
+            "image_sha256": "s",
+            "ndvi_key": ["n1", "n2", "n3", "n4"],
+            "ndvi_sha256": "h",
+            "evi_key": "e",
+            "lai_key": "l",
+        }
+    )
+    with db.begin() as conn:
+        db.copy_frame(conn, "plot_ndvi_observations", observations)
+
+    # proven: three assessments with proofs, plot-c untriggered; plot-c's made 25 hours ago
+    add_plot(db, "plot-d", active=False)
+    with db.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE damage_assessments SET created_at = now() - interval '25 hours' WHERE plot_id = 'plot-c'")
+        )
+    assert enqueue(db) == 2  # a pending payout per triggered assessment
+    with db.begin() as conn:
+        conn.execute(sa.text("UPDATE payouts SET status = 'confirmed', tx_hash = '0xab' WHERE plot_id = 'plot-a'"))
+    return {"readings_24h": 2, "images_24h": 2, "assessments_24h": 2, "pending_payouts": 1, "active_plots": 3}
 
 
-def test_health_sensor_observes_states_and_figures(services_env, db):
+def test_pipeline_metrics_count_recent_rows(proven):
+    expected = seed_pipeline_rows(proven)
+    assert pipeline_metrics(proven) == expected
+
+
+def test_health_sensor_observes_states_and_figures(services_env, proven):
+    expected = seed_pipeline_rows(proven)
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance)
         result = service_health_sensor(context)
@@ -127,8 +159,7 @@ def test_health_sensor_observes_states_and_figures(services_env, db):
         assert metadata["service/postgresql"].value.startswith("up: ")
         assert metadata["service/chain"].value == "up: chain id 84532"
         assert metadata["services_failing"].value == 0
-        assert metadata["readings_24h"].value >= 0 and "active_plots" in metadata
-        assert "images_24h" in metadata["figures_not_present"].value
+        assert {name: metadata[name].value for name in expected} == expected
         assert json.loads(result.cursor)["redis"] == UP
         assert result.skip_reason.skip_message == "every required service up"
 

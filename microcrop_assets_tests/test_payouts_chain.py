@@ -24,9 +24,10 @@ from microcrop_assets_tests.fixtures_proofs import (
     assess_plots,
     clean_assessments,
     damage_db_fixture,
+    proven,
 )
 
-__all__ = ["clean_assessments", "damage_db_fixture"]
+__all__ = ["clean_assessments", "damage_db_fixture", "proven"]
 
 
 @pytest.fixture
@@ -38,19 +39,6 @@ def chain() -> ChainResource:
     web3.eth.send_transaction({"from": web3.eth.accounts[0], "to": oracle, "value": 10**19})
     resource = ChainResource.in_process(provider, chain_id=web3.eth.chain_id, private_key=ORACLE_KEY)
     return resource.with_receiver(resource.deploy_receiver())
-
-
-@pytest.fixture
-def proven(clean_assessments):
-    """Two triggered assessments with proofs recorded (pinning is tested elsewhere) and one untriggered."""
-    rows = assess_plots(clean_assessments, [("plot-a", 0.25, 0.42), ("plot-b", 0.5, None), ("plot-c", 0.0, 0.61)])
-    with clean_assessments.begin() as conn:
-        for row in rows:
-            conn.execute(
-                sa.text("UPDATE damage_assessments SET proof_cid = :cid WHERE assessment_id = :id"),
-                {"cid": f"bafkreiproof{row['plot_id'].replace('-', '')}", "id": row["assessment_id"]},
-            )
-    return clean_assessments
 
 
 def ledger(db) -> dict[str, sa.Row]:

@@ -13,10 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from .conftest import free_port
+from .conftest import free_port, start_server
 
 ROOT = Path(__file__).parents[1]
 
@@ -44,6 +43,9 @@ EXPECTED_OUTPUT = {
     ".venv/bin/microcrop cid": r"^bafk[a-z2-7]{55}\n",
     ".venv/bin/microcrop db stop": r"^stopped embedded PostgreSQL in {clone}/\.microcrop/postgres\n",
     "export ": r"^$",
+    # every required service up on the embedded defaults and the sandbox; no chain configured (optional)
+    ".venv/bin/microcrop health": r"^postgresql +up .*\nobject storage +up .*\nredis +up .*\nweatherxm +up .*\n"
+    r"spexi +up .*\npinata +up .*\nchain +not configured +BASE_RPC_URL not set$",
 }
 
 SANDBOX_PORT = "127.0.0.1:8700"  # the README's port; the test's sandbox listens on a free one instead
@@ -149,21 +151,8 @@ def test_readme_commands_work_verbatim_from_a_fresh_clone(clone, user_env):
 
 
 def start_sandbox(clone: Path, env: dict[str, str], port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [".venv/bin/microcrop", "sandbox", "serve", "--port", str(port)],
-        cwd=clone,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/_sandbox/info", timeout=1).raise_for_status()
-            return server
-        except httpx.TransportError:
-            assert server.poll() is None and time.monotonic() < deadline, "the sandbox did not start"
-            time.sleep(0.2)
+    command = [".venv/bin/microcrop", "sandbox", "serve", "--port", str(port)]
+    return start_server(command, f"http://127.0.0.1:{port}/_sandbox/info", cwd=clone, env=env)
 
 
 def test_state_folder_is_the_clones_from_any_folder(clone, user_env):

@@ -3,20 +3,17 @@
 import datetime as dt
 import json
 import math
-import uuid
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets.plots.assets import DEMO_PLOTS, plots
-from microcrop_assets.resources.minio import ObjectStoreResource
-from microcrop_assets.resources.redis import RedisResource
+from microcrop_assets.plots.assets import DEMO_PLOTS
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
-from microcrop_assets.weather.assets import weather_daily, weather_indices, weather_readings, weather_stations
+from microcrop_assets.weather.assets import weather_daily, weather_indices, weather_readings
 from microcrop_assets.weather.schedules import weather_nightly, weather_readings_intraday
 
-from .fixtures_clients import weatherxm
+from .fixtures_weather import chain_resources, registered
 
 DROUGHT = DEMO_PLOTS.parent.parent / "sandbox" / "scenarios" / "drought_kakamega.json"
 FIRST, LAST = dt.date(2025, 7, 10), dt.date(2025, 7, 31)
@@ -50,27 +47,6 @@ def empty_store(db):
     return db
 
 
-def resources_for(sandbox, db, tmp_path, **client):
-    redis = RedisResource(key_prefix=f"mctest-{uuid.uuid4().hex[:8]}")
-    return {
-        "timescaledb": db,
-        "minio": ObjectStoreResource(local_root=str(tmp_path / "objects")),
-        "redis": redis,
-        "weatherxm": weatherxm(sandbox, redis, **client),
-    }
-
-
-def registered(resources: dict, plots_source: str) -> dict:
-    """Plots loaded and stations assigned: what every weather partition starts from."""
-    setup = dg.materialize(
-        [plots, weather_stations],
-        resources=resources,
-        run_config={"ops": {"plots": {"config": {"source": plots_source}}}},
-    )
-    assert setup.success
-    return resources
-
-
 def run_chain(resources, plots_source: str, first: dt.date, last: dt.date) -> None:
     registered(resources, plots_source)
     window = {
@@ -92,7 +68,7 @@ def test_drought_raises_drought_stress_for_exactly_the_plots_inside_its_area(emp
     results = {}
     for name, scenario in (("baseline", None), ("drought", DROUGHT)):
         with running_sandbox(scenario=scenario, clock=ManualClock(CLOCK)) as sandbox:
-            run_chain(resources_for(sandbox, empty_store, tmp_path), late_sown_plots, FIRST, LAST)
+            run_chain(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots, FIRST, LAST)
         results[name] = stresses(empty_store, LAST)
     assert len(results["drought"]) == 12 and not any(math.isnan(v) for v in results["drought"].values())
     raised = {p for p in results["drought"] if results["drought"][p] > results["baseline"][p]}
@@ -155,7 +131,7 @@ def events_text(result) -> str:
 
 def test_a_station_answering_404_is_listed_skipped_and_left_as_a_gap(empty_store, late_sown_plots, tmp_path):
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = registered(resources_for(sandbox, empty_store, tmp_path), late_sown_plots)
+        resources = registered(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots)
         stations = empty_store.read_frame("SELECT DISTINCT station_id FROM plot_stations ORDER BY 1")["station_id"]
         gone = stations.iloc[1]
         sandbox.set_faults(fail_next=1000, fail_next_status=404, paths=[history_path(gone)])
@@ -179,7 +155,7 @@ def test_a_station_answering_404_is_listed_skipped_and_left_as_a_gap(empty_store
 def test_failed_share_threshold_at_its_boundary(empty_store, late_sown_plots, tmp_path, failing):
     day = LAST
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = registered(resources_for(sandbox, empty_store, tmp_path), late_sown_plots)
+        resources = registered(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots)
         stations = empty_store.read_frame("SELECT DISTINCT station_id FROM plot_stations ORDER BY 1")["station_id"]
         assert dg.materialize([weather_readings], resources=resources, partition_key=day.isoformat()).success
         before = day_content(empty_store, day)
@@ -212,7 +188,7 @@ def test_failed_share_threshold_at_its_boundary(empty_store, late_sown_plots, tm
 def test_rerunning_a_day_replaces_it(empty_store, late_sown_plots, tmp_path):
     day = LAST.isoformat()
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = registered(resources_for(sandbox, empty_store, tmp_path), late_sown_plots)
+        resources = registered(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots)
         counts = []
         for _ in range(2):
             assert dg.materialize([weather_readings, weather_daily], resources=resources, partition_key=day).success
@@ -228,7 +204,7 @@ def test_rerunning_a_day_replaces_it(empty_store, late_sown_plots, tmp_path):
 
 def test_physical_range_check_passes_on_sandbox_readings(empty_store, late_sown_plots, tmp_path):
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = registered(resources_for(sandbox, empty_store, tmp_path), late_sown_plots)
+        resources = registered(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots)
         result = dg.materialize([weather_readings], resources=resources, partition_key=LAST.isoformat())
     check = [c for c in result.get_asset_check_evaluations() if c.check_name == "readings_physical_ranges"][0]
     assert check.passed and check.metadata["temperature"].value == 0

@@ -15,7 +15,8 @@ import pytest
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 from microcrop_assets.weather.assets import weather_daily, weather_indices, weather_readings
 
-from .test_weather_assets import empty_store, late_sown_plots, registered, resources_for  # noqa: F401
+from .fixtures_weather import chain_resources, registered
+from .test_weather_assets import empty_store, late_sown_plots  # noqa: F401
 
 FIRST, LAST = dt.date(2025, 7, 10), dt.date(2025, 7, 24)
 CLOCK = dt.datetime(2025, 8, 5, 12, tzinfo=dt.UTC)
@@ -36,7 +37,7 @@ def recomputed(stations: list[str], weights: list[float], station_day: dict, var
 @pytest.fixture
 def recorded_run(empty_store, late_sown_plots, tmp_path):  # noqa: F811 (fixtures imported above)
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = registered(resources_for(sandbox, empty_store, tmp_path), late_sown_plots)
+        resources = registered(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots)
         window = {
             "dagster/asset_partition_range_start": FIRST.isoformat(),
             "dagster/asset_partition_range_end": LAST.isoformat(),

@@ -4,7 +4,6 @@ gap refetch when a fault outlasted every retry) stores exactly what it stores ag
 import datetime as dt
 import json
 import logging
-import uuid
 
 import dagster as dg
 import pytest
@@ -12,8 +11,6 @@ import sqlalchemy as sa
 
 from microcrop_assets import gaps
 from microcrop_assets.plots.assets import DEMO_PLOTS, plots
-from microcrop_assets.resources.minio import ObjectStoreResource
-from microcrop_assets.resources.redis import RedisResource
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 from microcrop_assets.weather.assets import (
     READINGS_STAGE,
@@ -24,7 +21,8 @@ from microcrop_assets.weather.assets import (
 )
 from microcrop_assets.weather.schedules import weather_nightly
 
-from .fixtures_clients import FAST, retries, weatherxm
+from .fixtures_clients import FAST, retries
+from .fixtures_weather import chain_resources, registered
 
 FIRST, LAST = dt.date(2025, 7, 29), dt.date(2025, 7, 31)
 CLOCK = dt.datetime(2025, 8, 5, 12, tzinfo=dt.UTC)
@@ -58,24 +56,9 @@ def emptied(db) -> None:
         conn.execute(sa.text(f"TRUNCATE {TRUNCATED} CASCADE"))
 
 
-def chain_resources(sandbox, db, tmp_path) -> dict:
-    redis = RedisResource(key_prefix=f"mctest-{uuid.uuid4().hex[:8]}")
-    return {
-        "timescaledb": db,
-        "minio": ObjectStoreResource(local_root=str(tmp_path / "objects")),
-        "redis": redis,
-        "weatherxm": weatherxm(sandbox, redis),
-    }
-
-
 def register(resources: dict, plots_source: str) -> list[str]:
     """Plots loaded and stations assigned, as every weather partition starts; the assigned station ids."""
-    setup = dg.materialize(
-        [plots, weather_stations],
-        resources=resources,
-        run_config={"ops": {"plots": {"config": {"source": plots_source}}}},
-    )
-    assert setup.success
+    registered(resources, plots_source)
     query = "SELECT DISTINCT station_id FROM plot_stations ORDER BY station_id"
     return resources["timescaledb"].read_frame(query)["station_id"].tolist()
 

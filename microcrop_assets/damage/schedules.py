@@ -3,7 +3,8 @@
 import dagster as dg
 
 from microcrop_assets.damage.assets import DAMAGE_TAGS, assessment_archive, damage_assessments
-from microcrop_assets.weather.schedules import MAX_RUNTIME, _day_key
+from microcrop_assets.partitions import day_key
+from microcrop_assets.weather.schedules import MAX_RUNTIME
 
 # dagster/max_runtime: a day of assessments is set-based SQL plus one vectorised call (100,000 plots in
 # seconds), 900 s; the archive writes, reads back and verifies Parquet objects, 1800 s.
@@ -30,7 +31,7 @@ assessment_archive_job = dg.define_asset_job(
 )
 def damage_nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """After the nightly weather run (00:15 UTC): yesterday's assessments for every in-season plot."""
-    key = _day_key(context.scheduled_execution_time, 1)
+    key = day_key(context.scheduled_execution_time, 1)
     return dg.RunRequest(run_key=f"damage-nightly-{key}", partition_key=key)
 
 

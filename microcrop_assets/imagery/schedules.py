@@ -1,10 +1,9 @@
 """Imagery jobs and schedules: daily orders, rasters + daily NDVI, weekly baselines."""
 
-import datetime as dt
-
 import dagster as dg
 
 from microcrop_assets.imagery.assets import daily_ndvi, ndvi_baselines, ndvi_rasters, satellite_orders
+from microcrop_assets.partitions import day_key
 from microcrop_assets.weather.schedules import MAX_RUNTIME
 
 SATELLITE_TAGS = {"microcrop/queue": "satellite"}
@@ -38,10 +37,6 @@ ndvi_baselines_job = dg.define_asset_job(
 )
 
 
-def _day(moment: dt.datetime, days_back: int) -> str:
-    return (moment.astimezone(dt.UTC).date() - dt.timedelta(days=days_back)).isoformat()
-
-
 @dg.schedule(
     job=satellite_orders_job,
     cron_schedule="0 1 * * *",
@@ -50,7 +45,7 @@ def _day(moment: dt.datetime, days_back: int) -> str:
 )
 def satellite_orders_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """01:00 UTC, after the nightly weather run: orders from yesterday's stress (captured today)."""
-    key = _day(context.scheduled_execution_time, 1)
+    key = day_key(context.scheduled_execution_time, 1)
     return dg.RunRequest(run_key=f"satellite-orders-{key}", partition_key=key)
 
 
@@ -62,7 +57,7 @@ def satellite_orders_daily(context: dg.ScheduleEvaluationContext) -> dg.RunReque
 )
 def daily_ndvi_nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """00:15 UTC: yesterday's daily NDVI from every image processed for it."""
-    key = _day(context.scheduled_execution_time, 1)
+    key = day_key(context.scheduled_execution_time, 1)
     return dg.RunRequest(run_key=f"daily-ndvi-{key}", partition_key=key)
 
 
@@ -74,5 +69,5 @@ def daily_ndvi_nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 )
 def ndvi_baselines_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Sundays 02:00 UTC: the baseline of the week starting that Sunday, from the 60 days before it."""
-    key = _day(context.scheduled_execution_time, 0)
+    key = day_key(context.scheduled_execution_time)
     return dg.RunRequest(run_key=f"ndvi-baselines-{key}", partition_key=key)

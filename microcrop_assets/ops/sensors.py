@@ -97,9 +97,7 @@ def service_health_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     if database_up:
         with initialized(resources["timescaledb"]) as db:
             figures = pipeline_metrics(db)
-        metadata.update({name: dg.MetadataValue.int(value) for name, value in figures.items() if value is not None})
-        absent = [name for name, value in figures.items() if value is None]
-        metadata["figures_not_present"] = dg.MetadataValue.text(", ".join(absent) or "none")
+        metadata.update({name: dg.MetadataValue.int(value) for name, value in figures.items()})
 
     previous = json.loads(context.cursor) if context.cursor else {}
     for status in statuses:

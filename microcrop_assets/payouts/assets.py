@@ -1,12 +1,10 @@
 """Payout assets: daily proofs of triggered assessments (IPFS via Pinata), then the payouts ledger (chain)."""
 
-import datetime as dt
-
 import dagster as dg
 
 from microcrop_assets import settings
 from microcrop_assets.damage.assets import damage_assessments
-from microcrop_assets.partitions import daily_partitions
+from microcrop_assets.partitions import daily_partitions, day_key
 from microcrop_assets.payouts.ledger import ledger_counts, settle_payouts
 from microcrop_assets.payouts.proving import prove_day
 from microcrop_assets.resources.chain import ChainResource
@@ -127,7 +125,7 @@ payouts_job = dg.define_asset_job(
 )
 def payout_proofs_nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Yesterday's proofs, after the nightly damage run (01:30 UTC)."""
-    key = (context.scheduled_execution_time.astimezone(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    key = day_key(context.scheduled_execution_time, 1)
     return dg.RunRequest(run_key=f"payout-proofs-{key}", partition_key=key)
 
 

@@ -5,6 +5,7 @@ import datetime as dt
 import dagster as dg
 
 from microcrop_assets import gaps, settings
+from microcrop_assets.partitions import day_key
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 from microcrop_assets.weather.assets import (
     READINGS_STAGE,
@@ -41,10 +42,6 @@ weather_stations_job = dg.define_asset_job(
 )
 
 
-def _day_key(moment: dt.datetime, days_back: int) -> str:
-    return (moment.astimezone(dt.UTC).date() - dt.timedelta(days=days_back)).isoformat()
-
-
 @dg.schedule(
     job=weather_readings_job,
     cron_schedule=f"*/{settings.env_int('WEATHER_FETCH_INTERVAL', 5)} * * * *",
@@ -53,7 +50,7 @@ def _day_key(moment: dt.datetime, days_back: int) -> str:
 )
 def weather_readings_intraday(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Today's readings, refreshed every WEATHER_FETCH_INTERVAL minutes (the day's partition is replaced)."""
-    return dg.RunRequest(partition_key=_day_key(context.scheduled_execution_time, 0))
+    return dg.RunRequest(partition_key=day_key(context.scheduled_execution_time))
 
 
 @dg.schedule(
@@ -70,7 +67,7 @@ def weather_nightly(context: dg.ScheduleEvaluationContext, timescaledb: Timescal
     stations (readings `refetch_gaps`), and station days and indices are recomputed over the whole
     range, so every index whose window holds a refilled day is rebuilt in the same run, after its
     inputs. The run key counts the gaps and their attempts: each night re-runs until they are closed."""
-    yesterday = dt.date.fromisoformat(_day_key(context.scheduled_execution_time, 1))
+    yesterday = dt.date.fromisoformat(day_key(context.scheduled_execution_time, 1))
     key = yesterday.isoformat()
     days = settings.env_int("WEATHER_GAP_REFETCH_DAYS", 7, minimum=0)
     # the gaps of the days before yesterday (yesterday is fetched whole anyway)
