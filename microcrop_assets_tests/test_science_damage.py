@@ -7,6 +7,7 @@ explicit half-up rounding, and hand-computed values from science.md section 6.
 import datetime as dt
 import json
 import random
+import re
 from decimal import Decimal
 from fractions import Fraction
 
@@ -297,3 +298,16 @@ def test_new_satellite_terms_are_validated():
         with pytest.raises(PolicyTermsError) as raised:
             resolve_terms("maize", {"satellite": given})
         assert raised.value.field == field
+
+
+def test_stored_numbers_are_written_positionally_as_the_proof_schema_requires():
+    """A zero read back from numeric(.., 12) is Decimal('0E-12') and a tiny station weight reprs as
+    5.5e-05: both must reach the inputs and outputs in the proof schema's plain decimal form."""
+    from microcrop_assets.damage.assets import _number
+    from microcrop_assets.proofs.document import schema_path
+
+    plain = json.loads(schema_path("damage-1").read_text())["$defs"]["decimal"]["pattern"]
+    for written in (json_value(Decimal("0E-12")), _number(5.556762280830521e-05), _number(1e16), _number(0.1)):
+        assert re.fullmatch(plain, written), written
+    assert Decimal(_number(5.556762280830521e-05)) == Decimal(repr(5.556762280830521e-05))  # same value, exactly
+    assert json_value(Decimal("0E-12")) == "0.000000000000"

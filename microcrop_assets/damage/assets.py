@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import math
+from decimal import Decimal
 
 import dagster as dg
 import pandas as pd
@@ -102,11 +103,12 @@ ASSESSMENT_COLUMNS = (
 
 
 def _number(value):
-    """A stored number in JSON-exact form: floats as their shortest repr string, NaN as null."""
+    """A stored number in JSON-exact form: floats as their shortest repr in positional notation (5.5e-05 is
+    written 0.000055, the form the proof schema and PostgreSQL's numeric text use), NaN as null."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, float):
-        return repr(value)
+        return format(Decimal(repr(value)), "f")
     return int(value) if isinstance(value, int) else str(value)
 
 

@@ -421,7 +421,7 @@ def frame_from_inputs(inputs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def json_value(value: Any) -> Any:
     """An output value in JSON form: Decimals as strings, dates ISO, numpy scalars as Python values."""
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")  # positional: str() gives "0E-12" for a zero read back from numeric(.., 12)
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, np.bool_):
