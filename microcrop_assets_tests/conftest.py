@@ -78,6 +78,17 @@ def _isolated_home(tmp_path_factory):
         os.environ["MICROCROP_HOME"] = previous
 
 
+@pytest.fixture(autouse=True)
+def _no_dagster_state_storage_left_over():
+    """Every test starts with no Dagster definitions-state storage in context. One left behind by an
+    earlier test points at its garbage-collected instance and breaks the next `materialize` with
+    "Attempted to resolve undefined DagsterInstance weakref" (seen in CI after the UI and weather tests)."""
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 @pytest.fixture(scope="session")
 def database_url():
     name = f"microcrop_test_{uuid.uuid4().hex[:10]}"

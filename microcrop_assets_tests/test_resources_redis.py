@@ -27,6 +27,10 @@ def _hammer(prefix: str, attempts: int, start, results) -> None:
     limiter = resource.rate_limiter("vendor", rate=10, per_seconds=3600)
     start.wait(60)  # both processes are up and connected: they ask together, not one after the other
     began = resource.client.incr(f"{prefix}:ticket")
+    # the barrier alone left a loaded machine free to run one loop to its end before the other began:
+    # neither asks before both hold a ticket
+    while int(resource.client.get(f"{prefix}:ticket")) < 2:
+        pass
     granted = sum(limiter.try_acquire() == 0 for _ in range(attempts))
     ended = resource.client.incr(f"{prefix}:ticket")
     results.put((granted, began, ended))
