@@ -91,3 +91,13 @@ def test_daily_assets_carry_freshness_policies_and_ops_sensors_are_on():
     assert sensors["service_health_sensor"].minimum_interval_seconds == 60
     for name in ("service_health_sensor", "run_failure_alert"):
         assert sensors[name].default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_readme_names_every_asset_sensor_and_schedule():
+    """The README's tables cannot drift from the definitions: every name Dagster shows is in them."""
+    readme = (ROOT / "README.md").read_text()
+    repository = defs.get_repository_def()
+    names = [key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()]
+    names += [schedule.name for schedule in repository.schedule_defs]
+    names += [sensor.name for sensor in repository.sensor_defs]
+    assert [name for name in names if f"`{name}`" not in readme] == []
