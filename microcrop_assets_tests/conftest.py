@@ -78,15 +78,20 @@ def _isolated_home(tmp_path_factory):
         os.environ["MICROCROP_HOME"] = previous
 
 
-@pytest.fixture(autouse=True)
-def _no_dagster_state_storage_left_over():
-    """Every test starts with no Dagster definitions-state storage in context. One left behind by an
-    earlier test points at its garbage-collected instance and breaks the next `materialize` with
-    "Attempted to resolve undefined DagsterInstance weakref" (seen in CI after the UI and weather tests)."""
+@pytest.fixture(autouse=True, scope="session")
+def _definitions_load_context():
+    """One fixed definitions-load context for the session, without state storage (this project has no
+    state-backed definitions). Without it every `materialize` looks up the state storage of whichever
+    Dagster instance last entered the context; an ephemeral run instance can leave its storage there
+    after it is garbage-collected, and the next `materialize` then fails with "Attempted to resolve
+    undefined DagsterInstance weakref" (seen now and then in CI in the weather tests)."""
+    from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
     from dagster._core.storage.defs_state.base import set_defs_state_storage
 
     with set_defs_state_storage(None):
-        yield
+        DefinitionsLoadContext.set(DefinitionsLoadContext(load_type=DefinitionsLoadType.INITIALIZATION))
+    yield
+    DefinitionsLoadContext.set(None)
 
 
 @pytest.fixture(scope="session")
