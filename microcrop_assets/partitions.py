@@ -20,3 +20,24 @@ def day_key(moment: dt.datetime, days_back: int = 0) -> str:
     """The daily partition key of the UTC day `days_back` days before `moment` (any aware datetime:
     schedules pass their tick time)."""
     return (moment.astimezone(dt.UTC).date() - dt.timedelta(days=days_back)).isoformat()
+
+
+def day_keyed_schedule(
+    name: str, job, cron_schedule: str, run_key_prefix: str, days_back: int, description: str
+) -> dg.ScheduleDefinition:
+    """A UTC schedule (on by default) that runs `job` for the partition keyed by the UTC day `days_back` days before its
+    tick, one run key per partition so a repeated tick runs nothing twice."""
+
+    @dg.schedule(
+        name=name,
+        job=job,
+        cron_schedule=cron_schedule,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        key = day_key(context.scheduled_execution_time, days_back)
+        return dg.RunRequest(run_key=f"{run_key_prefix}-{key}", partition_key=key)
+
+    return _schedule

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from microcrop_assets.damage.assets import DAMAGE_TAGS, assessment_archive, damage_assessments
-from microcrop_assets.partitions import day_key
+from microcrop_assets.partitions import day_keyed_schedule
 from microcrop_assets.weather.schedules import MAX_RUNTIME
 
 # dagster/max_runtime: a day of assessments is set-based SQL plus one vectorised call (100,000 plots in
@@ -23,16 +23,14 @@ assessment_archive_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    job=damage_assessments_job,
-    cron_schedule="30 1 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+damage_nightly = day_keyed_schedule(
+    "damage_nightly",
+    damage_assessments_job,
+    "30 1 * * *",
+    "damage-nightly",
+    days_back=1,
+    description="After the nightly weather run (00:15 UTC): yesterday's assessments for every in-season plot.",
 )
-def damage_nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """After the nightly weather run (00:15 UTC): yesterday's assessments for every in-season plot."""
-    key = day_key(context.scheduled_execution_time, 1)
-    return dg.RunRequest(run_key=f"damage-nightly-{key}", partition_key=key)
 
 
 assessment_archive_nightly = dg.ScheduleDefinition(

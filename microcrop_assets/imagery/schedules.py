@@ -3,7 +3,7 @@
 import dagster as dg
 
 from microcrop_assets.imagery.assets import daily_ndvi, ndvi_baselines, ndvi_rasters, satellite_orders
-from microcrop_assets.partitions import day_key
+from microcrop_assets.partitions import day_keyed_schedule
 from microcrop_assets.weather.schedules import MAX_RUNTIME
 
 SATELLITE_TAGS = {"microcrop/queue": "satellite"}
@@ -37,37 +37,31 @@ ndvi_baselines_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    job=satellite_orders_job,
-    cron_schedule="0 1 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+satellite_orders_daily = day_keyed_schedule(
+    "satellite_orders_daily",
+    satellite_orders_job,
+    "0 1 * * *",
+    "satellite-orders",
+    days_back=1,
+    description="01:00 UTC, after the nightly weather run: orders from yesterday's stress (captured today).",
 )
-def satellite_orders_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """01:00 UTC, after the nightly weather run: orders from yesterday's stress (captured today)."""
-    key = day_key(context.scheduled_execution_time, 1)
-    return dg.RunRequest(run_key=f"satellite-orders-{key}", partition_key=key)
 
 
-@dg.schedule(
-    job=daily_ndvi_job,
-    cron_schedule="15 0 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+daily_ndvi_nightly = day_keyed_schedule(
+    "daily_ndvi_nightly",
+    daily_ndvi_job,
+    "15 0 * * *",
+    "daily-ndvi",
+    days_back=1,
+    description="00:15 UTC: yesterday's daily NDVI from every image processed for it.",
 )
-def daily_ndvi_nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """00:15 UTC: yesterday's daily NDVI from every image processed for it."""
-    key = day_key(context.scheduled_execution_time, 1)
-    return dg.RunRequest(run_key=f"daily-ndvi-{key}", partition_key=key)
 
 
-@dg.schedule(
-    job=ndvi_baselines_job,
-    cron_schedule="0 2 * * 0",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+ndvi_baselines_weekly = day_keyed_schedule(
+    "ndvi_baselines_weekly",
+    ndvi_baselines_job,
+    "0 2 * * 0",
+    "ndvi-baselines",
+    days_back=0,
+    description="Sundays 02:00 UTC: the baseline of the week starting that Sunday, from the 60 days before it.",
 )
-def ndvi_baselines_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Sundays 02:00 UTC: the baseline of the week starting that Sunday, from the 60 days before it."""
-    key = day_key(context.scheduled_execution_time)
-    return dg.RunRequest(run_key=f"ndvi-baselines-{key}", partition_key=key)

@@ -4,7 +4,7 @@ import dagster as dg
 
 from microcrop_assets import settings
 from microcrop_assets.damage.assets import damage_assessments
-from microcrop_assets.partitions import daily_partitions, day_key
+from microcrop_assets.partitions import daily_partitions, day_keyed_schedule
 from microcrop_assets.payouts.ledger import ledger_counts, settle_payouts
 from microcrop_assets.payouts.proving import prove_day
 from microcrop_assets.resources.chain import ChainResource
@@ -117,16 +117,14 @@ payouts_job = dg.define_asset_job(
 )
 
 
-@dg.schedule(
-    job=payout_proofs_job,
-    cron_schedule="0 2 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+payout_proofs_nightly = day_keyed_schedule(
+    "payout_proofs_nightly",
+    payout_proofs_job,
+    "0 2 * * *",
+    "payout-proofs",
+    days_back=1,
+    description="Yesterday's proofs, after the nightly damage run (01:30 UTC).",
 )
-def payout_proofs_nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Yesterday's proofs, after the nightly damage run (01:30 UTC)."""
-    key = day_key(context.scheduled_execution_time, 1)
-    return dg.RunRequest(run_key=f"payout-proofs-{key}", partition_key=key)
 
 
 def every_minutes_cron(minutes: int) -> str:
