@@ -72,7 +72,8 @@ def test_the_demo_runs_and_prints_stages_summary_and_report(season_demo):
     for stage in ("plots, weather stations", "spin-up weather 2025-03-19...2025-06-01", "week  1/1"):
         assert re.search(rf"^  {re.escape(stage)}.* +\d+\.\d s$", out, re.M), out
     for region in ("KE-BUS", "KE-KAK", "KE-KER", "KE-KIS"):
-        assert re.search(rf"^{region} +3 +3 +\d+ +[\d,]+\.\d\d +\d+ +\d+$", out, re.M), out
+        # plots, assessed, triggered, payout, proofs, paid; true losses, paid without one, losses unpaid
+        assert re.search(rf"^{region} +3 +3 +\d+ +[\d,]+\.\d\d +\d+ +\d+ +\d +\d +\d$", out, re.M), out
     assert re.search(r"^total payout [\d,]+\.\d\d USDC; \d+ proofs pinned; \d+ of \d+ payouts confirmed", out, re.M)
     report = Path(re.search(r"^report: (.+)$", out, re.M)[1])
     assert report.parent == home / "reports" and report.is_file()

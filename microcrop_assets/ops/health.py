@@ -108,9 +108,7 @@ def check_pinata(pinata) -> str:
 
 def check_chain(rpc_url: str) -> str:
     """A plain JSON-RPC eth_chainId; the URL itself is never shown (providers put keys in it)."""
-    response = httpx.post(
-        rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=10
-    )
+    response = httpx.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=10)
     response.raise_for_status()
     answer = response.json()
     if "result" not in answer:

@@ -459,6 +459,15 @@ class World:
         self._ensure(index)
         return float(self._station["qod_base"][station.index, index])
 
+    def station_weather(self, first: dt.date, last: dt.date) -> dict[str, np.ndarray]:
+        """Every station's daily rain, Tmax, Tmin and usual QoD over [first, last] (stations x days),
+        for climatology: the series the station's observations are drawn from, before gaps and resets."""
+        lo, hi = self.day_index(first), self.day_index(last) + 1
+        if lo < 0 or hi <= lo:
+            raise ValueError(f"station weather {first}..{last} is outside the world (from {self.start})")
+        self._ensure(hi - 1)
+        return {key: self._station[key][:, lo:hi] for key in ("rain", "tmax", "tmin", "qod_base")}
+
     def point_weather(self, lon: float, lat: float, first: dt.date, last: dt.date) -> dict[str, np.ndarray]:
         """Expected daily rain and Tmax at a place (a plot) over [first, last], scenario included."""
         lo, hi = max(self.day_index(first), 0), self.day_index(last) + 1

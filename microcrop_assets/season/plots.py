@@ -1,9 +1,10 @@
 """The season demo's insured plots: four regions of western Kenya, generated from a seed.
 
-`python -m microcrop_assets.season.plots` rewrites the shipped file `season_plots.geojson`
-(the output is a pure function of the seed). Regions lie more than 30 km apart, so the sandbox
-places weather stations around each of them (World._clusters); each region is the target of at most
-one scenario event (see scenarios/season_2025.json).
+`python -m microcrop_assets.season.plots` rewrites the shipped file `season_plots.geojson`: a pure
+function of the seed and of `season_products.json`, the regional products priced on the sandbox's
+climate by `season.calibration` (each policy states its region's layers). Regions lie more than 30 km
+apart, so the sandbox places weather stations around each of them (World._clusters); each region is
+the target of at most one scenario event (see scenarios/season_2025.json).
 """
 
 import datetime as dt
@@ -35,7 +36,9 @@ def region_of(plot_id: str) -> str:
     return plot_id.rsplit("-", 1)[0]
 
 
-def generate(seed: int = SEED, per_region: int = PLOTS_PER_REGION) -> dict:
+def generate(seed: int = SEED, per_region: int = PLOTS_PER_REGION, products: dict | None = None) -> dict:
+    """The season plots; with `products` (season_products.json's "regions"), each policy states its
+    region's priced layers."""
     features = []
     number = 0
     for code, _name, (lon0, lat0), spread_km in REGIONS:
@@ -65,6 +68,7 @@ def generate(seed: int = SEED, per_region: int = PLOTS_PER_REGION) -> dict:
                         "season_end": SEASON_END.isoformat(),
                         "sum_insured_usdc": str(sum_insured),
                         "max_payout_usdc": str(sum_insured),
+                        **({"policy_terms": {"layers": products[code]["layers"]}} if products else {}),
                     },
                     "geometry": {
                         "type": "Polygon",
@@ -90,5 +94,8 @@ def subset(document: dict, count: int) -> dict:
 
 
 if __name__ == "__main__":
-    SEASON_PLOTS_FILE.write_text(json.dumps(generate(), indent=1) + "\n", encoding="utf-8")
+    from microcrop_assets.season.calibration import PRODUCTS_FILE
+
+    priced = json.loads(PRODUCTS_FILE.read_text(encoding="utf-8"))["regions"]
+    SEASON_PLOTS_FILE.write_text(json.dumps(generate(products=priced), indent=1) + "\n", encoding="utf-8")
     print(f"wrote {SEASON_PLOTS_FILE}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from microcrop_assets.report import ReportData, plot_outcomes, region_summary, render_report, usdc
+from microcrop_assets.report import ReportData, basis_risk, plot_outcomes, region_summary, render_report, usdc
 from microcrop_assets.sandbox.scenario import load_scenario
 from microcrop_assets.season.plots import region_of
 from microcrop_assets.season.run import SeasonRun
@@ -97,16 +97,20 @@ def write_report(run: SeasonRun, data: ReportData) -> Path:
 
 
 def summary_text(data: ReportData) -> str:
-    """The terminal summary: per region, then totals and every proof's CID."""
+    """The terminal summary: per region (with its basis risk against the true crop losses), then
+    totals and every proof's CID."""
     outcomes = plot_outcomes(data)
     summary = region_summary(outcomes, data.assessments, data.payouts)
+    summary = summary.merge(basis_risk(outcomes), on=["region", "plots"])
     lines = [
         f"{'region':<8} {'plots':>5} {'assessed':>8} {'triggered':>9} {'payout USDC':>13} {'proofs':>6} {'paid':>5}"
+        f" {'true losses':>11} {'paid, no loss':>13} {'loss unpaid':>11}"
     ]
     for row in summary.itertuples():
         lines.append(
             f"{row.region:<8} {row.plots:>5} {row.assessed:>8} {row.triggered:>9} {usdc(row.payout_micro_usdc):>13}"
-            f" {row.proofs:>6} {row.confirmed:>5}"
+            f" {row.proofs:>6} {row.confirmed:>5} {row.true_losses:>11} {row.paid_without_loss:>13}"
+            f" {row.loss_unpaid:>11}"
         )
     proofs = data.assessments[data.assessments["proof_cid"].notna()]
     confirmed = int((data.payouts["status"] == "confirmed").sum()) if not data.payouts.empty else 0
