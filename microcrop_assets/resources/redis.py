@@ -97,6 +97,11 @@ class RedisResource(dg.ConfigurableResource):
             return redis.Redis.from_url(self.url, socket_timeout=10, health_check_interval=30)
         return fakeredis.FakeRedis(server=_IN_PROCESS_SERVER)
 
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        client = self.__dict__.pop("client", None)
+        if client is not None:
+            client.close()
+
     def key(self, *parts: str) -> str:
         return ":".join((self.key_prefix, *parts))
 

@@ -148,6 +148,13 @@ class TimescaleDBResource(dg.ConfigurableResource):
             upgrade(engine)
         return engine
 
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # close the pool with the run or sensor tick: a code server evaluates sensors for weeks, and
+        # an engine per tick left to the garbage collector holds its connections until then
+        engine = self.__dict__.pop("engine", None)
+        if engine is not None:
+            engine.dispose()
+
     def describe(self) -> str:
         return "embedded PostgreSQL" if not self.url else self.engine.url.render_as_string(hide_password=True)
 
