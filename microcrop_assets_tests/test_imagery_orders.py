@@ -229,6 +229,8 @@ def test_an_order_whose_answer_is_lost_is_never_placed_again(book, instant_sandb
     assert handled[ORDERS] - before == 12
     assert set(vendor_orders(instant_sandbox, capture).items()) == {(plot, 1) for plot in STRESS}
     assert vendor_orders(instant_sandbox, capture + dt.timedelta(days=1)).empty
+    # still counted, and the check still fails, until a person settles them
+    assert second.asset_materializations_for_node("satellite_orders")[0].metadata["placement_unknown"].value == 12
     assert not unknown_check(second).passed
 
 
