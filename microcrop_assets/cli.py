@@ -1,4 +1,4 @@
-"""The `microcrop` command: demo, plots import, cid, ndvi, sandbox, database, ui, health.
+"""The `microcrop` command: demo, plots import, orders, cid, ndvi, sandbox, database, ui, health.
 
 Expected failures (a missing file or object, invalid input, a bad setting, a service that is down)
 end in one line on stderr, `microcrop <command>: <what is wrong>`, and exit code 1; a traceback
@@ -80,6 +80,27 @@ def cmd_plots_import(args: argparse.Namespace) -> int:
         f"{args.file}: {summary.inserted} inserted, {summary.updated} updated, {summary.unchanged} unchanged, "
         f"{summary.deactivated} deactivated; {summary.active} active plots"
     )
+    return 0
+
+
+def cmd_orders_settle(args: argparse.Namespace) -> int:
+    """Settle a satellite order placement of unknown outcome once Spexi has been asked about it."""
+    import datetime as dt
+
+    from microcrop_assets.imagery.orders import OrderBookError, record_order, release_placement
+
+    db = _resources("timescaledb")["timescaledb"]
+    now = dt.datetime.now(dt.UTC)
+    try:
+        if args.action == "record":
+            record_order(db, args.request_id, args.order_id, now)
+            done = f"order {args.order_id.strip()} recorded as pending (the satellite order sensor follows it)"
+        else:
+            release_placement(db, args.request_id, now)
+            done = "released as placement_failed (the plot may be ordered again)"
+    except OrderBookError as error:
+        raise UserError(str(error)) from None
+    print(f"{args.request_id}: {done}")
     return 0
 
 
@@ -295,6 +316,16 @@ def build_parser() -> argparse.ArgumentParser:
     plots_import = plots.add_parser("import", help="validate and load a GeoJSON FeatureCollection of plots")
     plots_import.add_argument("file", help="path or s3://bucket/key")
     plots_import.set_defaults(func=cmd_plots_import)
+
+    orders = commands.add_parser("orders", help="settle satellite order placements of unknown outcome")
+    settle = orders.add_subparsers(dest="action", required=True)
+    record = settle.add_parser("record", help="Spexi holds an order for this placement: record its id")
+    record.add_argument("request_id", help="the placement, PLOT_ID:YYYY-MM-DD (the asset check names it)")
+    record.add_argument("order_id", help="Spexi's order id")
+    record.set_defaults(func=cmd_orders_settle)
+    release = settle.add_parser("release", help="Spexi holds no order for this placement: let the plot be ordered")
+    release.add_argument("request_id", help="the placement, PLOT_ID:YYYY-MM-DD (the asset check names it)")
+    release.set_defaults(func=cmd_orders_settle)
 
     cid = commands.add_parser("cid", help="the IPFS CID `ipfs add` would give FILE, computed locally")
     cid.add_argument("file", type=Path)

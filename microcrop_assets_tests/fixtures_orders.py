@@ -46,9 +46,14 @@ def order_book(db: TimescaleDBResource) -> pd.DataFrame:
     return db.read_frame("SELECT * FROM satellite_orders ORDER BY request_id")
 
 
-def vendor_orders(sandbox: RunningSandbox, capture_date: dt.date) -> pd.Series:
-    """Spexi's own view: completed orders captured on the day, counted per plot (public image search)."""
+def vendor_order_images(sandbox: RunningSandbox, capture_date: dt.date) -> list[dict]:
+    """Spexi's own view, as an operator can ask it: the images (plot_id, order_id, ...) of completed
+    orders captured on the day (public image search)."""
     resource = spexi(sandbox, RedisResource(key_prefix=f"mctest-{uuid.uuid4().hex[:8]}"))
     found = resource.search_images(bbox=(34.0, -0.5, 35.5, 1.0), captured_at=capture_date.isoformat())
-    properties = [f["properties"] for f in found["features"] if f["properties"]["source"] == "order"]
-    return pd.Series([p["plot_id"] for p in properties], dtype=object).value_counts()
+    return [f["properties"] for f in found["features"] if f["properties"]["source"] == "order"]
+
+
+def vendor_orders(sandbox: RunningSandbox, capture_date: dt.date) -> pd.Series:
+    """Completed orders captured on the day, counted per plot."""
+    return pd.Series([p["plot_id"] for p in vendor_order_images(sandbox, capture_date)], dtype=object).value_counts()

@@ -22,6 +22,7 @@ from microcrop_assets.resources.http import (
     VendorUnavailable,
     backoff_delay,
     error_for_status,
+    may_have_acted,
     parse_retry_after,
     redact,
     register_secret,
@@ -29,6 +30,7 @@ from microcrop_assets.resources.http import (
     vendor_message,
 )
 from microcrop_assets.resources.redis import RedisResource
+from microcrop_assets.resources.spexi import SpexiResource
 from microcrop_assets.resources.weatherxm import WeatherXMResource, parse_stations
 from microcrop_assets.sandbox.testing import running_sandbox
 
@@ -124,6 +126,40 @@ def test_vendor_error_survives_pickling():
     error = VendorNotFound("weatherxm", 404, "Station not found", "GET", "https://x.test/stations/abc/latest")
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is VendorNotFound and str(copy) == str(error) and copy.status == 404
+    unsent = VendorUnavailable("spexi", None, "ConnectError: refused", "POST", "https://x.test/orders", sent=False)
+    lost = VendorUnavailable("spexi", None, "ReadTimeout: timed out", "POST", "https://x.test/orders")
+    assert not pickle.loads(pickle.dumps(unsent)).may_have_acted
+    assert pickle.loads(pickle.dumps(lost)).may_have_acted
+
+
+@pytest.mark.parametrize(
+    ("status", "sent", "acted"),
+    [
+        (None, False, False),  # never left this process: connect error or timeout, pool timeout, no token
+        (None, True, True),  # sent, no answer: read/write timeout, connection dropped
+        (400, True, False),
+        (401, True, False),
+        (403, True, False),
+        (404, True, False),
+        (409, True, False),
+        (422, True, False),
+        (429, True, False),
+        (503, True, False),
+        (500, True, True),
+        (501, True, True),
+        (502, True, True),
+        (504, True, True),
+        (303, True, True),  # a redirect after a POST: commonly "done, see there"
+        (200, True, True),  # a 2xx whose body is unusable
+        (201, True, True),
+    ],
+)
+def test_may_have_acted_by_status_and_whether_the_request_was_sent(status, sent, acted):
+    assert may_have_acted(status, sent) is acted
+    error = VendorError("spexi", status, "failed", "POST", "https://x.test/orders", sent=sent)
+    assert error.may_have_acted is acted
+    if status is not None and status >= 400:
+        assert error_for_status("spexi", status, "failed", "POST", "https://x.test/orders").may_have_acted is acted
 
 
 def test_log_filter_scrubs_secrets_from_records(caplog):
@@ -231,6 +267,44 @@ def test_post_is_not_repeated_after_a_500_but_is_after_a_503(sandbox, redis_reso
     assert client.create_order(**order).status == "pending"  # 503: not processed, safe to repeat
 
 
+def spexi_on(redis: RedisResource, transport: httpx.BaseTransport) -> SpexiResource:
+    """A Spexi client whose requests go to `transport` instead of the network."""
+    client = SpexiResource(api_url="https://spexi.test/api/v1", api_key="k-transport", redis=redis, **FAST)
+    client._client.http.close()
+    client._client.http = httpx.Client(transport=transport)
+    return client
+
+
+@pytest.mark.parametrize(
+    ("failure", "acted"),
+    [
+        (httpx.ConnectError, False),
+        (httpx.ConnectTimeout, False),
+        (httpx.PoolTimeout, False),
+        (httpx.UnsupportedProtocol, False),
+        (httpx.ReadTimeout, True),
+        (httpx.WriteTimeout, True),
+        (httpx.ReadError, True),
+        (httpx.WriteError, True),
+        (httpx.RemoteProtocolError, True),
+    ],
+)
+def test_a_transport_failure_says_whether_the_request_left(redis_resource, failure, acted):
+    # httpx raises these from the transport; one stands in for the network to raise each class at will
+    attempts = []
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        raise failure("injected", request=request)
+
+    client = spexi_on(redis_resource, httpx.MockTransport(transport))
+    with pytest.raises(VendorUnavailable) as caught:
+        client.create_order("KE-KAK-001", 0.2382, 34.667, 1.5, 2.0)
+    assert caught.value.status is None and caught.value.may_have_acted is acted
+    # the same rule decides the retry: a POST is repeated only when the vendor cannot have seen it
+    assert len(attempts) == (1 if acted else FAST["max_attempts"])
+
+
 def test_credentials_go_to_the_vendor_origin_only(sandbox, redis_resource):
     # same server, other origin (localhost vs 127.0.0.1): the key must not travel, so the call is refused
     client = weatherxm(sandbox, redis_resource)
@@ -254,6 +328,7 @@ def test_rate_limit_is_shared_by_two_clients_on_one_redis(sandbox):
     with pytest.raises(VendorRateLimited) as caught:
         second.all_stations()
     assert caught.value.status is None and "rate limit" in caught.value.message
+    assert not caught.value.may_have_acted  # refused here: the request never left
     assert redis.rate_limiter("spexi", 4).try_acquire() == 0  # other vendors have their own bucket
     redis.client.delete(*redis.client.keys(f"{redis.key_prefix}:*"))
 

@@ -9,7 +9,14 @@ import httpx
 import pytest
 import rasterio
 
-from microcrop_assets.resources.http import VendorNotFound, VendorRequestError, VendorUnavailable
+from microcrop_assets.resources.http import (
+    VendorAuthError,
+    VendorNotFound,
+    VendorRateLimited,
+    VendorRequestError,
+    VendorResponseError,
+    VendorUnavailable,
+)
 from microcrop_assets.resources.spexi import BANDS, SpexiResource, order_request, search_params
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
@@ -237,3 +244,32 @@ def test_an_order_whose_answer_times_out_is_not_placed_twice(sandbox, redis_reso
         impatient.create_order(**PLOT, resolution_meters=2.0)
     assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
     assert placed[ORDERS] - before == 1
+
+
+@pytest.mark.parametrize(
+    ("faults", "client_settings", "order", "kind", "acted"),
+    [
+        # refused before it was processed: safe to place again
+        ({"fail_next": 9, "fail_next_status": 503}, {}, {}, VendorUnavailable, False),
+        ({"fail_next": 9, "fail_next_status": 429}, {}, {}, VendorRateLimited, False),
+        ({}, {"api_key": "wrong-spexi-key-3c1d"}, {}, VendorAuthError, False),
+        ({}, {}, {"capture_date": dt.date(2099, 1, 1)}, VendorRequestError, False),  # 400: validation
+        ({}, {"api_url": "http://127.0.0.1:9/spexi"}, {}, VendorUnavailable, False),  # connection refused
+        # the vendor may have placed it: never placed again without a person
+        ({"fail_next": 1, "fail_next_status": 500}, {}, {}, VendorUnavailable, True),
+        ({"fail_next": 1, "fail_next_status": 502}, {}, {}, VendorUnavailable, True),
+        ({"fail_next": 1, "fail_next_status": 504}, {}, {}, VendorUnavailable, True),
+        ({"drop_after_handling": 1}, {}, {}, VendorUnavailable, True),
+        ({"hold_response_ms": 1500}, {"read_timeout_seconds": 0.3}, {}, VendorUnavailable, True),
+        ({"malformed_next": 1}, {}, {}, VendorResponseError, True),  # 201 whose body is cut short
+    ],
+    ids=["503", "429", "401", "400", "refused", "500", "502", "504", "dropped", "held", "cut-body"],
+)
+def test_every_order_failure_says_whether_spexi_may_have_acted(
+    sandbox, redis_resource, faults, client_settings, order, kind, acted
+):
+    client = spexi(sandbox, redis_resource, **client_settings)
+    sandbox.set_faults(**faults, paths=("/spexi/",))
+    with pytest.raises(kind) as caught:
+        client.create_order(**PLOT, resolution_meters=2.0, **order)
+    assert caught.value.may_have_acted is acted, caught.value

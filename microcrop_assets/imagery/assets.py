@@ -65,12 +65,28 @@ class OrdersConfig(dg.Config):
     concurrency: int = Field(default=4, ge=1, le=16, description="parallel order calls (the rate limit still holds)")
 
 
+UNKNOWN_ACTION = (
+    "ask Spexi whether it holds an order for each, then `microcrop orders record REQUEST_ID ORDER_ID` "
+    "or `microcrop orders release REQUEST_ID` (README, Imagery chain)"
+)
+
+
 @dg.asset(
     group_name="imagery",
     kinds={"postgres"},
     partitions_def=daily_partitions,
     deps=[plots, weather_indices],
     pool="spexi",
+    check_specs=[
+        # ERROR: a placement of unknown outcome never settles by itself; it may be a paid flight
+        # nobody follows, and its plot gets no new order in its window. Not blocking: the
+        # assessments run with it (stress_response_job) must not wait on a person.
+        dg.AssetCheckSpec(
+            "no_unknown_placements",
+            asset="satellite_orders",
+            description="no order placement whose outcome is unknown (the call failed after Spexi may have acted)",
+        )
+    ],
 )
 def satellite_orders(
     context: dg.AssetExecutionContext,
@@ -81,7 +97,8 @@ def satellite_orders(
 ) -> dg.MaterializeResult:
     """Spexi capture orders for the day (`satellite_orders`): stressed plots (weather_stress at or
     above the policy's stress_trigger), a routine cadence through the season, and retries of failed
-    placements; at most one live order per plot inside the de-duplication window."""
+    placements; at most one live order per plot inside the de-duplication window. The check fails
+    while any placement, of any day, has an unknown outcome."""
     day = partition_day(context)
     plot_frame = timescaledb.read_frame(
         "SELECT plot_id, sowing_date, season_end, centroid_lat, centroid_lon, CAST(area_ha AS float8) AS area_ha,"
@@ -114,6 +131,10 @@ def satellite_orders(
     failures = {p.plot_id: p.detail for p in placements if p.outcome == "placement_failed"}
     for plot_id, detail in failures.items():
         context.log.warning(f"order for {plot_id} not placed (retried next run): {detail}")
+    for p in placements:
+        if p.outcome == "placement_unknown":
+            context.log.error(f"order for {p.plot_id} may have been placed (not retried): {p.detail}")
+    unknown = book.unknown_placements(timescaledb)
     return dg.MaterializeResult(
         metadata={
             "planned": len(plan),
@@ -121,8 +142,26 @@ def satellite_orders(
             "outcomes": dg.MetadataValue.json(dict(outcomes)),
             "placed": outcomes.get("placed", 0),
             "placement_failures": dg.MetadataValue.json(dict(list(failures.items())[:50])),
+            "placement_unknown": len(unknown),  # every day's, not only this run's
             "capture_date": capture.isoformat(),
-        }
+        },
+        check_results=[unknown_placements_check(unknown)],
+    )
+
+
+def unknown_placements_check(unknown: pd.DataFrame) -> dg.AssetCheckResult:
+    """Fails while any placement's outcome is unknown, naming the plots and what to do."""
+    plot_ids = sorted(set(unknown["plot_id"]))
+    named = ", ".join(plot_ids[:20]) + (f" and {len(plot_ids) - 20} more" if len(plot_ids) > 20 else "")
+    return dg.AssetCheckResult(
+        check_name="no_unknown_placements",
+        passed=unknown.empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"placements of unknown outcome for plots {named}: {UNKNOWN_ACTION}" if plot_ids else None,
+        metadata={
+            "placement_unknown": len(unknown),
+            "errors": dg.MetadataValue.json(dict(zip(unknown["request_id"][:50], unknown["error"][:50], strict=True))),
+        },
     )
 
 

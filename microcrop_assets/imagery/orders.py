@@ -1,12 +1,13 @@
 """Satellite order book: which plots need imagery, placing orders once, and following their status.
 
 Table `satellite_orders` holds one row per order request (`request_id` = plot and requesting day).
-Statuses: `placing` (reserved, the Spexi call under way), `placement_failed` (Spexi refused or was
-unreachable: the next run retries), then Spexi's `pending`, `processing`, `completed`, `failed`,
-`cancelled`, and our `expired` (still open 7 days after the order). An exclusion constraint keeps
-at most one row per plot holding its de-duplication window (`placing` .. `completed`), so two
-concurrent runs can never both order for the same plot; a Redis lock per plot makes the loser skip
-without waiting on the database.
+Statuses: `placing` (reserved, the Spexi call under way), `placement_failed` (Spexi refused the order
+unprocessed or was not reached: the next run retries), `placement_unknown` (the call failed after
+Spexi may have placed the order: never retried, a person settles it with `record_order` or
+`release_placement`), then Spexi's `pending`, `processing`, `completed`, `failed`, `cancelled`, and
+our `expired` (still open 7 days after the order). An exclusion constraint keeps at most one row per
+plot holding its de-duplication window (WINDOW_HOLDING), so two concurrent runs can never both order
+for the same plot; a Redis lock per plot makes the loser skip without waiting on the database.
 """
 
 import datetime as dt
@@ -25,7 +26,8 @@ from microcrop_assets.resources.spexi import Order, SpexiResource
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 
 OPEN_STATUSES = ("pending", "processing")
-WINDOW_HOLDING = ("placing", "pending", "processing", "completed")
+# as the exclusion constraint of migration 0007: an order that may exist holds the window like a live one
+WINDOW_HOLDING = ("placing", "placement_unknown", "pending", "processing", "completed")
 MAX_OPEN_DAYS = 7
 MAX_DOWNLOAD_ATTEMPTS = 3
 RASTER_RUN_GRACE = dt.timedelta(hours=6)  # a requested raster run that processed nothing by then is asked again
@@ -94,7 +96,7 @@ class OrderRequest:
 @dataclass(frozen=True)
 class Placement:
     plot_id: str
-    outcome: str  # placed | placement_failed | window_held | already_requested | locked
+    outcome: str  # placed | placement_failed | placement_unknown | window_held | already_requested | locked
     order_id: str | None = None
     detail: str | None = None
 
@@ -113,8 +115,10 @@ def place_order(
     """Reserve the plot's window in the database, then order from Spexi, then record the answer.
 
     The reservation commits before the vendor call: a concurrent run meets the constraint (or the
-    Redis lock) and skips. A refused or unanswered call leaves `placement_failed` (window released,
-    the next run retries it)."""
+    Redis lock) and skips. A call Spexi provably did not act on (refused unprocessed, or never sent)
+    leaves `placement_failed` (window released, the next run retries it); any other failure leaves
+    `placement_unknown` (the order may exist: window held, never retried; Spexi has no idempotency
+    key or order listing to find out)."""
     request_id = f"{request.plot_id}:{day.isoformat()}"
     with redis.lock(f"satellite-order:{request.plot_id}", ttl_seconds=300) as held:
         if not held:
@@ -163,8 +167,9 @@ def place_order(
                 capture_date=capture_date,
             )
         except VendorError as error:
-            set_status(db, request_id, "placement_failed", now, str(error), error=str(error))
-            return Placement(request.plot_id, "placement_failed", detail=str(error))
+            outcome = "placement_unknown" if error.may_have_acted else "placement_failed"
+            set_status(db, request_id, outcome, now, str(error), error=str(error))
+            return Placement(request.plot_id, outcome, detail=str(error))
         with db.begin() as conn:
             conn.execute(
                 sa.text(
@@ -177,17 +182,72 @@ def place_order(
 
 
 def set_status(
-    db: TimescaleDBResource, request_id: str, status: str, now: dt.datetime, detail: str | None, **columns
-) -> None:
+    db: TimescaleDBResource,
+    request_id: str,
+    status: str,
+    now: dt.datetime,
+    detail: str | None,
+    only_from: str | None = None,
+    **columns,
+) -> bool:
+    """Move a request to `status` (noted in its history, `columns` set too); with `only_from`, only
+    while it has that status. Whether the row changed."""
     sets = "".join(f", {name} = :{name}" for name in columns)
+    guard = " AND status = :only_from" if only_from else ""
     with db.begin() as conn:
-        conn.execute(
+        changed = conn.execute(
             sa.text(
                 f"UPDATE satellite_orders SET status = :status, updated_at = :at, status_history = {_HISTORY}{sets}"
-                " WHERE request_id = :rid"
+                f" WHERE request_id = :rid{guard}"
             ),
-            {"status": status, "at": now, "detail": detail, "rid": request_id, **columns},
-        )
+            {"status": status, "at": now, "detail": detail, "rid": request_id, "only_from": only_from, **columns},
+        ).rowcount
+    return changed == 1
+
+
+# -- placements of unknown outcome (settled by a person) ------------------------------------------
+
+
+class OrderBookError(ValueError):
+    """A request to settle a placement names a row that does not exist or is not `placement_unknown`."""
+
+
+def unknown_placements(db: TimescaleDBResource) -> pd.DataFrame:
+    """Every `placement_unknown` row (request_id, plot_id, requested_day, error), oldest first."""
+    return db.read_frame(
+        "SELECT request_id, plot_id, requested_day, error FROM satellite_orders"
+        " WHERE status = 'placement_unknown' ORDER BY requested_day, plot_id"
+    )
+
+
+def record_order(db: TimescaleDBResource, request_id: str, order_id: str, now: dt.datetime) -> None:
+    """Spexi holds order `order_id` for this unknown placement: record it as `pending`, so the
+    satellite order sensor follows it from its next tick (and fails it if Spexi does not know it)."""
+    order_id = order_id.strip()
+    if not order_id:
+        raise OrderBookError(f"the order id for {request_id} is empty")
+    try:
+        _settle(db, request_id, "pending", f"order {order_id} recorded by an operator", now, order_id=order_id)
+    except sa.exc.IntegrityError as error:
+        if not isinstance(error.orig, pg_errors.UniqueViolation):
+            raise
+        holder = db.read_frame("SELECT request_id FROM satellite_orders WHERE order_id = :oid", {"oid": order_id})
+        raise OrderBookError(
+            f"order {order_id} is already recorded for {', '.join(holder['request_id'])}, not for {request_id}"
+        ) from None
+
+
+def release_placement(db: TimescaleDBResource, request_id: str, now: dt.datetime) -> None:
+    """Spexi holds no order for this unknown placement: make it `placement_failed`, which releases the
+    plot's window (the next run retries it within `retry_days`, or orders it as usual)."""
+    _settle(db, request_id, "placement_failed", "released by an operator: Spexi holds no such order", now)
+
+
+def _settle(db: TimescaleDBResource, request_id: str, status: str, detail: str, now: dt.datetime, **columns) -> None:
+    if not set_status(db, request_id, status, now, detail, only_from="placement_unknown", **columns):
+        found = db.read_frame("SELECT status FROM satellite_orders WHERE request_id = :rid", {"rid": request_id})
+        state = f"is {found['status'].iloc[0]!r}" if len(found) else "does not exist"
+        raise OrderBookError(f"satellite order request {request_id!r} {state}, not 'placement_unknown'")
 
 
 # -- following open orders (the sensor) -----------------------------------------------------------

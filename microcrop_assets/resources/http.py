@@ -3,7 +3,8 @@
 Every call goes through `VendorClient`: a token from the shared Redis rate limit before each attempt,
 retries with exponential backoff and full jitter on connection errors, timeouts, 429 and 5xx (honouring
 `Retry-After`) and, on calls safe to repeat, on 2xx bodies that are not valid JSON; typed errors carry
-the status and the vendor's own message.
+the status, the vendor's own message and whether the vendor may have acted on the request (one rule,
+`may_have_acted`: a call that is not safe to repeat is never repeated once it may have been).
 
 Credentials live only in the resource's config and in the request headers of the vendor's own
 origin. Exception text, log records and reprs show URLs with sensitive query values removed, and a
@@ -37,6 +38,8 @@ T = TypeVar("T")
 REDACTED = "[REDACTED]"
 MESSAGE_LIMIT = 300
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# transport errors raised before the request is written: the vendor cannot have seen it
+_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 # query parameters whose values are credentials (API keys, tokens, pre-signed URL signatures)
 _SENSITIVE_QUERY = frozenset(
     {
@@ -51,20 +54,45 @@ _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
 # -- errors ---------------------------------------------------------------------------------------
 
 
-class VendorError(Exception):
-    """A vendor call failed. `status` is the HTTP status, None when no response came back."""
+def may_have_acted(status: int | None, sent: bool) -> bool:
+    """Whether the vendor may have carried out a request that failed: the one rule behind never
+    repeating a call that is not safe to repeat, within a call (`VendorClient`) and across runs (the
+    satellite order book's `placement_unknown`). When in doubt, yes.
 
-    def __init__(self, vendor: str, status: int | None, message: str, method: str, url: str):
+    - not sent (connection refused or timed out, no pooled connection, no rate-limit token): no;
+    - sent, no answer (read or write timeout, connection dropped, protocol error): maybe;
+    - a 4xx (401/403, 404, 429, validation) or 503: refused before it was processed: no;
+    - any other status (other 5xx, a redirect, a 2xx whose body is unusable): maybe, or it did."""
+    if not sent:
+        return False
+    if status is None:
+        return True
+    return not (400 <= status < 500 or status == 503)
+
+
+class VendorError(Exception):
+    """A vendor call failed. `status` is the HTTP status, None when no response came back; `sent` is
+    False when the request never left this process (then `status` is None)."""
+
+    def __init__(self, vendor: str, status: int | None, message: str, method: str, url: str, sent: bool = True):
         self.vendor = vendor
         self.status = status
         self.message = redact(message)
         self.method = method
         self.url = safe_url(url)
+        self.sent = sent
         outcome = f"HTTP {status}" if status is not None else "no usable response"
         super().__init__(f"{vendor} {method} {self.url} failed ({outcome}): {self.message}")
 
+    @property
+    def may_have_acted(self) -> bool:
+        """Whether the vendor may have carried the request out (see `may_have_acted`), judged on the
+        attempt that raised it: a call not safe to repeat is repeated only after attempts the vendor
+        provably did not act on, so for such a call it speaks for every attempt."""
+        return may_have_acted(self.status, self.sent)
+
     def __reduce__(self):
-        return (type(self), (self.vendor, self.status, self.message, self.method, self.url))
+        return (type(self), (self.vendor, self.status, self.message, self.method, self.url, self.sent))
 
 
 class VendorAuthError(VendorError):
@@ -423,11 +451,10 @@ class VendorClient:
             except _Retryable as failure:
                 error, delay, cause = failure.error, failure.delay, None
             except httpx.TransportError as exc:
-                error = VendorUnavailable(self.vendor, None, f"{type(exc).__name__}: {exc}", method, shown)
+                sent = not isinstance(exc, _UNSENT)
+                error = VendorUnavailable(self.vendor, None, f"{type(exc).__name__}: {exc}", method, shown, sent)
                 delay, cause = None, exc
-                # a request that never reached the server is safe to repeat whatever the method
-                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-                if not (idempotent or unsent):
+                if error.may_have_acted and not idempotent:
                     raise error from exc
             if attempt == policy.max_attempts:
                 raise error from cause
@@ -447,9 +474,10 @@ class VendorClient:
         """The typed error for a non-2xx response, wrapped in `_Retryable` when a retry may succeed."""
         status = response.status_code
         error = error_for_status(self.vendor, status, vendor_message(response.content, self.error_keys), method, shown)
-        # 429 and 503 mean the request was not processed; other 5xx may have been, so only idempotent
-        # requests repeat them. 501/505 will not change on a retry.
-        if status in (429, 503) or (idempotent and status >= 500 and status not in (501, 505)):
+        # 429 and most 5xx pass; a call not safe to repeat is repeated only if the vendor did not act
+        # (429, 503), never after a 500 that may have created the order. 501/505 will not change.
+        transient = status == 429 or (status >= 500 and status not in (501, 505))
+        if transient and (idempotent or not error.may_have_acted):
             hint = parse_retry_after(response.headers.get("Retry-After"))
             return _Retryable(error, None if hint is None else min(hint, self.retry.retry_after_cap))
         return error
@@ -460,7 +488,7 @@ class VendorClient:
         except RateLimitTimeout as exc:
             raise VendorRateLimited(
                 self.vendor, None, f"no token from the shared rate limit within {self.rate_limit_timeout:.0f}s",
-                method, shown,
+                method, shown, sent=False,
             ) from exc  # fmt: skip
         if waited > 0.05:
             log.debug("%s %s %s waited %.2fs for the shared rate limit", self.vendor, method, shown, waited)
