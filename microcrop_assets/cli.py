@@ -7,9 +7,11 @@ means a bug. A subcommand raises `UserError` for its own checks; the library err
 """
 
 import argparse
+import contextlib
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -49,33 +51,37 @@ def expected_error(error: BaseException) -> str | None:
     return None
 
 
-def _resources(*keys: str) -> dict:
-    """The named resources as bound in Definitions, with EnvVars resolved (Dagster does that only in runs)."""
+@contextlib.contextmanager
+def _resources(*keys: str) -> Iterator[dict]:
+    """The named resources as bound in Definitions, with EnvVars resolved (Dagster does that only in
+    runs), torn down (connection pools closed) when the block ends."""
     import dagster as dg
 
     from microcrop_assets.definitions import build_resources
 
     bound = build_resources()
-    try:
-        return {key: bound[key].process_config_and_initialize() for key in keys}
-    except dg.DagsterInvalidConfigError as error:  # a vendor key or another required setting is unset
-        unset = re.findall(r'environment variable "(\w+)" which is not set', str(error))
-        if not unset:
-            raise
-        raise UserError(f"environment variable {', '.join(unset)} is not set (see README, Configuration)") from None
+    with contextlib.ExitStack() as stack:
+        try:
+            ready = {key: stack.enter_context(bound[key].process_config_and_initialize_cm()) for key in keys}
+        except dg.DagsterInvalidConfigError as error:  # a vendor key or another required setting is unset
+            unset = re.findall(r'environment variable "(\w+)" which is not set', str(error))
+            if not unset:
+                raise
+            raise UserError(f"environment variable {', '.join(unset)} is not set (see README, Configuration)") from None
+        yield ready
 
 
 def cmd_plots_import(args: argparse.Namespace) -> int:
     from microcrop_assets.plots.assets import read_source
     from microcrop_assets.plots.registry import parse_plots, store_plots
 
-    resources = _resources("minio", "timescaledb")
-    try:
-        data = read_source(args.file, resources["minio"])
-    except ValueError as error:  # an s3:// source outside the configured bucket
-        raise UserError(str(error)) from None
-    frame = parse_plots(data, args.file)  # PlotsFileError lists every invalid feature
-    summary = store_plots(resources["timescaledb"], frame, args.file)
+    with _resources("minio", "timescaledb") as resources:
+        try:
+            data = read_source(args.file, resources["minio"])
+        except ValueError as error:  # an s3:// source outside the configured bucket
+            raise UserError(str(error)) from None
+        frame = parse_plots(data, args.file)  # PlotsFileError lists every invalid feature
+        summary = store_plots(resources["timescaledb"], frame, args.file)
     print(
         f"{args.file}: {summary.inserted} inserted, {summary.updated} updated, {summary.unchanged} unchanged, "
         f"{summary.deactivated} deactivated; {summary.active} active plots"
@@ -89,17 +95,18 @@ def cmd_orders_settle(args: argparse.Namespace) -> int:
 
     from microcrop_assets.imagery.orders import OrderBookError, record_order, release_placement
 
-    db = _resources("timescaledb")["timescaledb"]
     now = dt.datetime.now(dt.UTC)
-    try:
-        if args.action == "record":
-            record_order(db, args.request_id, args.order_id, now)
-            done = f"order {args.order_id.strip()} recorded as pending (the satellite order sensor follows it)"
-        else:
-            release_placement(db, args.request_id, now)
-            done = "released as placement_failed (the plot may be ordered again)"
-    except OrderBookError as error:
-        raise UserError(str(error)) from None
+    with _resources("timescaledb") as resources:
+        db = resources["timescaledb"]
+        try:
+            if args.action == "record":
+                record_order(db, args.request_id, args.order_id, now)
+                done = f"order {args.order_id.strip()} recorded as pending (the satellite order sensor follows it)"
+            else:
+                release_placement(db, args.request_id, now)
+                done = "released as placement_failed (the plot may be ordered again)"
+        except OrderBookError as error:
+            raise UserError(str(error)) from None
     print(f"{args.request_id}: {done}")
     return 0
 
@@ -241,7 +248,8 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
             if args.from_store:
                 if path:
                     raise ValueError("--from-store takes the proof's own CID, not a path inside a folder")
-                data = _resources("minio")["minio"].get_bytes(f"proofs/{cid}.json")
+                with _resources("minio") as resources:
+                    data = resources["minio"].get_bytes(f"proofs/{cid}.json")
             else:
                 data = _fetch_pinned(source, args.gateway)
         document = json.loads(data)

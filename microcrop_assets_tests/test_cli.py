@@ -148,8 +148,8 @@ def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path):
 
 def test_an_unset_vendor_key_is_a_user_error_naming_it(monkeypatch):
     monkeypatch.delenv("WEATHERXM_API_KEY", raising=False)
-    with pytest.raises(UserError) as raised:
-        _resources("weatherxm")
+    with pytest.raises(UserError) as raised, _resources("weatherxm"):
+        pass
     assert str(raised.value) == "environment variable WEATHERXM_API_KEY is not set (see README, Configuration)"
 
 
