@@ -214,10 +214,9 @@ def test_schedules_target_today_and_yesterday(empty_store):
     moment = dt.datetime(2025, 7, 31, 0, 15, tzinfo=dt.UTC)
     with dg.instance_for_test() as instance:
         today = weather_readings_intraday(dg.build_schedule_context(instance=instance, scheduled_execution_time=moment))
-        nightly = weather_nightly(
-            dg.build_schedule_context(
-                instance=instance, scheduled_execution_time=moment, resources={"timescaledb": empty_store}
-            )
-        )
+        with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=moment, resources={"timescaledb": empty_store}
+        ) as context:
+            nightly = weather_nightly(context)
     assert today.partition_key == "2025-07-31"
     assert nightly.partition_key == "2025-07-30" and nightly.run_key == "weather-nightly-2025-07-30"
