@@ -4,6 +4,7 @@ import base64
 import copy
 import hashlib
 import json
+import math
 import re
 
 import pytest
@@ -193,6 +194,10 @@ def test_the_weather_part_recomputes_from_its_indices_and_chain():
     ]
     assert fields(lambda w: w["layers"].update(heat_tmax=None)) == [
         "inputs.weather.layers.heat_tmax: proof says null, recomputed 0.0"
+    ]
+    # stresses are stored unrounded: one unit in the last place is a difference
+    assert fields(lambda w: w.update(weather_stress=repr(math.nextafter(0.25, 1)))) == [
+        'inputs.weather.weather_stress: proof says "0.25000000000000006", recomputed 0.25'
     ]
     # a peril's stress is its worst layer, from the unrounded fractions
     assert fields(lambda w: w.update(drought_stress="0.2")) == [
