@@ -87,7 +87,7 @@ GAMMA = {
 }
 POLICIES = [
     None,  # the defaults
-    {  # drought only, weights that reach the cap: a missing layer counts unless the others reach 1
+    {  # drought only, weighted 1.7: the cap from a drought stress of 0.59
         "layers": {
             "rain": {"peril": "drought", "index": "worst_14d_rain_mm", "trigger": "61.3", "exit": "7.9"},
             "spell": {"peril": "drought", "index": "cdd", "trigger": "3", "exit": "11"},
