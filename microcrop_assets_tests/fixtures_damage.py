@@ -3,6 +3,8 @@
 
 import datetime as dt
 import json
+import math
+from decimal import Decimal
 
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 
 from microcrop_assets.plots.registry import canonical_json
 from microcrop_assets.science.damage import DAMAGE_TERMS, METHOD_VERSION
+from microcrop_assets.science.plot_indices import stored_layers, weather_stresses
 from microcrop_assets.science.policy import resolve_terms
 
 TABLES = ("damage_assessments", "weather_indices", "daily_ndvi", "ndvi_baselines")
@@ -18,6 +21,7 @@ SQUARE = {
     "coordinates": [[[34.75, 0.28], [34.751, 0.28], [34.751, 0.281], [34.75, 0.281], [34.75, 0.28]]],
 }
 USDC = 1_000_000
+STRESSES = ("drought_stress", "flood_stress", "heat_stress", "weather_stress")
 
 
 @pytest.fixture(name="damage_db")
@@ -64,8 +68,37 @@ def add_plot(
         )
 
 
+def weather_of(stress: float | None) -> dict:
+    """Index values of a maize plot (default terms) whose drought_rain layer is `stress` (None: its
+    index missing) and every other layer 0, with the layer fractions (as stored, rounded) and the
+    stresses the pipeline computes from them: `weather_indices` columns, the index columns under "indices"."""
+    terms = resolve_terms("maize", None)
+    layer = terms["layers"]["drought_rain"]
+    trigger, exit_ = Decimal(layer["trigger"]), Decimal(layer["exit"])
+    rain = math.nan if stress is None else float(trigger - Decimal(repr(stress)) * (trigger - exit_))
+    # every other index short of its layer's trigger
+    indices = {
+        "worst_14d_rain_mm": rain,
+        "cdd": 5.0,
+        "rx1day_mm": 0.0,
+        "rx3day_mm": 0.0,
+        "tmax_max_c": 30.0,
+        "heat_degree_days": 0.0,
+    }
+    fractions, perils, weather = weather_stresses(pd.DataFrame(indices, index=[0]), terms)
+    row = {
+        "indices": indices,
+        "layers": {name: None if math.isnan(v[0]) else float(v[0]) for name, v in stored_layers(fractions).items()},
+        **{f"{peril}_stress": float(perils[peril][0]) for peril in perils},
+        "weather_stress": float(weather[0]),
+    }
+    assert row["weather_stress"] == stress or (stress is None and math.isnan(row["weather_stress"])), row
+    return row
+
+
 def add_weather(db, plot_id: str, day: dt.date, stress: float | None, *, window_days: int = 60, missing_days: int = 0):
-    """A weather_indices row whose drought layer carries the whole stress."""
+    """A weather_indices row whose drought layer carries the whole stress (`weather_of`)."""
+    weather = weather_of(stress)
     row = {
         "plot_id": plot_id,
         "day": day,
@@ -77,13 +110,9 @@ def add_weather(db, plot_id: str, day: dt.date, stress: float | None, *, window_
         "window_start": day - dt.timedelta(days=window_days - 1),
         "window_days": window_days,
         "missing_days": missing_days,
-        "worst_14d_rain_mm": 12.5,
-        "cdd": 9.0,
-        "layers": json.dumps({"drought_rain": stress}),
-        "drought_stress": stress,
-        "flood_stress": 0.0,
-        "heat_stress": 0.0,
-        "weather_stress": stress,
+        **weather["indices"],
+        **{name: weather[name] for name in STRESSES},
+        "layers": json.dumps(weather["layers"]),
         "missing_reason": None if stress is not None else "rain: 12 of 60 days missing",
     }
     frame = pd.DataFrame([row])

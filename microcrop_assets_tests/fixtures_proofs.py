@@ -8,11 +8,19 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets.damage.assets import damage_assessments
+from microcrop_assets.damage.assets import _number, damage_assessments
 from microcrop_assets.proofs.document import weather_chain
 from microcrop_assets.science.damage import DAMAGE_TERMS, METHOD_VERSION
 from microcrop_assets.science.policy import resolve_terms
-from microcrop_assets_tests.fixtures_damage import add_baseline, add_ndvi, add_plot, add_weather, damage_db_fixture
+from microcrop_assets_tests.fixtures_damage import (
+    STRESSES,
+    add_baseline,
+    add_ndvi,
+    add_plot,
+    add_weather,
+    damage_db_fixture,
+    weather_of,
+)
 
 DAY = dt.date(2025, 6, 20)
 __all__ = ["damage_db_fixture"]
@@ -20,9 +28,13 @@ __all__ = ["damage_db_fixture"]
 ORACLE_KEY = "0x" + hashlib.sha256(b"microcrop test oracle").hexdigest()
 
 
-def inputs_document(plot_id: str, weather_stress: str, ndvi_mean: str | None = "0.42", day: dt.date = DAY) -> dict:
-    """One plot's inputs, shaped as damage.assets.assessment_inputs writes them."""
+def inputs_document(
+    plot_id: str, weather_stress: str | None, ndvi_mean: str | None = "0.42", day: dt.date = DAY
+) -> dict:
+    """One plot's inputs, shaped as damage.assets.assessment_inputs writes them; the weather part as the
+    pipeline computes it from index values (`weather_of`; stress None: its drought index is missing)."""
     terms = {k: v for k, v in resolve_terms("maize", None).items() if k in DAMAGE_TERMS}
+    weather = weather_of(None if weather_stress is None else float(weather_stress))
     document = {
         "method_version": METHOD_VERSION,
         "plot_id": plot_id,
@@ -35,19 +47,9 @@ def inputs_document(plot_id: str, weather_stress: str, ndvi_mean: str | None = "
         "paid_before_micro_usdc": 0,
         "terms": terms,
         "weather": {
-            "weather_stress": weather_stress,
-            "drought_stress": weather_stress,
-            "flood_stress": "0",
-            "heat_stress": "0",
-            "layers": {"drought_rain": weather_stress, "drought_dry_spell": "0.2"},
-            "indices": {
-                "worst_14d_rain_mm": "12.5",
-                "cdd": "9",
-                "rx1day_mm": "0",
-                "rx3day_mm": "0",
-                "tmax_max_c": "31.5",
-                "heat_degree_days": "0",
-            },
+            **{name: _number(weather[name]) for name in STRESSES},
+            "layers": {name: _number(value) for name, value in weather["layers"].items()},
+            "indices": {name: _number(value) for name, value in weather["indices"].items()},
             "window_start": (day - dt.timedelta(days=65)).isoformat(),
             "window_days": 66,
             "missing_days": 3,

@@ -1,5 +1,6 @@
 """`microcrop verify-proof`: a real pin on the sandbox gateway, the S3 copy, a local file and altered copies."""
 
+import copy
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import sqlalchemy as sa
 
 from microcrop_assets.cli import main
 from microcrop_assets.payouts.proving import prove_day
+from microcrop_assets.proofs.document import canonical_bytes
 from microcrop_assets_tests.conftest import object_store_env
 from microcrop_assets_tests.fixtures_clients import pinata
 from microcrop_assets_tests.fixtures_proofs import DAY, assess_plots, clean_assessments, damage_db_fixture
@@ -80,3 +82,43 @@ def test_expected_failures_are_one_line(pinned, capsys, tmp_path, s3_store):
     pretty.write_text(json.dumps({"kind": "x"}))
     assert main(["verify-proof", str(pretty)]) == 2
     assert "method_version=None" in capsys.readouterr().err
+
+
+def test_the_weather_part_is_recomputed_and_a_changed_number_named(pinned, capsys, tmp_path, s3_store):
+    """The pinned proof's plot: worst 14-day rain 20 mm on the default drought_rain layer (trigger 30, exit 5)
+    gives 0.4, its drought stress and its weather stress; every other layer 0."""
+    document = json.loads(s3_store.get_bytes(pinned["proof_key"]))
+    weather = document["inputs"]["weather"]
+    assert weather["indices"]["worst_14d_rain_mm"] == "20.0" and weather["weather_stress"] == "0.4"
+
+    def verify(*path_and_value) -> tuple[int, list[str]]:
+        """verify-proof of a copy with one value changed (none given: untouched): exit code, differences."""
+        altered = copy.deepcopy(document)
+        if path_and_value:
+            *path, key, value = path_and_value
+            node = altered
+            for part in path:
+                node = node[part]
+            node[key] = value
+        copy_path = tmp_path / "copy.json"
+        copy_path.write_bytes(canonical_bytes(altered))
+        code = main(["verify-proof", str(copy_path)])
+        return code, [line.strip() for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+
+    assert verify() == (0, [])
+    layer, drought, stress = (
+        f'inputs.weather.{name}: proof says "0.4", recomputed'
+        for name in ("layers.drought_rain", "drought_stress", "weather_stress")
+    )
+    assert verify("inputs", "weather", "indices", "worst_14d_rain_mm", "25.0") == (
+        1,
+        [f"{layer} 0.2", f"{drought} 0.2", f"{stress} 0.2"],
+    )
+    assert verify("weather_chain", "layers", "drought_rain", "trigger", "35") == (
+        1,
+        [f"{layer} 0.5", f"{drought} 0.5", f"{stress} 0.5"],
+    )
+    assert verify("weather_chain", "peril_weights", "drought", "0.5") == (1, [f"{stress} 0.2"])
+    code, lines = verify("inputs", "weather", "weather_stress", "0.45")
+    assert code == 1 and lines[0] == 'inputs.weather.weather_stress: proof says "0.45", recomputed 0.4'
+    assert lines[1:] and all(line.startswith("outputs.") for line in lines[1:])  # and the damage it gave

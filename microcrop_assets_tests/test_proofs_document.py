@@ -4,6 +4,7 @@ import base64
 import copy
 import hashlib
 import json
+import math
 import re
 
 import pytest
@@ -17,6 +18,7 @@ from microcrop_assets.proofs.document import (
     recompute_outputs,
     validate,
     weather_chain,
+    weather_differences,
 )
 from microcrop_assets.science.damage import assess_one
 from microcrop_assets.science.policy import resolve_terms
@@ -52,7 +54,7 @@ def test_proof_carries_what_section_7_asks_for():
     assert chain["layers"]["drought_rain"] == {
         "peril": "drought", "index": "worst_14d_rain_mm", "trigger": "30", "exit": "5"
     }  # fmt: skip
-    assert inputs["weather"]["indices"]["worst_14d_rain_mm"] == "12.5"
+    assert inputs["weather"]["indices"]["worst_14d_rain_mm"] == "23.75"  # (30 - 23.75) / (30 - 5) = 0.25
     assert inputs["weather"]["layers"]["drought_rain"] == "0.25"
     assert chain["peril_weights"] == {"drought": "1", "flood": "1", "heat": "1"}
     # the plot weather day's stations and their weights
@@ -164,3 +166,75 @@ def test_weather_inputs_and_layer_definitions_must_belong_together():
     assert [(d.field, d.actual) for d in recompute(proof)] == [
         ("weather_chain", "layer drought_dry_spell: its index cdd has no value in inputs.weather.indices")
     ]
+    # nor one without a fraction, nor a layer whose peril has no weight: the weather part cannot recompute
+    proof, _ = proof_of(inputs_document("plot-1", "0.25"))
+    del proof["inputs"]["weather"]["layers"]["heat_tmax"]
+    del proof["weather_chain"]["peril_weights"]["flood"]
+    assert [d.actual for d in recompute(proof)] == [
+        "layer heat_tmax: no fraction in inputs.weather.layers",
+        "layer flood_daily: its peril flood has no weight in weather_chain.peril_weights",
+        "layer flood_3day: its peril flood has no weight in weather_chain.peril_weights",
+    ]
+
+
+def test_the_weather_part_recomputes_from_its_indices_and_chain():
+    """Layer fractions compare at the 6 places weather_indices keeps; peril and weather stresses exactly."""
+    document, _ = proof_of(inputs_document("plot-1", "0.25"))
+    inputs, chain = document["inputs"], document["weather_chain"]
+    assert weather_differences(inputs, chain) == [] and recompute(document) == []
+
+    def fields(change) -> list[str]:
+        altered = copy.deepcopy(document)
+        change(altered["inputs"]["weather"])
+        return [str(d) for d in weather_differences(altered["inputs"], chain)]
+
+    assert fields(lambda w: w["layers"].update(drought_rain="0.250000")) == []  # the same number
+    assert fields(lambda w: w["layers"].update(drought_rain="0.2500004")) == [
+        'inputs.weather.layers.drought_rain: proof says "0.2500004", recomputed 0.25'
+    ]
+    assert fields(lambda w: w["layers"].update(heat_tmax=None)) == [
+        "inputs.weather.layers.heat_tmax: proof says null, recomputed 0.0"
+    ]
+    # stresses are stored unrounded: one unit in the last place is a difference
+    assert fields(lambda w: w.update(weather_stress=repr(math.nextafter(0.25, 1)))) == [
+        'inputs.weather.weather_stress: proof says "0.25000000000000006", recomputed 0.25'
+    ]
+    # a peril's stress is its worst layer, from the unrounded fractions
+    assert fields(lambda w: w.update(drought_stress="0.2")) == [
+        'inputs.weather.drought_stress: proof says "0.2", recomputed 0.25'
+    ]
+    # the index moves the layer, the peril and the weather stress: each is named
+    assert fields(lambda w: w["indices"].update(worst_14d_rain_mm="20.0")) == [
+        'inputs.weather.layers.drought_rain: proof says "0.25", recomputed 0.4',
+        'inputs.weather.drought_stress: proof says "0.25", recomputed 0.4',
+        'inputs.weather.weather_stress: proof says "0.25", recomputed 0.4',
+    ]
+
+
+def test_a_missing_index_leaves_the_stresses_missing_as_the_pipeline_does():
+    document, _ = proof_of(inputs_document("plot-1", None))  # worst_14d_rain_mm missing: satellite only
+    weather = document["inputs"]["weather"]
+    assert weather["indices"]["worst_14d_rain_mm"] is None and weather["layers"]["drought_rain"] is None
+    assert weather["drought_stress"] is None and weather["weather_stress"] is None
+    assert weather["flood_stress"] == "0.0" and document["outputs"]["sources"] == ["satellite"]
+    assert recompute(document) == []
+    claimed = copy.deepcopy(document)
+    claimed["inputs"]["weather"]["drought_stress"] = "0.0"  # a missing layer is not a zero
+    assert [str(d) for d in recompute(claimed)] == ['inputs.weather.drought_stress: proof says "0.0", recomputed null']
+
+
+def test_a_proof_whose_weather_does_not_follow_from_its_indices_is_refused():
+    document = inputs_document("plot-1", "0.25")
+    stored = assess_one(document)
+    document["weather"]["layers"]["drought_rain"] = "0.3"  # the damage does not read it: only this check can
+    with pytest.raises(ProofError, match=r'inputs.weather.layers.drought_rain: proof says "0.3", recomputed 0.25$'):
+        build_proof(document, stored, chain_document())
+    chain = chain_document()
+    chain["peril_weights"]["drought"] = "2"
+    with pytest.raises(ProofError, match=r'inputs.weather.weather_stress: proof says "0.25", recomputed 0.5$'):
+        build_proof(inputs_document("plot-1", "0.25"), stored, chain)
+    # an imagery-only assessment has no weather part to check
+    imagery_only = inputs_document("plot-1", "0.25")
+    imagery_only["weather"] = None
+    proof, _ = build_proof(imagery_only, assess_one(imagery_only), chain_document())
+    assert weather_differences(proof["inputs"], proof["weather_chain"]) == [] and recompute(proof) == []

@@ -129,7 +129,27 @@ def test_inputs_that_no_longer_match_their_tables_are_refused(clean_assessments,
     summary = prove_day(db, client, s3_store, DAY)
     assert list(summary.refused) == [rows["plot-a"]["assessment_id"]] and summary.proven == 2
     assert "inputs differ from their source tables" in summary.refused[rows["plot-a"]["assessment_id"]]
-    assert 'weather.indices.cdd: tables say "10.0", recorded "9.0"' in summary.refused[rows["plot-a"]["assessment_id"]]
+    assert 'weather.indices.cdd: tables say "10.0", recorded "5.0"' in summary.refused[rows["plot-a"]["assessment_id"]]
+
+
+def test_weather_that_does_not_follow_from_the_policy_layers_is_refused(
+    clean_assessments, sandbox, redis_resource, s3_store
+):
+    db = clean_assessments
+    rows = {row["plot_id"]: row for row in assess_plots(db, PLOTS)}
+    with db.begin() as conn:  # the policy's drought weight changed after its weather was computed
+        conn.execute(
+            sa.text(
+                "UPDATE plots SET policy_terms = jsonb_set(policy_terms, '{peril_weights,drought}', '\"0.5\"')"
+                " WHERE plot_id = 'plot-a'"
+            )
+        )
+    summary = prove_day(db, pinata(sandbox, redis_resource), s3_store, DAY)
+    assert list(summary.refused) == [rows["plot-a"]["assessment_id"]] and summary.proven == 2
+    assert summary.refused[rows["plot-a"]["assessment_id"]].endswith(
+        "inputs.weather does not follow from its indices and the weather chain:"
+        ' inputs.weather.weather_stress: proof says "0.25", recomputed 0.125'
+    )
 
 
 def test_a_cid_pinata_disagrees_with_fails_naming_both(sandbox, redis_resource):

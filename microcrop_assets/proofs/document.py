@@ -6,8 +6,10 @@ the baseline with its window and hash), the `weather_chain` behind those weather
 weather day's station ids and weights from weather_indices, each layer's index, trigger and exit and
 the peril weights from the policy terms: the damage inputs leave them in their tables), the outputs
 recomputed from the inputs by `science.damage.assess_one`, the formula (method version and its steps)
-and the code version. Canonical bytes (sorted keys, no insignificant whitespace, UTF-8, no
-NaN) make the document, and so its CID, a function of its content alone.
+and the code version. The weather part of the inputs (layer fractions, peril stresses, weather_stress)
+must also recompute from its index values and the chain (`weather_differences`). Canonical bytes
+(sorted keys, no insignificant whitespace, UTF-8, no NaN) make the document, and so its CID, a function
+of its content alone.
 
 The JSON Schema of a proof is versioned with the damage method: `schema/damage-proof.<method>.json`.
 """
@@ -15,6 +17,7 @@ The JSON Schema of a proof is versioned with the damage method: `schema/damage-p
 import datetime as dt
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -24,8 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pandas as pd
 
 from microcrop_assets.science import damage
+from microcrop_assets.science.plot_indices import stored_layers, weather_stresses
+from microcrop_assets.science.policy import PERILS
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
 PROOF_KIND = "microcrop/damage-proof"
@@ -188,11 +194,70 @@ def _chain_differences(inputs: Mapping[str, Any], chain: Mapping[str, Any]) -> l
         f"inputs.weather.layers.{name} has no layer definition" for name in weather["layers"] if name not in defined
     ]
     problems += [
+        f"layer {name}: no fraction in inputs.weather.layers" for name in defined if name not in weather["layers"]
+    ]
+    problems += [
         f"layer {name}: its index {layer['index']} has no value in inputs.weather.indices"
         for name, layer in defined.items()
         if layer["index"] not in weather["indices"]
     ]
+    problems += [
+        f"layer {name}: its peril {layer['peril']} has no weight in weather_chain.peril_weights"
+        for name, layer in defined.items()
+        if layer["peril"] not in chain["peril_weights"]
+    ]
     return problems
+
+
+def weather_differences(inputs: Mapping[str, Any], chain: Mapping[str, Any]) -> list[Difference]:
+    """Where `inputs.weather` does not follow from its index values and the chain's layers and peril
+    weights, recomputed by the pipeline's own code (`science.plot_indices.weather_stresses`); for inputs
+    and a chain that belong together (`_chain_differences` empty). No weather part, nothing to check.
+
+    The comparison rule: `weather_indices` keeps each layer fraction rounded to 6 places
+    (`plot_indices.stored_layers`), so a stored fraction must equal the recomputed one rounded the same way; the
+    peril stresses and `weather_stress` are kept unrounded (float8) and must equal the recomputation
+    exactly. Numbers compare by value; null is a missing value, as in the pipeline: a missing index
+    gives a missing layer, a missing layer a missing peril stress unless another layer of the peril
+    reached 1, and a missing peril stress a missing `weather_stress` unless the others reach the cap."""
+    weather = inputs.get("weather")
+    if weather is None:
+        return []
+    indices = pd.DataFrame(
+        {name: [_float(value, f"inputs.weather.indices.{name}")] for name, value in weather["indices"].items()},
+        index=[0],
+        dtype=float,
+    )
+    fractions, perils, weather_stress = weather_stresses(indices, chain)
+    recomputed = [
+        (f"layers.{name}", weather["layers"][name], values[0]) for name, values in stored_layers(fractions).items()
+    ]
+    recomputed += [
+        (f"{peril}_stress", weather[f"{peril}_stress"], perils[peril][0] if peril in perils else math.nan)
+        for peril in PERILS
+    ]
+    recomputed.append(("weather_stress", weather["weather_stress"], weather_stress[0]))
+    differences = []
+    for path, stated, value in recomputed:
+        field = f"inputs.weather.{path}"
+        number = _float(stated, field)
+        if not (number == value or (math.isnan(number) and math.isnan(value))):
+            differences.append(Difference(field, stated, None if math.isnan(value) else float(value)))
+    return differences
+
+
+def _float(value: Any, field: str) -> float:
+    """A weather number of the inputs (JSON number or decimal text, the float's shortest repr) as the
+    float the pipeline computed with; null is NaN."""
+    if value is None:
+        return math.nan
+    try:
+        number = Decimal(value) if isinstance(value, int | float | str) and not isinstance(value, bool) else None
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite():
+        raise ProofError(f"{field}={value!r} is not a number")
+    return float(number)
 
 
 def build_proof(
@@ -219,6 +284,12 @@ def build_proof(
     problems = _chain_differences(inputs, chain)
     if problems:
         raise ProofError(f"assessment {recorded.get('assessment_id')}: {'; '.join(problems)}")
+    differences = weather_differences(inputs, chain)
+    if differences:
+        raise ProofError(
+            f"assessment {recorded.get('assessment_id')}: inputs.weather does not follow from its indices and"
+            f" the weather chain: {'; '.join(str(d) for d in differences)}"
+        )
     document = {
         "kind": PROOF_KIND,
         "assessment_id": outputs["assessment_id"],
@@ -236,17 +307,20 @@ def build_proof(
 
 
 def recompute(document: Mapping[str, Any]) -> list[Difference]:
-    """Recompute a proof's outputs from its inputs; the fields where the proof says otherwise."""
-    outputs = _recompute_one(document["inputs"])
+    """Recompute a proof's weather part (layer fractions, peril stresses, weather_stress) from its index
+    values and weather chain, then its outputs from its inputs; the fields where the proof says otherwise,
+    in that order (a changed index shows first where it enters)."""
+    inputs, chain = document["inputs"], document["weather_chain"]
+    problems = _chain_differences(inputs, chain)
+    differences = [Difference("weather_chain", "layers matching inputs.weather", problem) for problem in problems]
+    if not problems:  # the weather part recomputes only against layer definitions that fit it
+        differences += weather_differences(inputs, chain)
+    outputs = _recompute_one(inputs)
     if isinstance(outputs, ProofError):
-        return [Difference("inputs", "inputs the method can assess", str(outputs))]
-    differences = compare_outputs(document["outputs"], outputs, prefix="outputs.")
+        return [*differences, Difference("inputs", "inputs the method can assess", str(outputs))]
+    differences += compare_outputs(document["outputs"], outputs, prefix="outputs.")
     if document.get("assessment_id") != outputs["assessment_id"]:
         differences.append(Difference("assessment_id", document.get("assessment_id"), outputs["assessment_id"]))
-    differences += [
-        Difference("weather_chain", "layers matching inputs.weather", problem)
-        for problem in _chain_differences(document["inputs"], document["weather_chain"])
-    ]
     return differences
 
 

@@ -9,7 +9,7 @@ computed together, so the work is a few dozen vectorised calls per day whatever 
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 import numpy as np
@@ -27,6 +27,8 @@ WINDOW_DAYS = 90
 LOOKBACK_DAYS = 123
 WORST_WINDOW_DAYS = 14
 HOT_SPELL_DAYS = 7  # tmax_max_c looks at the last week: a heat layer is about current heat
+# weather_indices.layers keeps each fraction to 6 places (readable JSON); the stresses use the unrounded ones
+LAYER_PLACES = 6
 
 INDEX_COLUMNS = (
     "rain_7d_mm", "rain_30d_mm", "rain_window_mm", "cdd", "rx1day_mm", "rx3day_mm", "rx5day_mm", "r10mm", "r20mm",
@@ -103,11 +105,16 @@ def _worst_in_phase(rain: np.ndarray, phase_days: np.ndarray, gate: float) -> tu
     return worst, reasons
 
 
-def _stress(frame: pd.DataFrame, terms: dict) -> tuple[dict[str, np.ndarray], np.ndarray, list[dict]]:
-    """Layer fractions, peril stresses and weather stress for plots sharing one set of policy terms."""
+def weather_stresses(
+    indices: pd.DataFrame, terms: Mapping
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """Layer fractions (unrounded), peril stresses and weather stress, one value per row of `indices`
+    (index columns, NaN = missing), from the policy's `layers` and `peril_weights`.
+
+    Also how a proof's weather part is recomputed (proofs.document), so a proof is checked by this code."""
     fractions = {
         name: layer_fraction(
-            frame[layer["index"]].to_numpy(dtype=float), Decimal(layer["trigger"]), Decimal(layer["exit"])
+            indices[layer["index"]].to_numpy(dtype=float), Decimal(layer["trigger"]), Decimal(layer["exit"])
         )
         for name, layer in terms["layers"].items()
     }
@@ -121,15 +128,21 @@ def _stress(frame: pd.DataFrame, terms: dict) -> tuple[dict[str, np.ndarray], np
         # a missing layer could only raise the peril's stress: unknown unless another already reached 1
         perils[peril] = np.where(np.isnan(stacked).any(axis=0) & ~(worst >= 1), np.nan, worst)
     weights = {p: float(Decimal(terms["peril_weights"][p])) for p in perils}
-    weather = combine_stress(perils, weights) if perils else np.full(len(frame), np.nan)
+    weather = combine_stress(perils, weights) if perils else np.full(len(indices), np.nan)
+    return fractions, perils, np.asarray(weather, dtype=float)
+
+
+def stored_layers(fractions: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The layer fractions as `weather_indices.layers` keeps them: by name, rounded to LAYER_PLACES."""
+    return {name: np.round(fractions[name], LAYER_PLACES) for name in sorted(fractions)}
+
+
+def _stress(frame: pd.DataFrame, terms: dict) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
+    """Peril stresses, weather stress and the layers' JSON for plots sharing one set of policy terms."""
+    fractions, perils, weather = weather_stresses(frame, terms)
     # one JSON object per plot, built by pandas' C writer (NaN becomes null)
-    layers = (
-        pd.DataFrame({name: fractions[name] for name in sorted(fractions)})
-        .round(6)
-        .to_json(orient="records", lines=True)
-        .splitlines()
-    )
-    return perils, np.asarray(weather, dtype=float), layers
+    layers = pd.DataFrame(stored_layers(fractions)).to_json(orient="records", lines=True).splitlines()
+    return perils, weather, layers
 
 
 def _month_totals(rain: np.ndarray, first: dt.date, months: list[pd.Period], gate: float) -> list[float]:
