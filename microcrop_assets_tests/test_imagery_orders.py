@@ -44,10 +44,11 @@ def instant_sandbox():
         yield running
 
 
-def order(resources, day: dt.date, **config) -> dg.ExecuteInProcessResult:
+def order(resources, day: dt.date, instance: dg.DagsterInstance | None = None, **config) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [satellite_orders],
         resources=resources,
+        instance=instance,
         partition_key=day.isoformat(),
         run_config={"ops": {"satellite_orders": {"config": config}}},
         raise_on_error=False,
@@ -117,12 +118,15 @@ def test_two_concurrent_runs_place_each_order_once(book, instant_sandbox, tmp_pa
     barrier = threading.Barrier(2)
     results = []
 
-    def run():
+    def run(instance):
         resources = imagery_resources(instant_sandbox, book, tmp_path)  # its own clients, same Redis and DB
         barrier.wait()
-        results.append(order(resources, day, concurrency=6))
+        results.append(order(resources, day, instance=instance, concurrency=6))
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
+    # each run's Dagster instance made here, one at a time: building one stamps its storage with
+    # Alembic, whose command API is not thread-safe (two at once failed a run with KeyError 'script')
+    instances = [dg.DagsterInstance.ephemeral() for _ in range(2)]
+    threads = [threading.Thread(target=run, args=(instance,)) for instance in instances]
     for thread in threads:
         thread.start()
     for thread in threads:

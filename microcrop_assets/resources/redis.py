@@ -98,9 +98,9 @@ class RedisResource(dg.ConfigurableResource):
         return fakeredis.FakeRedis(server=_IN_PROCESS_SERVER)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        client = self.__dict__.pop("client", None)
+        client = self.__dict__.get("client")
         if client is not None:
-            client.close()
+            client.close()  # disconnects its pool; the client reconnects if used again
 
     def key(self, *parts: str) -> str:
         return ":".join((self.key_prefix, *parts))

@@ -150,8 +150,9 @@ class TimescaleDBResource(dg.ConfigurableResource):
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         # close the pool with the run or sensor tick: a code server evaluates sensors for weeks, and
-        # an engine per tick left to the garbage collector holds its connections until then
-        engine = self.__dict__.pop("engine", None)
+        # an engine per tick left to the garbage collector holds its connections until then. The
+        # engine itself stays (migrated once); a later use opens a new pool.
+        engine = self.__dict__.get("engine")
         if engine is not None:
             engine.dispose()
 
