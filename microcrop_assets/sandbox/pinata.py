@@ -16,15 +16,17 @@ beyond the limit: 429 with Retry-After.
 """
 
 import base64
+import contextlib
 import datetime as dt
 import hmac
 import json
 import mimetypes
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -179,14 +181,14 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
         return JSONResponse({"message": AUTH_MESSAGE})
 
     async def pin_file(request: Request) -> JSONResponse:
-        form = await _form(request)
-        parts = [part for part in form.getlist("file") if isinstance(part, UploadFile)]
-        if not parts:
-            raise ApiError(400, "no 'file' part in the multipart body")
-        options = _json_field(form.get("pinataOptions"), "pinataOptions", required=True)
-        version = _cid_version(options, "pinataOptions")
-        name, keyvalues = _metadata(_json_field(form.get("pinataMetadata"), "pinataMetadata"), "pinataMetadata")
-        contents = [(part.filename or "file", await part.read(), part.content_type) for part in parts]
+        async with _form(request) as form:
+            parts = [part for part in form.getlist("file") if isinstance(part, UploadFile)]
+            if not parts:
+                raise ApiError(400, "no 'file' part in the multipart body")
+            options = _json_field(form.get("pinataOptions"), "pinataOptions", required=True)
+            version = _cid_version(options, "pinataOptions")
+            name, keyvalues = _metadata(_json_field(form.get("pinataMetadata"), "pinataMetadata"), "pinataMetadata")
+            contents = [(part.filename or "file", await part.read(), part.content_type) for part in parts]
         folder = len(contents) > 1 or "/" in contents[0][0]
         if not folder and options.get("wrapWithDirectory") is True:
             contents = [(f"wrap/{contents[0][0]}", contents[0][1], contents[0][2])]
@@ -289,18 +291,19 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
         return JSONResponse({"count": len(rows), "rows": [_pin_row(p) for p in rows[offset : offset + limit]]})
 
     async def upload_v3(request: Request) -> JSONResponse:
-        form = await _form(request)
-        parts = [part for part in form.getlist("file") if isinstance(part, UploadFile)]
-        if len(parts) != 1:
-            raise ApiError(400, f"v3 uploads take exactly one 'file' part, got {len(parts)} (no folders on v3)")
-        network = form.get("network") or "private"
-        if network not in NETWORKS:
-            raise ApiError(400, f"network={network!r} must be 'public' or 'private'")
-        keyvalues = _json_field(form.get("keyvalues"), "keyvalues") or {}
-        _, keyvalues = _metadata({"keyvalues": keyvalues}, "keyvalues")
-        data = await parts[0].read()
+        async with _form(request) as form:
+            parts = [part for part in form.getlist("file") if isinstance(part, UploadFile)]
+            if len(parts) != 1:
+                raise ApiError(400, f"v3 uploads take exactly one 'file' part, got {len(parts)} (no folders on v3)")
+            network = form.get("network") or "private"
+            if network not in NETWORKS:
+                raise ApiError(400, f"network={network!r} must be 'public' or 'private'")
+            keyvalues = _json_field(form.get("keyvalues"), "keyvalues") or {}
+            _, keyvalues = _metadata({"keyvalues": keyvalues}, "keyvalues")
+            data = await parts[0].read()
+            name = form.get("name") or parts[0].filename or "file"
+            content_type, group_id = parts[0].content_type, form.get("group_id")
         dag = file_dag(data, cid_version=1)
-        name = form.get("name") or parts[0].filename or "file"
         pin = Pin(
             "",
             dag.cid,
@@ -309,8 +312,8 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             dag.dag_size,
             dag.content_size,
             1,
-            parts[0].content_type or "application/octet-stream",
-            form.get("group_id") or None,
+            content_type or "application/octet-stream",
+            group_id or None,
             network,
             sandbox.now(),
             {"": data},
@@ -376,13 +379,19 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
     return legacy, uploads, gateways
 
 
-async def _form(request: Request):
+@contextlib.asynccontextmanager
+async def _form(request: Request) -> AsyncIterator[FormData]:
+    """The multipart form, its spooled upload files closed when the block ends."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(400, "expected a multipart/form-data body")
     try:
-        return await request.form(max_files=10_000, max_fields=100)
+        form = await request.form(max_files=10_000, max_fields=100)
     except Exception as error:  # noqa: BLE001 - the multipart parser raises several types; all mean a bad body
         raise ApiError(400, f"unreadable multipart body: {error}") from None
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 def _json_field(raw, name: str, required: bool = False):
