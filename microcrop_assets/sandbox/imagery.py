@@ -15,13 +15,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
 from affine import Affine
 from pyproj import Transformer
 from rasterio.features import geometry_mask
 from rasterio.io import MemoryFile
 from scipy.ndimage import zoom
 from shapely.geometry import Polygon, box
-from shapely.ops import transform as reproject
 
 from microcrop_assets.sandbox.seeding import rng, unit
 from microcrop_assets.sandbox.world import World, crop_condition
@@ -75,6 +75,11 @@ class Grid:
         to_lonlat = Transformer.from_crs(self.epsg, 4326, always_xy=True).transform
         extent = box(self.x0, self.y1 - self.height * self.resolution, self.x0 + self.width * self.resolution, self.y1)
         return reproject(to_lonlat, extent)
+
+
+def reproject(to_crs, geometry):
+    """The geometry's coordinates through a pyproj transform (x, y arrays -> x, y arrays)."""
+    return shapely.transform(geometry, lambda xy: np.column_stack(to_crs(xy[:, 0], xy[:, 1])))
 
 
 def grid_for(geometry, resolution_m: float) -> Grid:
