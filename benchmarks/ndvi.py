@@ -6,7 +6,7 @@
   pixel count (12 bytes per pixel, what NDVI from float reflectance must move at least), and plain
   numpy NDVI on those float32 arrays.
 - end_to_end: `process_image` of a 4-band uint16 GeoTIFF (4,000 x 4,000, deflate, tiled) into the
-  three ZSTD COGs with overviews + STAC Items, one plot, in Mpx/s.
+  three int16 ZSTD COGs with overviews + STAC Items, one plot, in Mpx/s.
 - peak memory: `process_image` of a 10,000 x 10,000 image (with a 3,000 x 3,000 px plot) in a fresh
   subprocess; its peak RSS (VmHWM) and Mpx/s.
 """

@@ -149,7 +149,7 @@ def cmd_ndvi(args: argparse.Namespace) -> int:
     )
     report = {
         "rasters": {
-            index: {"path": str(out.path), "stac": str(out.stac_path), "sha256": out.sha256}
+            index: {"path": str(out.path), "stac": str(out.stac_path), "sha256": out.sha256, "clipped": out.clipped}
             for index, out in result.rasters.items()
         },
         "plots": [dataclasses.asdict(stats) for stats in result.plots],

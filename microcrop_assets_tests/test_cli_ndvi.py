@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
@@ -50,6 +49,7 @@ def test_ndvi_writes_cogs_and_prints_the_statistics(tmp_path, capsys):
     for index, raster in report["rasters"].items():
         assert raster["path"].endswith(f"order-7_{index}.tif")
         assert cog_validate(raster["path"])[0]
+        assert raster["clipped"] == 0
         assert json.loads(Path(raster["stac"]).read_text())["assets"][index]["href"] == f"./order-7_{index}.tif"
     # the same numbers as the library call the imagery assets make
     expected = process_image(
@@ -66,7 +66,7 @@ def test_ndvi_writes_cogs_and_prints_the_statistics(tmp_path, capsys):
     assert report["plots"][0]["masked"]["nodata"] == 116  # row 10, columns 5-120 (centres inside)
     assert report["plots"][1]["masked"]["nodata"] == 0
     with rasterio.open(report["rasters"]["ndvi"]["path"]) as cog:
-        assert np.isnan(cog.read(1)[10]).all()
+        assert (cog.read(1)[10] == cog.nodata).all() and cog.nodata == -32768
 
 
 def test_bad_image_is_one_line_on_stderr(tmp_path, capsys):

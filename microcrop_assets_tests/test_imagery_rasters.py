@@ -17,14 +17,42 @@ from shapely.geometry import shape
 from shapely.ops import transform as reproject
 
 from microcrop_assets.imagery.rasters import ImageryError, process_image
-from microcrop_assets.science.vegetation import REASONS, VegetationParams
+from microcrop_assets.science.vegetation import (
+    BANDS,
+    REASONS,
+    BandCalibration,
+    VegetationParams,
+    saturation_value,
+    vegetation_indices,
+)
 from microcrop_assets_tests.fixtures_imagery import Scene, field_reflectance
 
 SHAPE = (1100, 1300)  # > 2 COG blocks each way: overviews and partial edge blocks
+SCALES = {"ndvi": 1e-4, "evi": 1e-4, "lai": 1e-3}  # stored int16 x scale = the index
+NODATA = -32768
+# a stored value is within half a quantum of the float32 value; the float32 value within 1e-6 of float64
+NDVI_TOLERANCE = 5e-5 + 1e-6
 
 
 def reflectance_dn(scene: Scene, value: float) -> int:
     return round((value - scene.offset) / scene.scale)
+
+
+def float_indices(scene: Scene):
+    """The float32 indices process_image holds in memory: the kernel on the scene's whole arrays (block
+    by block is bitwise the same, test_science_vegetation), with the scene's calibration."""
+    dns = scene.digital_numbers()
+    calibration = {
+        band: BandCalibration(scene.scale, scene.offset, scene.nodata, saturation_value(scene.dtype)) for band in BANDS
+    }
+    return vegetation_indices(*(dns[band] for band in BANDS), calibration)
+
+
+def physical(path: Path) -> np.ndarray:
+    """A stored index as GDAL readers that unscale see it: integer x scale + offset, NaN for nodata."""
+    with rasterio.open(path) as cog:
+        stored = cog.read(1, masked=True)
+        return stored.astype(np.float64).filled(np.nan) * cog.scales[0] + cog.offsets[0]
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +126,13 @@ def test_outputs_are_valid_cogs_on_the_image_grid(southern_scene):
         assert valid and not errors, (errors, warnings)
         with rasterio.open(output.path) as cog:
             assert (cog.crs, cog.transform, cog.shape) == grid
-            assert cog.dtypes[0] == "float32" and np.isnan(cog.nodata)
+            assert cog.dtypes[0] == "int16" and cog.nodata == NODATA
+            assert (cog.scales[0], cog.offsets[0]) == (SCALES[index], 0.0)
             assert cog.block_shapes[0] == (512, 512)
             assert cog.overviews(1) == [2, 4]  # down to one 512 px block
             assert cog.profile["compress"] == "zstd"
-            assert cog.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "3"
+            assert cog.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"  # horizontal differencing: integers
+            assert cog.tags()["CLIPPED_PIXELS"] == "0"
             assert cog.descriptions[0] == index
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no leftovers of the work folder
 
@@ -119,7 +149,10 @@ def test_stac_items_describe_their_cogs(southern_scene):
         assert asset.media_type == pystac.MediaType.COG
         raw = json.loads(output.stac_path.read_text())
         assert raw["properties"]["proj:epsg"] == 32736
+        assert raw["properties"]["microcrop:clipped_pixels"] == 0
         assert raw["assets"][index]["href"] == f"./{output.path.name}"
+        (band,) = raw["assets"][index]["raster:bands"]
+        assert (band["data_type"], band["scale"], band["offset"], band["nodata"]) == ("int16", SCALES[index], 0, NODATA)
         lon, lat = shape(item.geometry).centroid.coords[0]
         assert 30 < lon < 36 and -4 < lat < 0  # UTM 36S footprint in lon/lat
 
@@ -134,22 +167,32 @@ def test_indices_equal_spyndex_and_masks_are_exact(southern_scene):
     for pixels in forced.values():
         for row, col in pixels:
             expected_masked[row, col] = True
-    with rasterio.open(result.rasters["ndvi"].path) as cog:
-        got_ndvi = cog.read(1)
-    with rasterio.open(result.rasters["evi"].path) as cog:
-        got_evi = cog.read(1)
+    got_ndvi, got_evi = physical(result.rasters["ndvi"].path), physical(result.rasters["evi"].path)
     assert np.array_equal(np.isnan(got_ndvi), expected_masked)
-    np.testing.assert_allclose(got_ndvi[~expected_masked], ndvi[~expected_masked], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(got_evi[~expected_masked], evi[~expected_masked], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got_ndvi[~expected_masked], ndvi[~expected_masked], rtol=0, atol=NDVI_TOLERANCE)
+    np.testing.assert_allclose(got_evi[~expected_masked], evi[~expected_masked], rtol=0, atol=NDVI_TOLERANCE)
     assert result.masked == {reason: len(forced[reason]) for reason in REASONS}
+
+
+def test_stored_integers_are_the_float_indices_within_half_a_quantum(southern_scene):
+    scene, _, _, _, _, result = southern_scene
+    indices = float_indices(scene)
+    for index, scale in SCALES.items():
+        expected = getattr(indices, index).astype(np.float64)
+        with rasterio.open(result.rasters[index].path) as cog:
+            stored = cog.read(1)
+        nan = np.isnan(expected)
+        assert nan.sum() > 1000 and np.array_equal(stored == NODATA, nan)  # NaN <-> nodata, both ways
+        error = np.abs(stored[~nan] * scale - expected[~nan])
+        assert error.max() <= scale / 2 * (1 + 1e-9)  # 5e-5 for NDVI (the 1e-9: 1e-4 is not exact in binary)
+        assert error.max() > scale / 4  # rounded to the quantum, not stored finer
 
 
 def test_plot_statistics_equal_an_independent_polygon_mask(southern_scene):
     scene, _, plots, forced, out, result = southern_scene
-    arrays = {}
-    for index in ("ndvi", "evi", "lai"):
-        with rasterio.open(result.rasters[index].path) as cog:
-            arrays[index] = cog.read(1).astype(np.float64)
+    # the float32 arrays, not the stored integers: statistics are computed before quantization
+    indices = float_indices(scene)
+    arrays = {index: getattr(indices, index).astype(np.float64) for index in ("ndvi", "evi", "lai")}
     by_id = {stats.plot_id: stats for stats in result.plots}
     assert list(by_id) == ["plot-a", "plot-b", "plot-edge", "plot-outside"]
     for plot_id, geometry in plots[:3]:
@@ -186,12 +229,30 @@ def test_block_by_block_output_is_bitwise_whole_image(southern_scene, tmp_path):
     assert whole.masked == result.masked
     for index in ("ndvi", "evi", "lai"):
         with rasterio.open(whole.rasters[index].path) as a, rasterio.open(result.rasters[index].path) as b:
-            assert np.array_equal(a.read(1), b.read(1), equal_nan=True)
+            assert np.array_equal(a.read(1), b.read(1))
         assert whole.rasters[index].sha256 == result.rasters[index].sha256
 
 
 def small_scene(**kwargs) -> Scene:
     return Scene(field_reflectance((64, 80), seed=2), **kwargs)
+
+
+def test_values_beyond_int16_are_clipped_counted_and_kept_in_the_statistics(tmp_path):
+    # a negative red reflectance (DN below the offset) with N + R = 0.0001: NDVI 1001, beyond 3.2767
+    scene = small_scene()
+    scene.raw = {("red", 30, 40): reflectance_dn(scene, -0.05), ("nir", 30, 40): reflectance_dn(scene, 0.0501)}
+    plot = scene.plot(35.2, 25.3, 45.6, 35.7)
+    result = process_image(scene.write(tmp_path / "odd.tif"), [("p", plot)], tmp_path / "out", item_id="odd")
+    assert {index: output.clipped for index, output in result.rasters.items()} == {"ndvi": 1, "evi": 0, "lai": 0}
+    ndvi = result.rasters["ndvi"]
+    with rasterio.open(ndvi.path) as cog:
+        stored = cog.read(1)
+        assert cog.tags()["CLIPPED_PIXELS"] == "1"
+    assert stored[30, 40] == 32767 and np.count_nonzero(stored == 32767) == 1
+    assert json.loads(ndvi.stac_path.read_text())["properties"]["microcrop:clipped_pixels"] == 1
+    values = float_indices(scene).ndvi[25:36, 35:46].astype(np.float64)
+    assert values.max() == pytest.approx(1001, rel=1e-3)  # the float value, not the clipped 3.2767
+    assert result.plots[0].ndvi_mean == pytest.approx(values.mean(), abs=1e-9)
 
 
 def test_bands_found_by_wavelength_tags_in_micrometres_and_nanometres(tmp_path):
@@ -206,11 +267,9 @@ def test_bands_found_by_wavelength_tags_in_micrometres_and_nanometres(tmp_path):
         },
     )
     result = process_image(scene.write(tmp_path / "wl.tif"), [], tmp_path / "out", item_id="wl")
-    with rasterio.open(result.rasters["ndvi"].path) as cog:
-        got = cog.read(1)
     dns = scene.digital_numbers()
     r, n = (dns[b].astype(np.float64) * scene.scale + scene.offset for b in ("red", "nir"))
-    np.testing.assert_allclose(got, (n - r) / (n + r), atol=1e-6)
+    np.testing.assert_allclose(physical(result.rasters["ndvi"].path), (n - r) / (n + r), atol=NDVI_TOLERANCE)
 
 
 @pytest.mark.parametrize(
@@ -289,16 +348,14 @@ def test_colour_interpretation_only_where_names_are_silent(tmp_path):
     result = process_image(path, [], tmp_path / "out", item_id="ci")
     dns = scene.digital_numbers()
     r, n = (dns[b].astype(np.float64) * scene.scale + scene.offset for b in ("red", "nir"))
-    with rasterio.open(result.rasters["ndvi"].path) as cog:
-        np.testing.assert_allclose(cog.read(1), (n - r) / (n + r), atol=1e-6)
+    np.testing.assert_allclose(physical(result.rasters["ndvi"].path), (n - r) / (n + r), atol=NDVI_TOLERANCE)
     # described bands win over a writer's default RGB colour interpretation of the first three bands
     described = small_scene(order=("nir", "red", "blue", "green"))
     path = described.write(tmp_path / "rgb.tif")
     with rasterio.open(path, "r+") as dst:
         dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined]
     result = process_image(path, [], tmp_path / "out2", item_id="rgb")
-    with rasterio.open(result.rasters["ndvi"].path) as cog:
-        np.testing.assert_allclose(cog.read(1), (n - r) / (n + r), atol=1e-6)
+    np.testing.assert_allclose(physical(result.rasters["ndvi"].path), (n - r) / (n + r), atol=NDVI_TOLERANCE)
 
 
 def test_the_files_own_mask_band_is_nodata(tmp_path):

@@ -7,6 +7,7 @@ import spyndex
 from microcrop_assets.science.vegetation import (
     BANDS,
     CLOUD,
+    INT16_NODATA,
     NODATA,
     REASONS,
     SATURATED,
@@ -18,6 +19,7 @@ from microcrop_assets.science.vegetation import (
     VegetationParams,
     plot_statistics,
     qa_codes,
+    quantize,
     saturation_value,
     vegetation_indices,
 )
@@ -191,3 +193,33 @@ def test_plot_statistics_of_the_masked_pixels():
     none = plot_statistics("plot-b", Indices(ndvi, evi, lai, reason), reason == CLOUD)
     assert (none.ndvi_mean, none.valid_fraction, none.usable) == (None, 0.0, False)
     assert set(none.masked) == set(REASONS)
+
+
+def test_quantize_rounds_half_to_even_and_nan_is_nodata():
+    # 1/32 and 3/32 are exact in binary, so x 10000 lands exactly on a half: 312.5 and 937.5
+    values = np.array([[0.03125, 0.09375, -0.03125, -0.09375, np.nan, 0.0, 0.66666, -1.0]], np.float32)
+    out = np.empty(values.shape, np.int16)
+    assert quantize(values, 10_000, out) == 0
+    assert out.tolist() == [[312, 938, -312, -938, INT16_NODATA, 0, 6667, -10000]]
+
+
+def test_quantize_is_within_half_a_quantum_of_the_float32_values():
+    values = np.random.default_rng(4).uniform(-1.5, 1.5, (200, 300)).astype(np.float32)
+    out = np.empty(values.shape, np.int16)
+    quantize(values, 10_000, out)
+    assert np.abs(out.astype(np.float64) - values.astype(np.float64) * 10_000).max() <= 0.5
+
+
+def test_quantize_clips_beyond_the_int16_range_and_counts():
+    # 3.2767 x 10000 rounds to 32767, the limit: stored, not clipped; NaN is nodata, not clipped
+    values = np.array([[3.2767, 3.27675, -5.0, np.inf, -np.inf, np.nan, 32.7674]], np.float32)
+    out = np.empty(values.shape, np.int16)
+    assert quantize(values, 10_000, out) == 5
+    assert out.tolist() == [[32767, 32767, -32767, 32767, -32767, INT16_NODATA, 32767]]
+    assert quantize(values[:, -1:], 1_000, out[:, -1:]) == 0  # 32767.4 at x 1000 (LAI) still fits
+    assert out[0, -1] == 32767
+
+
+def test_quantize_refuses_a_mismatched_output():
+    with pytest.raises(ValueError, match=r"out must be a C-contiguous int16 array of shape \(2, 3\), not float32"):
+        quantize(np.zeros((2, 3), np.float32), 10_000, np.zeros((2, 3), np.float32))

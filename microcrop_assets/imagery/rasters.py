@@ -24,12 +24,18 @@ Reflectance: `DN x scale + offset` with the band's GDAL scale and offset, or, wh
 the band's (then the file's) `SCALE` / `scale_factor` and `OFFSET` / `add_offset` tags. Integer bands
 with neither are refused (their reflectance is unknown); float bands without them are reflectance.
 
-Outputs: float32 COGs with NaN nodata on the image's own grid (CRS, transform, size), 512 px blocks,
-ZSTD with the floating-point predictor, average-resampled overviews down to one block, and beside
-each a STAC Item (rio-stac: projection and raster extensions, the asset referenced relatively so
-the pair can move together to object storage). The raster is processed in blocks of
-`params.block_rows` x `params.block_cols` pixels; memory stays bounded by the block and the plots'
-windows, whatever the raster size. Files appear in `out_dir` only once complete.
+Outputs: int16 COGs on the image's own grid (CRS, transform, size): NDVI and EVI x 10000, LAI x 1000
+(`STORED_FACTORS`), rounded half to even, nodata -32768 where the float value is NaN, values beyond
++-32767 clipped and counted (`RasterOutput.clipped`, the COG's CLIPPED_PIXELS tag, the Item's
+`microcrop:clipped_pixels`); the scale (1 / factor) and offset 0 are the band's GDAL scale/offset, so
+GDAL readers that unscale get the physical value. 512 px blocks, ZSTD with horizontal differencing
+(predictor 2, the integer one), average-resampled overviews (nodata excluded) down to one block, and
+beside each a STAC Item (rio-stac: projection and raster extensions, the latter with data_type,
+scale, offset, nodata and statistics in stored integers; the asset referenced relatively so the pair
+can move together to object storage). Plot statistics come from the float32 arrays in memory, never
+from the stored integers. The raster is processed in blocks of `params.block_rows` x
+`params.block_cols` pixels; memory stays bounded by the block and the plots' windows, whatever the
+raster size. Files appear in `out_dir` only once complete.
 
 Plots: the GeoJSON polygon (EPSG:4326) reprojected to the raster's CRS; a pixel is in the plot when
 its centre is (GDAL rasterisation's rule). The plot's pixels beyond the image's edge count as nodata,
@@ -62,7 +68,9 @@ from shapely.ops import transform as reproject
 
 from microcrop_assets.science.vegetation import (
     BANDS,
+    INT16_NODATA,
     REASONS,
+    STORED_FACTORS,
     BandCalibration,
     Indices,
     PlotStatistics,
@@ -70,6 +78,7 @@ from microcrop_assets.science.vegetation import (
     empty_plot_statistics,
     plot_statistics,
     qa_codes,
+    quantize,
     saturation_value,
     vegetation_indices,
 )
@@ -132,6 +141,7 @@ class RasterOutput:
     path: Path  # the COG written under out_dir
     stac_path: Path  # the STAC Item JSON beside it
     sha256: str
+    clipped: int  # pixels whose value was beyond the int16 range and stored at its limit
 
 
 @dataclass(frozen=True)
@@ -357,6 +367,7 @@ class _BlockBuffers:
     def __init__(self, pixels: int, band_dtype: str):
         self._bands = np.empty(len(BANDS) * pixels, band_dtype)
         self._outputs = [np.empty(pixels, dtype) for dtype in (np.float32, np.float32, np.float32, np.uint8)]
+        self._stored = np.empty(pixels, np.int16)
 
     def bands(self, window: Window) -> np.ndarray:
         return self._bands[: len(BANDS) * window.height * window.width].reshape(len(BANDS), window.height, window.width)
@@ -364,6 +375,10 @@ class _BlockBuffers:
     def indices(self, window: Window) -> Indices:
         size, shape = window.height * window.width, (window.height, window.width)
         return Indices(*(array[:size].reshape(shape) for array in self._outputs))
+
+    def stored(self, window: Window) -> np.ndarray:
+        """The int16 block of one index (written to its file before the next index reuses it)."""
+        return self._stored[: window.height * window.width].reshape(window.height, window.width)
 
 
 def _describe(window: Window) -> str:
@@ -429,8 +444,10 @@ def process_image(
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out_dir, prefix=".partial-") as work:
             work = Path(work)
-            masked = _compute(src, image, layout, params, work, windows)
-            rasters = {index: _publish(work, out_dir, item_id, index, image, captured_at) for index in INDICES}
+            masked, clipped = _compute(src, image, layout, params, work, windows)
+            rasters = {
+                index: _publish(work, out_dir, item_id, index, image, captured_at, clipped[index]) for index in INDICES
+            }
         return ImageResult(
             rasters=rasters,
             plots=[window.statistics(params) for window in windows],
@@ -441,15 +458,18 @@ def process_image(
         )
 
 
-def _compute(src, image: Path, layout: BandLayout, params: VegetationParams, work: Path, windows) -> dict[str, int]:
-    """Strip by strip: read, compute, write the plain tiled intermediates, collect plot pixels."""
+def _compute(
+    src, image: Path, layout: BandLayout, params: VegetationParams, work: Path, windows
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Strip by strip: read, compute, write the plain tiled int16 intermediates, collect plot pixels.
+    The pixels masked per reason, and the pixels clipped per index."""
     profile = {
         "driver": "GTiff",
         "width": src.width,
         "height": src.height,
         "count": 1,
-        "dtype": "float32",
-        "nodata": float("nan"),
+        "dtype": "int16",
+        "nodata": INT16_NODATA,
         "crs": src.crs,
         "transform": src.transform,
         "tiled": True,
@@ -458,12 +478,14 @@ def _compute(src, image: Path, layout: BandLayout, params: VegetationParams, wor
         "BIGTIFF": "IF_SAFER",
     }
     masked = dict.fromkeys(REASONS, 0)
+    clipped = dict.fromkeys(INDICES, 0)
     needed = [layout.bands[role] for role in BANDS]
     outputs = {index: rasterio.open(work / f"{index}.tif", "w", **profile) for index in INDICES}
     try:
         for index, dst in outputs.items():
             dst.set_band_description(1, index)
             dst.update_tags(INDEX=index, FORMULA=_FORMULAS[index], SOURCE_IMAGE=image.name)
+            dst.scales, dst.offsets = [1 / STORED_FACTORS[index]], [0.0]
         blocks = (
             Window(col0, row0, min(params.block_cols, src.width - col0), min(params.block_rows, src.height - row0))
             for row0 in range(0, src.height, params.block_rows)
@@ -489,7 +511,9 @@ def _compute(src, image: Path, layout: BandLayout, params: VegetationParams, wor
                 out=buffers.indices(window),
             )
             for index, dst in outputs.items():
-                dst.write(getattr(block, index), 1, window=window)
+                stored = buffers.stored(window)
+                clipped[index] += quantize(getattr(block, index), STORED_FACTORS[index], stored)
+                dst.write(stored, 1, window=window)
             for name, count in block.counts.items():
                 masked[name] += count
             for plot in windows:
@@ -497,13 +521,14 @@ def _compute(src, image: Path, layout: BandLayout, params: VegetationParams, wor
         # overviews on the uncompressed intermediate, then compressed once by the COG copy: about half the
         # time of letting the COG driver build them (it compresses, re-reads and copies a temporary file)
         factors = overview_factors(src.width, src.height)
-        for dst in outputs.values():
+        for index, dst in outputs.items():
+            dst.update_tags(CLIPPED_PIXELS=clipped[index])
             if factors:
                 dst.build_overviews(factors, Resampling.average)
     finally:
         for dst in outputs.values():
             dst.close()
-    return masked
+    return masked, clipped
 
 
 def overview_factors(width: int, height: int) -> list[int]:
@@ -515,7 +540,7 @@ def overview_factors(width: int, height: int) -> list[int]:
     return factors
 
 
-def _publish(work: Path, out_dir: Path, item_id: str, index: str, image: Path, captured_at: dt.datetime):
+def _publish(work: Path, out_dir: Path, item_id: str, index: str, image: Path, captured_at: dt.datetime, clipped: int):
     """The COG and its STAC Item, built in `work` and then moved into `out_dir`."""
     name = f"{item_id}_{index}"
     cog, item_json = work / f"{name}.tif", work / f"{name}.json"
@@ -526,7 +551,7 @@ def _publish(work: Path, out_dir: Path, item_id: str, index: str, image: Path, c
         BLOCKSIZE=COG_BLOCK,
         COMPRESS="ZSTD",
         LEVEL=1,  # compression, not arithmetic, dominates end-to-end time (science.md); 1 is ZSTD's fast end
-        PREDICTOR="YES",  # floating-point predictor for float32
+        PREDICTOR=2,  # horizontal differencing, the integer predictor (3 is for floating point)
         OVERVIEWS="FORCE_USE_EXISTING",
         NUM_THREADS="ALL_CPUS",
         BIGTIFF="IF_SAFER",
@@ -541,10 +566,15 @@ def _publish(work: Path, out_dir: Path, item_id: str, index: str, image: Path, c
         asset_media_type=pystac.MediaType.COG,
         with_proj=True,
         with_raster=True,
-        properties={"microcrop:index": index, "microcrop:formula": _FORMULAS[index], "microcrop:source": image.name},
+        properties={
+            "microcrop:index": index,
+            "microcrop:formula": _FORMULAS[index],
+            "microcrop:source": image.name,
+            "microcrop:clipped_pixels": clipped,
+        },
     )
     item.save_object(include_self_link=False, dest_href=str(item_json))
     final_cog, final_json = out_dir / cog.name, out_dir / item_json.name
     os.replace(cog, final_cog)
     os.replace(item_json, final_json)
-    return RasterOutput(index=index, path=final_cog, stac_path=final_json, sha256=_sha256(final_cog))
+    return RasterOutput(index, final_cog, final_json, _sha256(final_cog), clipped)

@@ -28,6 +28,8 @@ a raster.
   1 uint8 out: 19 bytes per pixel, against 12 for NDVI from float reflectance). Every pixel is
   computed independently of the others, so a raster processed block by block is bitwise identical
   to the whole array at once.
+- Stored rasters: int16 with a per-index factor (`STORED_FACTORS`), nodata -32768 (`quantize`); the
+  indices and plot statistics above stay float32 in memory, never read back from the stored integers.
 """
 
 from dataclasses import dataclass, field
@@ -254,6 +256,44 @@ def _kernel(
         row_counts[i, 3] = c3
         row_counts[i, 4] = c4
         row_counts[i, 5] = c5
+
+
+# Stored rasters (science.md section 4: "int16 NDVI x 10000 with nodata -32768"): value = integer / factor.
+# NDVI and EVI x 10000 (MODIS MOD13 stores both so): -3.2767..3.2767 covers NDVI's -1..1 and EVI's
+# -1..1 (MOD13's valid range is -0.2..1) with room to spare. LAI x 1000: 0..32.767, since LAI reaches 3.5 at EVI 1 and
+# x 10000 would clip at 3.2767 (EVI 0.94, a dense crop).
+STORED_FACTORS = {"ndvi": 10_000, "evi": 10_000, "lai": 1_000}
+INT16_NODATA = -32768
+INT16_LIMIT = 32767  # the largest magnitude stored; -32768 is nodata
+
+
+def quantize(values: np.ndarray, factor: int, out: np.ndarray) -> int:
+    """`values` x `factor` as int16 into `out`: rounded half to even (numpy's round), NaN -> INT16_NODATA.
+
+    A value that rounds beyond +-INT16_LIMIT is clipped to the limit; the count of clipped pixels is
+    returned (only odd reflectances get there: N + R or EVI's denominator near zero). The product is
+    computed in float64, exactly for float32 values, so every stored integer is within half a quantum
+    (0.5 / factor) of its float32 value.
+    """
+    if values.shape != out.shape or out.dtype != np.int16 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous int16 array of shape {values.shape}, not {out.dtype} {out.shape}")
+    row_clipped = np.empty(values.shape[0], np.int64)
+    _quantize(values, np.float64(factor), out, row_clipped)
+    return int(row_clipped.sum())
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _quantize(values, factor, out, row_clipped):  # pragma: no cover - compiled by numba; exercised through quantize
+    rows, cols = values.shape
+    for i in numba.prange(rows):
+        clipped = 0
+        for j in range(cols):
+            q = np.rint(np.float64(values[i, j]) * factor)
+            high = q > INT16_LIMIT
+            low = q < -INT16_LIMIT
+            clipped += high | low
+            out[i, j] = INT16_NODATA if q != q else np.int16(INT16_LIMIT if high else (-INT16_LIMIT if low else q))
+        row_clipped[i] = clipped
 
 
 @dataclass(frozen=True)
