@@ -57,6 +57,7 @@ import numpy as np
 import pystac
 import rasterio
 import rasterio.shutil
+import shapely
 from pyproj import Transformer
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError
@@ -64,7 +65,6 @@ from rasterio.features import geometry_mask
 from rasterio.windows import Window
 from rio_stac import create_stac_item
 from shapely.geometry import shape
-from shapely.ops import transform as reproject
 
 from microcrop_assets.science.vegetation import (
     BANDS,
@@ -305,7 +305,8 @@ class _PlotWindow:
     def __init__(self, plot_id: str, geometry: dict, src, to_raster):
         self.plot_id = plot_id
         try:
-            polygon = reproject(to_raster, shape(geometry))
+            # to_raster: pyproj's transform, arrays of x and y in, arrays out
+            polygon = shapely.transform(shape(geometry), lambda xy: np.column_stack(to_raster(xy[:, 0], xy[:, 1])))
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"plot {plot_id!r}: unusable geometry: {error}") from None
         if polygon.is_empty or not polygon.is_valid:
