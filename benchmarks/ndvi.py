@@ -25,6 +25,7 @@ import rasterio
 from affine import Affine
 
 from microcrop_assets.imagery.rasters import process_image
+from microcrop_assets.sandbox.imagery import CAPTURE_PROFILE
 from microcrop_assets.science.vegetation import BANDS, BandCalibration, Indices, vegetation_indices
 
 SCALE, OFFSET = 0.0001, -0.1
@@ -86,19 +87,12 @@ def write_image(path: Path, side: int, strip: int = 1024) -> Path:
     with rasterio.open(
         path,
         "w",
-        driver="GTiff",
+        **CAPTURE_PROFILE,  # written as the sandbox writes its captures
         width=side,
         height=side,
         count=len(ORDER),
-        dtype="uint16",
         crs="EPSG:32736",
         transform=Affine(0.5, 0, 700_000, 0, -0.5, 9_700_000),
-        nodata=0,
-        tiled=True,
-        blockxsize=256,
-        blockysize=256,
-        compress="deflate",
-        predictor=2,
         num_threads="all_cpus",
     ) as dst:
         for row0 in range(0, side, strip):

@@ -275,21 +275,17 @@ def build_proof(
         outputs = _recompute_one(inputs)
     if isinstance(outputs, ProofError):
         raise ProofError(f"assessment {recorded.get('assessment_id')}: {outputs}")
-    differences = compare_outputs(recorded, outputs)
-    if differences:
-        raise ProofError(
-            f"assessment {recorded.get('assessment_id')}: stored outputs differ from the outputs recomputed from"
-            f" its inputs: {'; '.join(str(d) for d in differences)}"
-        )
-    problems = _chain_differences(inputs, chain)
-    if problems:
-        raise ProofError(f"assessment {recorded.get('assessment_id')}: {'; '.join(problems)}")
-    differences = weather_differences(inputs, chain)
-    if differences:
-        raise ProofError(
-            f"assessment {recorded.get('assessment_id')}: inputs.weather does not follow from its indices and"
-            f" the weather chain: {'; '.join(str(d) for d in differences)}"
-        )
+    _refuse_if(
+        recorded,
+        compare_outputs(recorded, outputs),
+        "stored outputs differ from the outputs recomputed from its inputs",
+    )
+    _refuse_if(recorded, _chain_differences(inputs, chain))
+    _refuse_if(
+        recorded,
+        weather_differences(inputs, chain),
+        "inputs.weather does not follow from its indices and the weather chain",
+    )
     document = {
         "kind": PROOF_KIND,
         "assessment_id": outputs["assessment_id"],
@@ -304,6 +300,13 @@ def build_proof(
     data = canonical_bytes(document)
     validate(json.loads(data))
     return document, data
+
+
+def _refuse_if(recorded: Mapping[str, Any], problems: Sequence[Any], reason: str | None = None) -> None:
+    """Refuse the proof of the `recorded` assessment when there are problems, naming each."""
+    if problems:
+        listed = "; ".join(str(p) for p in problems)
+        raise ProofError(f"assessment {recorded.get('assessment_id')}: {f'{reason}: ' if reason else ''}{listed}")
 
 
 def recompute(document: Mapping[str, Any]) -> list[Difference]:

@@ -27,6 +27,17 @@ from microcrop_assets.sandbox.seeding import rng, unit
 from microcrop_assets.sandbox.world import World, crop_condition
 
 BANDS = ("red", "green", "blue", "nir")
+# a capture file: 16-bit digital numbers (0 = not flown), 256 px tiles, DEFLATE with predictor
+CAPTURE_PROFILE = {
+    "driver": "GTiff",
+    "dtype": "uint16",
+    "nodata": 0,
+    "tiled": True,
+    "blockxsize": 256,
+    "blockysize": 256,
+    "compress": "deflate",
+    "predictor": 2,
+}
 WAVELENGTH_NM = {"red": 650, "green": 560, "blue": 475, "nir": 842}
 SCALE = 0.0001
 OFFSET = -0.1
@@ -159,19 +170,12 @@ class Imagery:
 
         with MemoryFile() as memory:
             with memory.open(
-                driver="GTiff",
+                **CAPTURE_PROFILE,
                 width=grid.width,
                 height=grid.height,
                 count=len(capture.bands),
-                dtype="uint16",
                 crs=f"EPSG:{grid.epsg}",
                 transform=grid.transform,
-                nodata=0,
-                tiled=True,
-                blockxsize=256,
-                blockysize=256,
-                compress="deflate",
-                predictor=2,
                 interleave="band",
             ) as dst:
                 for number, band in enumerate(capture.bands, start=1):
