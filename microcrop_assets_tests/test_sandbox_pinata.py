@@ -6,8 +6,10 @@ The simulator computes CIDs with microcrop_assets.proofs.cid, so comparing its a
 JS importer's vectors (data/cid_vectors.txt).
 """
 
+import gc
 import json
 import os
+import warnings
 
 import httpx
 import pytest
@@ -224,3 +226,18 @@ def test_rate_limit_headers_and_429():
     assert int(answers[0].headers["X-RateLimit-Reset"]) == int(NOW.timestamp()) + 60
     assert int(answers[3].headers["Retry-After"]) == 60 and "error" in answers[3].json()
     assert after_window.status_code == 200
+
+
+def test_uploads_leave_no_spooled_file_open(sandbox, client):
+    """Each multipart upload's spooled temp files are closed with the request (a season pins thousands;
+    unclosed, each waited for the garbage collector with a ResourceWarning)."""
+    uploads = httpx.Client(base_url=sandbox.pinata_uploads_url, headers=client.headers)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for n in range(5):
+            assert pin_file(client, [(f"leak-{n}.json", b'{"n": %d}' % n)], {"cidVersion": 1}).status_code == 200
+            assert uploads.post("/v3/files", files={"file": (f"v3-leak-{n}", b"x%d" % n)}).status_code == 200
+        assert pin_file(client, [("refused.json", b"{}")]).status_code == 400  # no pinataOptions: refused
+        gc.collect()
+    uploads.close()
+    assert [str(w.message) for w in caught if "SpooledTemporaryFile" in str(w.message)] == []
