@@ -1,5 +1,7 @@
 import datetime as dt
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -101,3 +103,24 @@ def test_readme_names_every_asset_sensor_and_schedule():
     names += [schedule.name for schedule in repository.schedule_defs]
     names += [sensor.name for sensor in repository.sensor_defs]
     assert [name for name in names if f"`{name}`" not in readme] == []
+
+
+def test_resolving_the_jobs_warns_of_nothing_a_user_cannot_act_on():
+    """A fresh process with every warning shown: resolving stress_response_job (one stressed day per
+    run, two assets whose backfill policies cannot matter) and the partitioned assets prints nothing."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "default",
+            "-c",
+            "from microcrop_assets.definitions import defs\n"
+            "for job in ('stress_response_job', 'damage_assessments_job', 'weather_nightly_job'):\n"
+            "    defs.resolve_job_def(job)\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "varying BackfillPolicies" not in done.stderr and "BetaWarning" not in done.stderr, done.stderr
