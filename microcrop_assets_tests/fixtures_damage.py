@@ -161,6 +161,10 @@ def add_baseline(db, plot_id: str, week_start: dt.date, mean: float | None, std:
         )
 
 
+FARMER = "0x52908400098527886E0F7030069857D2E4169EE7"
+EARLIER = "00000000-0000-5000-8000-000000000001"  # an assessment id standing for the season's earlier payouts
+
+
 def inputs_doc(
     weather_stress: str | None,
     *,
@@ -170,7 +174,7 @@ def inputs_doc(
     crop: str = "maize",
     sum_insured: int = 10_000 * USDC,
     max_payout: int | None = None,
-    paid_before: int = 0,
+    season_paid: int = 0,
     ndvi: dict | None = None,
     baseline: dict | None = None,
     plot_id: str = "P1",
@@ -183,11 +187,19 @@ def inputs_doc(
         "method_version": METHOD_VERSION,
         "plot_id": plot_id,
         "policy_id": f"POL-{plot_id}",
+        "beneficiary": FARMER,
         "day": day,
         "sowing_date": sowing_date,
+        "season_end": "2025-09-30",
         "sum_insured_micro_usdc": sum_insured,
         "max_payout_micro_usdc": sum_insured if max_payout is None else max_payout,
-        "paid_before_micro_usdc": paid_before,
+        # what the season had paid, as one earlier assessment of the season on its sowing day
+        "season_paid": {
+            "micro_usdc": season_paid,
+            "assessments": [{"assessment_id": EARLIER, "day": sowing_date, "payout_micro_usdc": season_paid}]
+            if season_paid
+            else [],
+        },
         "terms": {k: resolved[k] for k in DAMAGE_TERMS},
         "weather": None
         if weather_stress is None

@@ -39,12 +39,13 @@ def inputs_document(
         "method_version": METHOD_VERSION,
         "plot_id": plot_id,
         "policy_id": f"POL-{plot_id}",
+        "beneficiary": "0x52908400098527886E0F7030069857D2E4169EE7",
         "day": day.isoformat(),
         "sowing_date": (day - dt.timedelta(days=65)).isoformat(),  # flowering: multiplier 1.5
         "season_end": (day + dt.timedelta(days=80)).isoformat(),
         "sum_insured_micro_usdc": 250_000_000,
         "max_payout_micro_usdc": 200_000_000,
-        "paid_before_micro_usdc": 0,
+        "season_paid": {"micro_usdc": 0, "assessments": []},
         "terms": terms,
         "weather": {
             **{name: _number(weather[name]) for name in STRESSES},

@@ -134,20 +134,46 @@ def test_earlier_payouts_of_any_method_count_and_the_check_flags_an_overpaid_sea
     db = damage_db
     add_plot(db, "A", sum_insured_usdc=1_000)
     add_weather(db, "A", DAY, 0.6)  # damage 0.9: entitled to 800
-    with db.begin() as conn:  # a row of an older method paid 1,200 the day before (more than the sum insured)
-        conn.execute(
-            sa.text(
-                "INSERT INTO damage_assessments (assessment_id, plot_id, policy_id, day, method_version, sources,"
-                " weights, confidence, growth_stage, stage_multiplier, damage, severity, triggered,"
-                " entitlement_micro_usdc, payout_micro_usdc, damage_bps, assessed_at, inputs) VALUES ('old', 'A',"
-                " 'POL-A', :day, 'damage-0', '{weather}', '{}', 1, 'flowering', 1, 1, 'catastrophic', true,"
-                " 1200000000, 1200000000, 10000, now(), '{}')"
-            ),
-            {"day": DAY - dt.timedelta(days=1)},
-        )
+
+    def older_method_row(payout_usdc: int, name: str = "old", days_before: int = 1) -> None:
+        with db.begin() as conn:  # a row of an older method, paid an earlier day
+            conn.execute(
+                sa.text(
+                    "INSERT INTO damage_assessments (assessment_id, plot_id, policy_id, day, method_version, sources,"
+                    " weights, confidence, growth_stage, stage_multiplier, damage, severity, triggered,"
+                    " entitlement_micro_usdc, payout_micro_usdc, damage_bps, assessed_at, inputs, season_start,"
+                    " sum_insured_micro_usdc) VALUES (:name, 'A', 'POL-A', :day, 'damage-0', '{weather}', '{}', 1,"
+                    " 'flowering', 1, 1, 'catastrophic', true, :paid, :paid, 10000, now(), '{}', '2025-04-01',"
+                    " 1000000000)"
+                ),
+                {"name": name, "day": DAY - dt.timedelta(days=days_before), "paid": payout_usdc * USDC},
+            )
+
+    older_method_row(700)
     check = materialize(db).get_asset_check_evaluations()[0]
-    assert stored(db)["A"]["payout_micro_usdc"] == 0 and stored(db)["A"]["entitlement_micro_usdc"] == 800 * USDC
+    assert (
+        stored(db)["A"]["payout_micro_usdc"] == 100 * USDC and stored(db)["A"]["entitlement_micro_usdc"] == 800 * USDC
+    )
+    assert stored(db)["A"]["inputs"]["season_paid"]["assessments"][0]["assessment_id"] == "old"
+    assert check.passed
+
+    # a season stored above its sum insured (possible only with the table's trigger disabled) is named
+    with db.begin() as conn:
+        conn.execute(sa.text("DELETE FROM damage_assessments WHERE plot_id = 'A'"))
+        conn.execute(sa.text("ALTER TABLE damage_assessments DISABLE TRIGGER USER"))
+    try:
+        older_method_row(600, "old-1", 1)
+        older_method_row(600, "old-2", 2)
+    finally:
+        with db.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE damage_assessments ENABLE TRIGGER USER"))
+    check = materialize(db).get_asset_check_evaluations()[0]
     assert not check.passed
     assert check.metadata["plots_over"].value == [
-        {"plot_id": "A", "policy_id": "POL-A", "paid_micro_usdc": 1_200 * USDC, "sum_insured_micro_usdc": 1_000 * USDC}
+        {
+            "plot_id": "A",
+            "season_start": "2025-04-01",
+            "paid_micro_usdc": 1_200 * USDC,
+            "sum_insured_micro_usdc": 1_000 * USDC,
+        }
     ]

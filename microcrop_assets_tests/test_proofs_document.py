@@ -64,7 +64,7 @@ def test_proof_carries_what_section_7_asks_for():
     assert inputs["terms"]["deductible"] == "0.10" and inputs["sum_insured_micro_usdc"] == 250_000_000
     assert outputs["weights"] == {"weather": "0.600000000000", "satellite": "0.400000000000"}
     assert outputs["stage_multiplier"] == "1.500000000000" and outputs["growth_stage"] == "flowering"
-    assert document["method_version"] == "damage-1" and len(document["code"]["damage_module_sha256"]) == 64
+    assert document["method_version"] == "damage-2" and len(document["code"]["damage_module_sha256"]) == 64
     assert document["formula"]["steps"]
 
 
@@ -129,7 +129,7 @@ def test_schema_refuses_a_proof_missing_the_raster_hash():
     unknown["method_version"] = "damage-0"
     with pytest.raises(ProofError, match="no proof schema for method 'damage-0'"):
         validate(unknown)
-    assert proof_schema("damage-1")["$id"].endswith("damage-1")
+    assert proof_schema("damage-2")["$id"].endswith("damage-2")
 
 
 def test_inputs_that_cannot_be_proven_name_the_assessment():

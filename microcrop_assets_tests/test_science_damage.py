@@ -108,9 +108,9 @@ def test_payout_capped_at_max_payout_and_by_earlier_payouts_of_the_season():
     s = 1_000 * USDC
     capped = assess_one(inputs_doc("1", sum_insured=s, max_payout=250 * USDC))
     assert capped["entitlement_micro_usdc"] == capped["payout_micro_usdc"] == 250 * USDC
-    top_up = assess_one(inputs_doc("0.6", sum_insured=s, paid_before=300 * USDC))
+    top_up = assess_one(inputs_doc("0.6", sum_insured=s, season_paid=300 * USDC))
     assert top_up["entitlement_micro_usdc"] == 500 * USDC and top_up["payout_micro_usdc"] == 200 * USDC
-    assert assess_one(inputs_doc("0.3", sum_insured=s, paid_before=300 * USDC))["payout_micro_usdc"] == 0
+    assert assess_one(inputs_doc("0.3", sum_insured=s, season_paid=300 * USDC))["payout_micro_usdc"] == 0
 
 
 def test_season_payouts_never_exceed_max_payout_or_sum_insured_over_random_terms():
@@ -149,7 +149,7 @@ def test_season_payouts_never_exceed_max_payout_or_sum_insured_over_random_terms
                 terms=p["terms"],
                 sum_insured=p["sum"],
                 max_payout=p["max"],
-                paid_before=paid[p["id"]],
+                season_paid=paid[p["id"]],
             )
             for p in plots
         ]
@@ -306,7 +306,7 @@ def test_stored_numbers_are_written_positionally_as_the_proof_schema_requires():
     from microcrop_assets.damage.assets import _number
     from microcrop_assets.proofs.document import schema_path
 
-    plain = json.loads(schema_path("damage-1").read_text())["$defs"]["decimal"]["pattern"]
+    plain = json.loads(schema_path("damage-2").read_text())["$defs"]["decimal"]["pattern"]
     for written in (json_value(Decimal("0E-12")), _number(5.556762280830521e-05), _number(1e16), _number(0.1)):
         assert re.fullmatch(plain, written), written
     assert Decimal(_number(5.556762280830521e-05)) == Decimal(repr(5.556762280830521e-05))  # same value, exactly

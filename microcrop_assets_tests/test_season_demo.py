@@ -10,12 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 from shapely.geometry import Point
 
 from microcrop_assets.cli import main
+from microcrop_assets.damage.assets import damage_assessments
 from microcrop_assets.proofs.cid import file_cid
+from microcrop_assets.resources.timescaledb import TimescaleDBResource
 from microcrop_assets.sandbox.config import SandboxConfig
 from microcrop_assets.sandbox.scenario import load_scenario
 from microcrop_assets.sandbox.world import World, crop_condition, crop_conditions
@@ -195,3 +198,20 @@ def test_true_loss_is_zero_outside_the_events_and_the_series_is_the_daily_truth(
     assert (control["shortfall"] == 0).all() and not control["true_loss"].any()
     drought = losses[losses.index.str.startswith("KE-KAK")]
     assert drought["true_loss"].mean() > 0.8
+
+
+def test_the_week_assessed_in_reverse_order_pays_the_same_per_plot(season_demo):
+    """Issue 14: the demo assessed its days in order; the same inputs assessed last day first pay every
+    plot-season the same total (its largest entitlement). Runs last: it replaces the demo's assessments."""
+    _, _, engine = season_demo
+    query = "SELECT plot_id, sum(payout_micro_usdc) AS paid FROM damage_assessments GROUP BY plot_id ORDER BY plot_id"
+    in_order = rows(engine, query)
+    days = [row["day"] for row in rows(engine, "SELECT DISTINCT day FROM damage_assessments ORDER BY day DESC")]
+    assert sum(row["paid"] for row in in_order) > 0 and len(days) == 7
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM damage_assessments"))
+    db = TimescaleDBResource(url=engine.url.render_as_string(hide_password=False))
+    for day in days:
+        result = dg.materialize([damage_assessments], resources={"timescaledb": db}, partition_key=day.isoformat())
+        assert result.success
+    assert rows(engine, query) == in_order

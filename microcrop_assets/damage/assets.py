@@ -22,7 +22,13 @@ from microcrop_assets.plots.assets import plots
 from microcrop_assets.plots.registry import canonical_json
 from microcrop_assets.resources.minio import ObjectStoreError, ObjectStoreResource
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
-from microcrop_assets.science.damage import DAMAGE_TERMS, METHOD_VERSION, SHARE_PLACES, assess_inputs
+from microcrop_assets.science.damage import (
+    DAMAGE_TERMS,
+    METHOD_VERSION,
+    SHARE_PLACES,
+    assess_inputs,
+    assessment_id,
+)
 from microcrop_assets.science.plot_indices import INDEX_COLUMNS
 from microcrop_assets.science.policy import resolve_terms
 from microcrop_assets.weather.assets import partition_days, weather_indices
@@ -32,8 +38,8 @@ DAMAGE_TAGS = {"microcrop/queue": "damage"}
 # Each query reads one table over an index range; the joins happen in pandas. Joined in SQL, the
 # planner picked per-plot nested loops whenever statistics lagged a bulk load (minutes, not seconds).
 _PLOTS_SQL = """
-SELECT plot_id, policy_id, crop, sowing_date, season_end, sum_insured_micro_usdc, max_payout_micro_usdc,
-       jsonb_hash_extended(policy_terms, 0) AS terms_key
+SELECT plot_id, policy_id, farmer_address, crop, sowing_date, season_end, sum_insured_micro_usdc,
+       max_payout_micro_usdc, jsonb_hash_extended(policy_terms, 0) AS terms_key
 FROM plots WHERE active AND sowing_date <= :day AND season_end >= :day
 ORDER BY plot_id
 """
@@ -48,10 +54,25 @@ SELECT plot_id, weather_stress, drought_stress, flood_stress, heat_stress, layer
        window_days, missing_days, missing_reason AS weather_missing_reason, {", ".join(INDEX_COLUMNS)}
 FROM weather_indices WHERE day = :day
 """
-# payouts of earlier days; only paying rows matter, the season and policy are matched in pandas
-_PAID_SQL = """
-SELECT plot_id, policy_id, day AS paid_day, payout_micro_usdc FROM damage_assessments
-WHERE day >= :first AND day < :day AND payout_micro_usdc > 0
+# One assessment transaction at a time reads what plot-seasons have been paid and writes the day's new
+# payouts: two days of one plot in concurrent runs would otherwise both pay against the same total.
+_SEASON_LEDGER_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('microcrop.damage_assessments.season_paid', 0))"
+# A rerun replaces the day's rows except evidence: a published proof, an archive copy, or a payout another
+# assessment of the season counted (its own payout was computed on top of this one).
+_REPLACE_DAY_SQL = """
+DELETE FROM damage_assessments d
+WHERE d.day = :day AND d.proof_cid IS NULL AND d.archived_at IS NULL
+  AND NOT (d.payout_micro_usdc > 0 AND EXISTS (
+      SELECT 1 FROM damage_assessments o
+      WHERE o.plot_id = d.plot_id AND o.season_start = d.season_start AND o.assessment_id <> d.assessment_id
+        AND o.inputs->'season_paid'->'assessments' @> jsonb_build_array(jsonb_build_object('assessment_id',
+                                                                                              d.assessment_id))))
+"""
+# every paying assessment of the plot-seasons in season on the day, whatever its day or policy id
+_SEASON_PAID_SQL = """
+SELECT plot_id, season_start, assessment_id, day, payout_micro_usdc FROM damage_assessments
+WHERE payout_micro_usdc > 0 AND season_start >= :first AND season_start <= :day
+ORDER BY plot_id, day, assessment_id
 """
 _NDVI_SQL = """
 SELECT plot_id, day AS ndvi_day, ndvi_mean, ndvi_median, ndvi_p10, ndvi_p90, evi_mean, lai_mean, valid_fraction,
@@ -98,7 +119,7 @@ ASSESSMENT_COLUMNS = (
     "assessment_id", "plot_id", "policy_id", "day", "method_version", "weather_damage", "satellite_damage",
     "sources", "weights", "confidence", "growth_stage", "stage_multiplier", "damage", "severity", "triggered",
     "entitlement_micro_usdc", "payout_micro_usdc", "damage_bps", "weather_damage_bps", "satellite_damage_bps",
-    "assessed_at", "missing_reason", "inputs",
+    "assessed_at", "missing_reason", "inputs", "season_start", "sum_insured_micro_usdc",
 )  # fmt: skip
 
 
@@ -128,7 +149,8 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[dict]:
-    """Every in-season active plot's inputs document for `day` (see science.damage.assess_one)."""
+    """Every in-season active plot's inputs document for `day` (see science.damage.assess_one), all but
+    `season_paid`, which `assess_day` reads under the season ledger's lock."""
     season = timescaledb.read_frame(_PLOTS_SQL, {"day": day})
     terms_of: dict[tuple[str, int], tuple[dict, list[str]]] = {}  # (crop, terms hash) -> assessment terms, indices
     distinct = timescaledb.read_frame(_TERMS_SQL, {"day": day})
@@ -146,12 +168,6 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
     weather = timescaledb.read_frame(_WEATHER_SQL, {"day": day}).assign(has_weather=True)
     season = season.merge(weather, on="plot_id", how="left")
     images = {row["plot_id"]: row for row in _records(_latest_imagery(timescaledb, day, season))}
-    first = season["sowing_date"].min() if len(season) else day
-    paid = timescaledb.read_frame(_PAID_SQL, {"first": first, "day": day}).merge(
-        season[["plot_id", "policy_id", "sowing_date"]], on=["plot_id", "policy_id"]
-    )
-    paid = paid[paid["paid_day"] >= paid["sowing_date"]]  # this season's payouts only
-    paid_before = paid.groupby("plot_id")["payout_micro_usdc"].sum().to_dict()
     documents = []
     for row in _records(season):
         terms, used = terms_of[(row["crop"], row["terms_key"])]
@@ -196,12 +212,12 @@ def assessment_inputs(timescaledb: TimescaleDBResource, day: dt.date) -> list[di
                 "method_version": METHOD_VERSION,
                 "plot_id": row["plot_id"],
                 "policy_id": row["policy_id"],
+                "beneficiary": row["farmer_address"],
                 "day": day.isoformat(),
                 "sowing_date": row["sowing_date"].isoformat(),
                 "season_end": row["season_end"].isoformat(),
                 "sum_insured_micro_usdc": int(row["sum_insured_micro_usdc"]),
                 "max_payout_micro_usdc": int(row["max_payout_micro_usdc"]),
-                "paid_before_micro_usdc": int(paid_before.get(row["plot_id"], 0)),
                 "terms": terms,
                 "weather": weather,
                 "ndvi": ndvi_doc,
@@ -228,18 +244,44 @@ def inputs_json(inputs: list[dict]) -> list[str]:
     return out
 
 
-def write_assessments(timescaledb: TimescaleDBResource, day: dt.date, rows: pd.DataFrame, inputs: list[dict]) -> int:
-    """Replace the day's assessments in one transaction; proven or archived rows are evidence and stay."""
-    frame = rows.assign(
-        inputs=inputs_json(inputs),
-        weights=[canonical_json(w) for w in rows["weights"]],
-    )
-    frame = frame[frame["damage"].notna()]
-    # rows with a published proof or an archive copy are evidence: never replaced by a rerun
-    replaceable = "proof_cid IS NULL AND archived_at IS NULL"
+def season_paid(conn: sa.Connection, day: dt.date, inputs: list[dict]) -> dict[str, dict]:
+    """Per plot of `inputs`: what its plot-season's other paying assessments (any day, any policy id)
+    have paid, and which they are, as the stored rows say inside the caller's transaction."""
+    first = min((dt.date.fromisoformat(doc["sowing_date"]) for doc in inputs), default=day)
+    rows = conn.execute(sa.text(_SEASON_PAID_SQL), {"first": first, "day": day}).all()
+    counted: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        counted.setdefault((row.plot_id, row.season_start.isoformat()), []).append(
+            {"assessment_id": row.assessment_id, "day": row.day.isoformat(), "payout_micro_usdc": row.payout_micro_usdc}
+        )
+    paid = {}
+    for doc in inputs:
+        own = assessment_id(doc["plot_id"], doc["policy_id"], day)
+        others = [a for a in counted.get((doc["plot_id"], doc["sowing_date"]), []) if a["assessment_id"] != own]
+        paid[doc["plot_id"]] = {"micro_usdc": sum(a["payout_micro_usdc"] for a in others), "assessments": others}
+    return paid
+
+
+def assess_day(timescaledb: TimescaleDBResource, day: dt.date, inputs: list[dict]) -> pd.DataFrame:
+    """Assess `day` and replace its assessments in one transaction, under the season ledger's lock: the
+    rows a rerun may replace go first, then each plot's `season_paid` is read from what is left and
+    stored in its inputs, so a day's payout is its entitlement less everything its season has paid,
+    whatever order the days come in. Evidence rows stay (see _REPLACE_DAY_SQL). Returns the assessments."""
     columns = ", ".join(f'"{c}"' for c in ASSESSMENT_COLUMNS)
     with timescaledb.begin() as conn:
-        conn.execute(sa.text(f"DELETE FROM damage_assessments WHERE day = :day AND {replaceable}"), {"day": day})
+        conn.execute(sa.text(_SEASON_LEDGER_LOCK))
+        conn.execute(sa.text(_REPLACE_DAY_SQL), {"day": day})
+        paid = season_paid(conn, day, inputs)
+        for doc in inputs:
+            doc["season_paid"] = paid[doc["plot_id"]]
+        rows = assess_inputs(inputs)
+        frame = rows.assign(
+            inputs=inputs_json(inputs),
+            weights=[canonical_json(w) for w in rows["weights"]],
+            season_start=[dt.date.fromisoformat(doc["sowing_date"]) for doc in inputs],
+            sum_insured_micro_usdc=[doc["sum_insured_micro_usdc"] for doc in inputs],
+        )
+        frame = frame[frame["damage"].notna()]
         kept = conn.scalar(sa.text("SELECT count(*) FROM damage_assessments WHERE day = :day"), {"day": day})
         if not kept:  # the usual case: straight COPY into the table
             timescaledb.copy_frame(conn, "damage_assessments", frame, ASSESSMENT_COLUMNS)
@@ -251,31 +293,28 @@ def write_assessments(timescaledb: TimescaleDBResource, day: dt.date, rows: pd.D
                     " ON CONFLICT (assessment_id) DO NOTHING"
                 )
             )
-    return len(frame)
+    return rows
 
 
 def seasons_over_sum_insured(timescaledb: TimescaleDBResource, day: dt.date) -> list[dict]:
-    """Plots in season on `day` whose stored payouts since sowing exceed their sum insured (the check)."""
-    season = timescaledb.read_frame(
-        "SELECT plot_id, policy_id, sowing_date, sum_insured_micro_usdc FROM plots"
-        " WHERE sowing_date <= :day AND season_end >= :day",
+    """Plot-seasons in season on `day` whose stored payouts, of any day and policy id, exceed their sum
+    insured (the check; the table's trigger already refuses to store such rows)."""
+    over = timescaledb.read_frame(
+        """
+        SELECT d.plot_id, d.season_start, sum(d.payout_micro_usdc) AS paid, min(d.sum_insured_micro_usdc) AS cap
+        FROM damage_assessments d JOIN plots p ON p.plot_id = d.plot_id AND p.sowing_date = d.season_start
+        WHERE p.sowing_date <= :day AND p.season_end >= :day AND d.payout_micro_usdc > 0
+        GROUP BY d.plot_id, d.season_start HAVING sum(d.payout_micro_usdc) > min(d.sum_insured_micro_usdc)
+        ORDER BY d.plot_id
+        """,
         {"day": day},
     )
-    first = season["sowing_date"].min() if len(season) else day
-    paid = timescaledb.read_frame(
-        "SELECT plot_id, policy_id, day, payout_micro_usdc FROM damage_assessments"
-        " WHERE day >= :first AND day <= :day AND payout_micro_usdc > 0",
-        {"first": first, "day": day},
-    ).merge(season, on=["plot_id", "policy_id"])
-    paid = paid[paid["day"] >= paid["sowing_date"]]
-    totals = paid.groupby(["plot_id", "policy_id", "sum_insured_micro_usdc"], as_index=False)["payout_micro_usdc"].sum()
-    over = totals[totals["payout_micro_usdc"] > totals["sum_insured_micro_usdc"]]
     return [
         {
             "plot_id": r.plot_id,
-            "policy_id": r.policy_id,
-            "paid_micro_usdc": int(r.payout_micro_usdc),
-            "sum_insured_micro_usdc": int(r.sum_insured_micro_usdc),
+            "season_start": r.season_start.isoformat(),
+            "paid_micro_usdc": int(r.paid),
+            "sum_insured_micro_usdc": int(r.cap),
         }
         for r in over.itertuples()
     ]
@@ -300,11 +339,10 @@ def damage_assessments(context: dg.AssetExecutionContext, timescaledb: Timescale
     """Per in-season active plot and day (`damage_assessments`): weather and satellite damage, payout, inputs."""
     stored = triggered = weather_only = 0
     paid, unassessed, over = 0, {}, []
-    for day in partition_days(context):  # in order: a day's payouts count for the days after it
-        inputs = assessment_inputs(timescaledb, day)
-        rows = assess_inputs(inputs)
-        stored += write_assessments(timescaledb, day, rows, inputs)
+    for day in partition_days(context):  # any order pays the same; in order, proofs read naturally
+        rows = assess_day(timescaledb, day, assessment_inputs(timescaledb, day))
         assessed = rows[rows["damage"].notna()]
+        stored += len(assessed)
         triggered += int(assessed["triggered"].sum())
         weather_only += int(assessed["satellite_damage"].isna().sum())
         paid += int(sum(assessed["payout_micro_usdc"]))

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from microcrop_assets.damage.assets import assessment_inputs
 from microcrop_assets.proofs.document import (
+    Difference,
     ProofError,
     build_proof,
     document_differences,
@@ -60,13 +61,14 @@ def prove_day(db: TimescaleDBResource, pinata: PinataResource, store: ObjectStor
     sources = {document["plot_id"]: document for document in assessment_inputs(db, day)} if unproven else {}
     chains = weather_chains(db, day, [row["plot_id"] for row in unproven])
     recomputed = recompute_outputs([row["inputs"] for row in unproven])
+    counted = _counted_differences(db, unproven)
     for row, outputs in zip(unproven, recomputed, strict=True):
         try:
             chain = chains[row["plot_id"]]
             if isinstance(chain, ProofError):
                 raise chain
             _, data = build_proof(row["inputs"], row, chain, outputs)
-            _check_against_sources(row, sources.get(row["plot_id"]))
+            _check_against_sources(row, sources.get(row["plot_id"]), counted[row["assessment_id"]])
         except ProofError as error:
             summary.refused[row["assessment_id"]] = str(error)
             continue
@@ -112,14 +114,46 @@ def weather_chains(db: TimescaleDBResource, day: dt.date, plot_ids: list[str]) -
     return chains
 
 
-def _check_against_sources(row: dict, source: dict | None) -> None:
+_COUNTED_SQL = """
+SELECT assessment_id, plot_id, season_start, day, payout_micro_usdc FROM damage_assessments
+WHERE assessment_id = ANY(:ids)
+"""
+
+
+def _counted_differences(db: TimescaleDBResource, rows: list[dict]) -> dict[str, list[Difference]]:
+    """Per assessment: where the payouts its `season_paid` counts differ from the stored rows (each must
+    still exist, of the same plot-season, with the payout it was counted at)."""
+    listed = {a["assessment_id"] for row in rows for a in row["inputs"]["season_paid"]["assessments"]}
+    stored = {}
+    if listed:
+        with db.begin() as conn:
+            stored = {r.assessment_id: r for r in conn.execute(sa.text(_COUNTED_SQL), {"ids": sorted(listed)})}
+    differences = {}
+    for row in rows:
+        found = []
+        for counted in row["inputs"]["season_paid"]["assessments"]:
+            other = stored.get(counted["assessment_id"])
+            field = f"season_paid.assessments.{counted['assessment_id']}"
+            actual = (
+                None
+                if other is None or other.plot_id != row["plot_id"] or other.season_start != row["season_start"]
+                else other.payout_micro_usdc
+            )
+            if actual != counted["payout_micro_usdc"]:
+                found.append(Difference(field, actual, counted["payout_micro_usdc"], ("tables say", "recorded")))
+        differences[row["assessment_id"]] = found
+    return differences
+
+
+def _check_against_sources(row: dict, source: dict | None, counted: list[Difference]) -> None:
     """Every recorded input must still be what its table says; otherwise the proof is refused."""
     if source is None:
         raise ProofError(
             f"assessment {row['assessment_id']}: plot {row['plot_id']} is no longer active and in season on"
             f" {row['day']} in the plots table, so its inputs cannot be checked against their sources"
         )
-    differences = document_differences(source, row["inputs"], ("tables say", "recorded"))
+    recorded = {k: v for k, v in row["inputs"].items() if k != "season_paid"}  # read under the ledger's lock
+    differences = document_differences(source, recorded, ("tables say", "recorded")) + counted
     if differences:
         raise ProofError(
             f"assessment {row['assessment_id']}: recorded inputs differ from their source tables"

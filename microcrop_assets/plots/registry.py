@@ -306,6 +306,38 @@ _COLUMNS = (
 )
 
 
+# A plot-season already assessed keeps its policy id and sowing date: the season cap sums its payouts by
+# plot and sowing date, over every policy id, and a changed policy id would start a fresh count on chain.
+_SEASON_CHANGES_SQL = """
+SELECT i.plot_id, p.policy_id AS stored_policy_id, i.policy_id, p.sowing_date AS stored_sowing_date, i.sowing_date,
+       p.season_end AS stored_season_end
+FROM {staging} i JOIN plots p USING (plot_id)
+WHERE (i.policy_id <> p.policy_id OR i.sowing_date <> p.sowing_date)
+  AND i.sowing_date <= p.season_end AND i.season_end >= p.sowing_date
+  AND EXISTS (SELECT 1 FROM damage_assessments d WHERE d.plot_id = p.plot_id AND d.season_start = p.sowing_date)
+ORDER BY i.plot_id
+"""
+
+
+def _refuse_reassessed_season_changes(conn, staging: str, frame: pd.DataFrame, source: str) -> None:
+    """Refuse the import when it changes the policy id or sowing date of a season that has assessments
+    (a new policy belongs to a new season: one sown after the stored season ends)."""
+    index = {plot_id: i for i, plot_id in enumerate(frame["plot_id"])}
+    problems = []
+    for row in conn.execute(sa.text(_SEASON_CHANGES_SQL.format(staging=staging))):
+        season = f"season {row.stored_sowing_date}..{row.stored_season_end} already has assessments"
+        if row.policy_id != row.stored_policy_id:
+            reason = f"changes policy_id {row.stored_policy_id!r} while its {season}; a new policy needs a new season"
+            problems.append(PlotProblem(index[row.plot_id], row.plot_id, "policy_id", row.policy_id, reason))
+        if row.sowing_date != row.stored_sowing_date:
+            reason = f"changes sowing_date {row.stored_sowing_date} while its {season}"
+            problems.append(
+                PlotProblem(index[row.plot_id], row.plot_id, "sowing_date", row.sowing_date.isoformat(), reason)
+            )
+    if problems:
+        raise PlotsFileError(source, problems)
+
+
 def store_plots(db, plots: pd.DataFrame, source: str) -> ImportSummary:
     """Upsert validated plots in one transaction; plots absent from `plots` become inactive."""
     frame = plots.assign(
@@ -317,6 +349,7 @@ def store_plots(db, plots: pd.DataFrame, source: str) -> ImportSummary:
         # one writer at a time: two imports racing could otherwise deactivate each other's plots
         conn.execute(sa.text("LOCK TABLE plots IN SHARE ROW EXCLUSIVE MODE"))
         staging = db.stage_in(conn, "plots", frame, _COLUMNS)
+        _refuse_reassessed_season_changes(conn, staging, frame, source)
         counts = conn.execute(
             sa.text(f"""
             SELECT count(*) FILTER (WHERE p.plot_id IS NULL) AS inserted,

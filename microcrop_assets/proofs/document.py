@@ -48,7 +48,9 @@ FORMULA = (
     "triggered = damage >= trigger_threshold",
     "payout share = max(damage - deductible, 0), or damage when damage >= franchise (else 0)",
     "entitlement = min(round_half_up(sum_insured x payout share), max_payout) when triggered, else 0",
-    "payout = max(min(entitlement - paid_before, sum_insured - paid_before), 0)",
+    "season_paid = the sum of the payouts of the plot-season's other paying assessments (any day, any policy id)"
+    " stored when this one was assessed, each listed",
+    "payout = max(min(entitlement - season_paid, sum_insured - season_paid), 0)",
     "shares quantised half-up to 12 places; money in micro-USDC and basis points rounded half-up",
 )
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from microcrop_assets.science.policy import GROWTH_STAGES
 
-METHOD_VERSION = "damage-1"
+METHOD_VERSION = "damage-2"
 SHARE_PLACES = 12
 _SHARE = Decimal(1).scaleb(-SHARE_PLACES)
 _WHOLE = Decimal(1)
@@ -65,7 +65,7 @@ INPUT_COLUMNS = (
     "sowing_date",
     "sum_insured_micro_usdc",
     "max_payout_micro_usdc",
-    "paid_before_micro_usdc",
+    "season_paid_micro_usdc",
     "weather_stress",
     "weather_window_days",
     "weather_missing_days",
@@ -328,10 +328,11 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         payout_share = np.where(has_franchise, franchise_share, deductible_share)
         sum_insured = frame["sum_insured_micro_usdc"].to_numpy(dtype=object)
         max_payout = frame["max_payout_micro_usdc"].to_numpy(dtype=object)
-        paid_before = frame["paid_before_micro_usdc"].to_numpy(dtype=object)
+        paid = frame["season_paid_micro_usdc"].to_numpy(dtype=object)
         entitlement = np.where(triggered & assessable, np.minimum(money(sum_insured, payout_share), max_payout), 0)
-        # the season pays its worst day once: each assessment adds what earlier ones have not paid yet
-        payout = np.maximum(np.minimum(entitlement - paid_before, sum_insured - paid_before), 0)
+        # the season pays its worst day once: each assessment adds what the season's other assessments (any
+        # day, assessed before this one) have not paid yet, so the total never passes the largest entitlement
+        payout = np.maximum(np.minimum(entitlement - paid, sum_insured - paid), 0)
 
     ends: dict[dt.date, dt.datetime] = {}
     out = pd.DataFrame(
@@ -385,6 +386,28 @@ def _date(value: Any, where: str) -> dt.date | None:
         raise AssessmentInputError(f"{where}={value!r} is not a YYYY-MM-DD date") from None
 
 
+def season_paid(doc: Mapping[str, Any], where: str) -> int:
+    """What the plot-season had been paid when `doc` was assessed: the sum of the paying assessments it
+    counts, each of another day or policy of the same plot within the season (refused otherwise)."""
+    paid = doc["season_paid"]
+    own = assessment_id(doc["plot_id"], doc["policy_id"], _date(doc["day"], f"{where}: day"))
+    first, last = (_date(doc[k], f"{where}: {k}") for k in ("sowing_date", "season_end"))
+    counted = 0
+    for entry in paid["assessments"]:
+        amount, day = int(entry["payout_micro_usdc"]), _date(entry["day"], f"{where}: season_paid day")
+        if entry["assessment_id"] == own or amount <= 0 or not first <= day <= last:
+            raise AssessmentInputError(
+                f"{where}: season_paid counts {entry!r}, not another paying assessment of the season {first}..{last}"
+            )
+        counted += amount
+    if int(paid["micro_usdc"]) != counted:
+        raise AssessmentInputError(
+            f"{where}: season_paid.micro_usdc={paid['micro_usdc']} is not the sum {counted}"
+            " of the assessments it counts"
+        )
+    return counted
+
+
 def frame_from_inputs(inputs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The plain-value frame `assess` takes, from per-plot inputs documents (see `assess_one`)."""
     rows = []
@@ -403,7 +426,7 @@ def frame_from_inputs(inputs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "sowing_date": _date(doc["sowing_date"], f"{where}: sowing_date"),
                 "sum_insured_micro_usdc": int(doc["sum_insured_micro_usdc"]),
                 "max_payout_micro_usdc": int(doc["max_payout_micro_usdc"]),
-                "paid_before_micro_usdc": int(doc["paid_before_micro_usdc"]),
+                "season_paid_micro_usdc": season_paid(doc, where),
                 "weather_stress": weather.get("weather_stress"),
                 "weather_window_days": weather.get("window_days"),
                 "weather_missing_days": weather.get("missing_days"),
@@ -439,8 +462,9 @@ def assess_inputs(inputs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def assess_one(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """One plot's assessment recomputed from its stored `inputs` document, outputs in JSON form.
 
-    The document holds `method_version`, `plot_id`, `policy_id`, `day`, `sowing_date`, the money
-    (`sum_insured_micro_usdc`, `max_payout_micro_usdc`, `paid_before_micro_usdc`), `terms` (DAMAGE_TERMS),
+    The document holds `method_version`, `plot_id`, `policy_id`, `beneficiary`, `day`, `sowing_date`,
+    `season_end`, the money (`sum_insured_micro_usdc`, `max_payout_micro_usdc`, and `season_paid`: the
+    `micro_usdc` the season's other assessments had paid and those `assessments`), `terms` (DAMAGE_TERMS),
     `weather` (`weather_stress`, `window_days`, `missing_days`, ...) or null, `ndvi` (`day`, `ndvi_mean`,
     `valid_fraction`, ...) or null and `baseline` (`ndvi_mean`, `ndvi_std`, ...) or null; numbers as strings.
     """
