@@ -4,7 +4,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from microcrop_assets.plots.registry import parse_plots, store_plots
+from microcrop_assets.plots.registry import parse_plots, refuse_oversized, store_plots
 from microcrop_assets.resources.minio import ObjectStoreResource
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 
@@ -15,19 +15,22 @@ def default_source() -> str:
     return os.environ.get("MICROCROP_PLOTS_SOURCE") or str(DEMO_PLOTS)
 
 
-def read_source(source: str, store: ObjectStoreResource) -> bytes:
-    """A local path, or `s3://<bucket>/<key>` in the configured object store."""
+def read_source(source: str, store: ObjectStoreResource | None) -> bytes:
+    """A local path, or `s3://<bucket>/<key>` in the configured object store (`store`, needed only then);
+    a file over MICROCROP_MAX_PLOTS_FILE_BYTES is refused by its stored size, before it is read."""
     if source.startswith("s3://"):
         bucket, _, key = source[len("s3://") :].partition("/")
         if bucket != store.bucket or not key:
             raise ValueError(
                 f"plots source {source!r}: expected s3://{store.bucket}/<key> (the configured MINIO_BUCKET)"
             )
+        refuse_oversized(store.head(key).size, source)  # before a byte is read
         # an operator uploads the file with any S3 tool (no sha256 metadata); a recorded sha256 is still checked
         return store.get_bytes(key, accept_unrecorded=True)
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"plots source {source!r} is not a file")
+    refuse_oversized(path.stat().st_size, source)
     return path.read_bytes()
 
 

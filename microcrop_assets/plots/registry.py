@@ -3,6 +3,12 @@
 Validation reports every bad feature at once (an operator fixes the file in one go), and a file
 with any bad feature changes nothing. Policies are audit records: plots that disappear from a new
 source are marked inactive, never deleted.
+
+A plots file is operator input that may be wrong or hostile, so it is bounded (each limit from the
+environment, see `PlotLimits`): its size and its JSON nesting depth are checked before it is
+parsed (the parser recurses once per level and holds ~30 times the file's size in objects), and
+each plot's vertex count and area are checked with its other fields, a plot over a limit being
+reported like any invalid feature (plot id, value, limit).
 """
 
 import datetime as dt
@@ -13,12 +19,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from pyproj import Geod
 from shapely.geometry import shape
 from shapely.validation import explain_validity
 
+from microcrop_assets import settings
 from microcrop_assets.science.policy import CROPS, PolicyTermsError, resolve_terms, to_decimal
 
 MICRO = Decimal(1_000_000)
@@ -37,29 +45,61 @@ REQUIRED = ("plot_id", "policy_id", "farmer_address", "crop", "sowing_date", "se
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _PLOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _GEOD = Geod(ellps="WGS84")
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # brackets inside strings do not nest
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+@dataclass(frozen=True)
+class PlotLimits:
+    """Bounds on a plots file, each from the environment variable named in its refusal."""
+
+    # 16 MiB: ~11,000 plots like the season file's (1.5 kB each); parsing holds ~30x the file in objects
+    file_bytes: int = 16 * 1024 * 1024
+    # GeoJSON needs 8 levels (a MultiPolygon's positions), policy terms 7: anything deeper is not a plots file
+    json_depth: int = 20
+    # a boundary walked with a GPS at one point a metre: ~3,000 points around a 50 ha plot, ~600 around 2 ha
+    vertices: int = 10_000
+    # smallholder farms are mostly under 2 ha (FAO); 50 ha takes a cooperative's block, and refuses a
+    # mistyped or hostile polygon that would be ordered (the order states area_hectares) and imaged at its size
+    hectares: int = 50
+
+    @classmethod
+    def from_env(cls) -> "PlotLimits":
+        return cls(
+            file_bytes=settings.env_int("MICROCROP_MAX_PLOTS_FILE_BYTES", cls.file_bytes),
+            json_depth=settings.env_int("MICROCROP_MAX_PLOTS_JSON_DEPTH", cls.json_depth),
+            vertices=settings.env_int("MICROCROP_MAX_PLOT_VERTICES", cls.vertices),
+            hectares=settings.env_int("MICROCROP_MAX_PLOT_HECTARES", cls.hectares),
+        )
 
 
 @dataclass(frozen=True)
 class PlotProblem:
-    index: int
+    index: int | None  # None: the file as a whole
     plot_id: str | None
     field: str
     value: Any
     reason: str
 
     def __str__(self) -> str:
-        who = f"feature {self.index}" + (f" (plot_id {self.plot_id!r})" if self.plot_id else "")
         shown = repr(self.value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
+        if self.index is None:
+            return self.field + ("" if self.value is None else f"={shown}") + f": {self.reason}"
+        who = f"feature {self.index}" + (f" (plot_id {self.plot_id!r})" if self.plot_id else "")
         return f"{who}: {self.field}={shown}: {self.reason}"
 
 
 class PlotsFileError(ValueError):
-    """Every problem of a plots file, each naming its feature, field, value and reason."""
+    """Every problem of a plots file, each naming its feature, field, value and reason; a problem of
+    the file as a whole (too large, too deep, not JSON) is one line."""
 
     def __init__(self, source: str, problems: list[PlotProblem]):
         self.source, self.problems = source, problems
+        if len(problems) == 1 and problems[0].index is None:
+            super().__init__(f"{source}: {problems[0]}; nothing was changed")
+            return
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source}: {len(problems)} invalid plot feature(s), nothing was changed:\n{lines}")
 
@@ -116,7 +156,7 @@ def _check_usdc(feature: _Feature, name: str, value: Any) -> int | None:
     return int(micro)
 
 
-def _check_geometry(feature: _Feature, geometry: Any) -> dict[str, Any] | None:
+def _check_geometry(feature: _Feature, geometry: Any, limits: PlotLimits) -> dict[str, Any] | None:
     if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
         kind = geometry.get("type") if isinstance(geometry, dict) else geometry
         feature.bad("geometry", kind, "must be a GeoJSON Polygon or MultiPolygon")
@@ -127,6 +167,7 @@ def _check_geometry(feature: _Feature, geometry: Any) -> dict[str, Any] | None:
     if not isinstance(polygons, list) or not polygons:
         feature.bad("geometry.coordinates", polygons, "must be a list of linear rings")
         return None
+    rings = []
     for polygon in polygons:
         if not isinstance(polygon, list) or not polygon:
             feature.bad("geometry.coordinates", polygon, "must be a list of linear rings")
@@ -135,21 +176,27 @@ def _check_geometry(feature: _Feature, geometry: Any) -> dict[str, Any] | None:
             if not isinstance(ring, list) or len(ring) < 4:
                 feature.bad("geometry.coordinates", ring, "a linear ring needs at least 4 positions")
                 return None
-            for position in ring:
-                if (
-                    not isinstance(position, list | tuple)
-                    or len(position) not in (2, 3)
-                    or not all(isinstance(c, int | float | Decimal) and not isinstance(c, bool) for c in position)
-                ):
-                    feature.bad("geometry.coordinates", position, "a position is [longitude, latitude]")
-                    return None
-                lon, lat = float(position[0]), float(position[1])
-                if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-                    feature.bad("geometry.coordinates", position, "longitude/latitude out of range")
-                    return None
-            if list(ring[0])[:2] != list(ring[-1])[:2]:
-                feature.bad("geometry.coordinates", [ring[0], ring[-1]], "ring is not closed (first != last)")
+            rings.append(ring)
+    vertices = sum(len(ring) for ring in rings)
+    if vertices > limits.vertices:  # counted before any position is looked at
+        feature.bad("vertices", vertices, f"more than MICROCROP_MAX_PLOT_VERTICES={limits.vertices}")
+        return None
+    for ring in rings:
+        for position in ring:
+            if (
+                not isinstance(position, list | tuple)
+                or len(position) not in (2, 3)
+                or not all(isinstance(c, int | float | Decimal) and not isinstance(c, bool) for c in position)
+            ):
+                feature.bad("geometry.coordinates", position, "a position is [longitude, latitude]")
                 return None
+            lon, lat = float(position[0]), float(position[1])
+            if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                feature.bad("geometry.coordinates", position, "longitude/latitude out of range")
+                return None
+        if list(ring[0])[:2] != list(ring[-1])[:2]:
+            feature.bad("geometry.coordinates", [ring[0], ring[-1]], "ring is not closed (first != last)")
+            return None
     plain = json.loads(json.dumps(geometry, default=float))
     polygon_shape = shape(plain)
     if not polygon_shape.is_valid:
@@ -158,6 +205,9 @@ def _check_geometry(feature: _Feature, geometry: Any) -> dict[str, Any] | None:
     area_m2 = abs(_GEOD.geometry_area_perimeter(polygon_shape)[0])
     if area_m2 <= 0:
         feature.bad("geometry", geometry["type"], "polygon has zero area")
+        return None
+    if area_m2 > limits.hectares * 10_000:
+        feature.bad("area_ha", round(area_m2 / 10_000, 1), f"more than MICROCROP_MAX_PLOT_HECTARES={limits.hectares}")
         return None
     centroid = polygon_shape.centroid
     return {
@@ -168,7 +218,7 @@ def _check_geometry(feature: _Feature, geometry: Any) -> dict[str, Any] | None:
     }
 
 
-def _parse_feature(index: int, raw: Any) -> tuple[dict[str, Any] | None, list[PlotProblem]]:
+def _parse_feature(index: int, raw: Any, limits: PlotLimits) -> tuple[dict[str, Any] | None, list[PlotProblem]]:
     properties = raw.get("properties") if isinstance(raw, dict) else None
     if not isinstance(raw, dict) or raw.get("type") != "Feature" or not isinstance(properties, dict):
         return None, [
@@ -219,7 +269,7 @@ def _parse_feature(index: int, raw: Any) -> tuple[dict[str, Any] | None, list[Pl
             terms = resolve_terms(crop, properties.get("policy_terms"))
         except PolicyTermsError as error:
             feature.bad(f"policy_terms.{error.field}", error.value, error.reason)
-    shape_info = _check_geometry(feature, raw.get("geometry"))
+    shape_info = _check_geometry(feature, raw.get("geometry"), limits)
     if feature.problems:
         return None, feature.problems
     record = {
@@ -242,21 +292,47 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def nesting_depth(data: bytes) -> int:
+    """The deepest nesting of JSON arrays and objects in `data`, brackets inside strings aside, found
+    without parsing it (linear time; at most ~7 bytes a bracket)."""
+    brackets = np.frombuffer(_JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS), np.uint8)
+    if not brackets.size:
+        return 0
+    steps = ((brackets == ord("[")) | (brackets == ord("{"))).view(np.int8) * np.int8(2) - np.int8(1)
+    return int(np.cumsum(steps, dtype=np.int32).max())
+
+
+def refuse_oversized(size: int, source: str, limits: PlotLimits | None = None) -> None:
+    """Refuse a plots file over MICROCROP_MAX_PLOTS_FILE_BYTES (callers check the stored size before reading)."""
+    limits = limits or PlotLimits.from_env()
+    if size > limits.file_bytes:
+        reason = f"more than MICROCROP_MAX_PLOTS_FILE_BYTES={limits.file_bytes}"
+        raise PlotsFileError(source, [PlotProblem(None, None, "bytes", size, reason)])
+
+
 def parse_plots(text: str | bytes, source: str) -> pd.DataFrame:
     """Validate a FeatureCollection; return one row per plot or raise PlotsFileError listing every problem."""
+    limits = PlotLimits.from_env()
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    # both before parsing: json.loads holds ~30x the file in objects and recurses once per nesting level
+    refuse_oversized(len(data), source, limits)
+    depth = nesting_depth(data)
+    if depth > limits.json_depth:
+        reason = f"JSON arrays/objects nested deeper than MICROCROP_MAX_PLOTS_JSON_DEPTH={limits.json_depth}"
+        raise PlotsFileError(source, [PlotProblem(None, None, "nesting depth", depth, reason)])
     try:
         document = json.loads(text, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError) as error:
-        raise PlotsFileError(source, [PlotProblem(0, None, "file", None, f"is not valid JSON: {error}")]) from None
+        raise PlotsFileError(source, [PlotProblem(None, None, "file", None, f"is not valid JSON: {error}")]) from None
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
         kind = document.get("type") if isinstance(document, dict) else type(document).__name__
-        raise PlotsFileError(source, [PlotProblem(0, None, "type", kind, "must be a GeoJSON FeatureCollection")])
+        raise PlotsFileError(source, [PlotProblem(None, None, "type", kind, "must be a GeoJSON FeatureCollection")])
     features = document.get("features")
     if not isinstance(features, list) or not features:
-        raise PlotsFileError(source, [PlotProblem(0, None, "features", features, "must be a non-empty list")])
+        raise PlotsFileError(source, [PlotProblem(None, None, "features", features, "must be a non-empty list")])
     records, problems, first_index = [], [], {}
     for index, raw in enumerate(features):
-        record, found = _parse_feature(index, raw)
+        record, found = _parse_feature(index, raw, limits)
         problems.extend(found)
         if record is None:
             continue
