@@ -110,7 +110,7 @@ def run(n: int = 100_000) -> dict:
             inputs = assessment_inputs(db, DAY)
             read = time.perf_counter()
             # assessed and written in one transaction, under the season ledger's lock
-            rows = assess_day(db, DAY, inputs)
+            rows, _ = assess_day(db, DAY, inputs)
             done = time.perf_counter()
             figures[f"{attempt}_read_seconds"] = round(read - began, 2)
             figures[f"{attempt}_assess_and_write_seconds"] = round(done - read, 2)

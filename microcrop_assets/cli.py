@@ -130,6 +130,7 @@ def cmd_ndvi(args: argparse.Namespace) -> int:
     import re
 
     from microcrop_assets.imagery.rasters import process_image
+    from microcrop_assets.plots.assets import read_source
     from microcrop_assets.plots.registry import parse_plots
 
     try:
@@ -138,7 +139,7 @@ def cmd_ndvi(args: argparse.Namespace) -> int:
         raise UserError(f"--captured-at {args.captured_at!r} is not an ISO 8601 date and time") from None
     if not args.plots.is_file():
         raise UserError(f"plots file {str(args.plots)!r} is not a file")
-    frame = parse_plots(args.plots.read_bytes(), str(args.plots))
+    frame = parse_plots(read_source(str(args.plots), None), str(args.plots))
     item_id = args.item_id or re.sub(r"[^A-Za-z0-9._-]", "-", args.image.stem).lstrip("._-") or "image"
     result = process_image(
         args.image,
@@ -211,22 +212,58 @@ def cmd_health(args: argparse.Namespace) -> int:
     return print_report(check_all(build_resources()))  # each service initialised in its own check
 
 
-def _fetch_pinned(uri: str, gateway: str | None) -> bytes:
-    """A pinned file from the IPFS gateway: CID or ipfs://CID[/path]."""
+def _fetch_pinned(uri: str, gateway: str | None) -> tuple[str, bytes]:
+    """A pinned file from the IPFS gateway (CID or ipfs://CID[/path]) and its CID, each folder block on
+    the way and the file checked against their CIDs here (ProofReferenceError on any difference)."""
     import os
 
     from microcrop_assets.definitions import build_resources
+    from microcrop_assets.proofs.pinning import fetch_verified
 
-    cid, _, path = uri.removeprefix("ipfs://").partition("/")
     if gateway:
         os.environ["PINATA_GATEWAY"] = gateway
     # the vendor client tears down its HTTP connections: initialise it as a context manager
     with build_resources()["pinata"].process_config_and_initialize_cm() as pinata:
-        return pinata.fetch(cid, path)
+        verified = fetch_verified(pinata, uri)
+    return verified.cid, verified.data
+
+
+def _chain_check(source: str, assessment_id: str, cid: str, data: bytes) -> int | None:
+    """Compare the proof CID the payout receiver records for the assessment with this proof: None on a
+    match (printed), else the exit code after one line on stderr."""
+    from microcrop_assets.proofs.cid import content_matches
+
+    try:
+        with _resources("chain") as resources:
+            chain = resources["chain"]
+            recorded = chain.recorded_proof_cid(assessment_id)
+    except Exception as error:  # noqa: BLE001 - chain and setting failures: one line, never a traceback
+        print(f"microcrop verify-proof --chain: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    if recorded is None:
+        message = f"the receiver records no report of assessment {assessment_id}"
+        print(f"microcrop verify-proof {source}: {message}", file=sys.stderr)
+        return 1
+    try:
+        same = content_matches(recorded, data)  # the same file, whatever CID version or profile names it
+    except ValueError:  # the chain holds something that is not a CID
+        same = False
+    if not same:
+        print(
+            f"microcrop verify-proof {source}: chain MISMATCH, the receiver records proof {recorded} for assessment"
+            f" {assessment_id}, but this proof is {cid}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"chain: match (receiver {chain.receiver_address} records proof {recorded} for this assessment)")
+    return None
 
 
 def cmd_verify_proof(args: argparse.Namespace) -> int:
-    """Fetch a proof, validate it, recompute its CID and its assessment; print match or each difference."""
+    """Fetch a proof, check it against its CID, validate it and recompute its assessment; print match or
+    each difference. A gateway or store copy is checked against the CID it was asked for (for
+    ipfs://DIR/FILE, the folder's own block names the file's CID); with --chain, against the CID the
+    payout receiver records for the assessment."""
     import json
 
     from microcrop_assets.proofs.cid import file_cid
@@ -237,43 +274,51 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
         recompute,
         validate,
     )
+    from microcrop_assets.proofs.pinning import ProofReferenceError, check_content
 
     source = args.proof
     try:
         if Path(source).is_file():
-            data, requested = Path(source).read_bytes(), None
-        else:
+            data = Path(source).read_bytes()
+            cid, checked = file_cid(data), False
+        elif args.from_store:
             cid, _, path = source.removeprefix("ipfs://").partition("/")
-            requested = None if path else cid
-            if args.from_store:
-                if path:
-                    raise ValueError("--from-store takes the proof's own CID, not a path inside a folder")
-                with _resources("minio") as resources:
-                    data = resources["minio"].get_bytes(f"proofs/{cid}.json")
-            else:
-                data = _fetch_pinned(source, args.gateway)
+            if path:
+                raise ValueError("--from-store takes the proof's own CID, not a path inside a folder")
+            with _resources("minio") as resources:
+                data = resources["minio"].get_bytes(f"proofs/{cid}.json")
+            check_content(source, cid, data)  # the store is trusted no more than a gateway
+            checked = True
+        else:
+            (cid, data), checked = _fetch_pinned(source, args.gateway), True
         document = json.loads(data)
         validate(document)
         if canonical_bytes(document) != data:
             raise ProofError("the bytes are not the canonical form of the document (re-serialised copy?)")
+    except ProofReferenceError as error:  # a forged or substituted copy: the reference and what differs
+        print(f"microcrop verify-proof {error}", file=sys.stderr)
+        return 1
     except (OSError, ValueError, UnicodeDecodeError) as error:  # ProofError and JSON errors are ValueErrors
         print(f"microcrop verify-proof {source}: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - vendor and storage failures: one line, never a traceback
         print(f"microcrop verify-proof {source}: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
-    cid = file_cid(data)
     outputs = document["outputs"]
     print(f"proof {cid}: assessment {document['assessment_id']}, plot {outputs['plot_id']}, day {outputs['day']}")
     print(f"schema: valid ({document['schema']})")
-    if requested is not None and requested != cid:
-        print(f"cid: MISMATCH, requested {requested} but the content's CID is {cid}")
-        return 1
+    if checked:
+        print(f"cid: match (the bytes, and any folder block on the way, hash to {source})")
+    if args.chain and (code := _chain_check(source, document["assessment_id"], cid, data)) is not None:
+        return code
     differences = recompute(document)
     if args.against:
         # which fields of this copy differ from the pinned proof (an altered input shows by name)
         try:
-            pinned = json.loads(_fetch_pinned(args.against, args.gateway))
+            pinned = json.loads(_fetch_pinned(args.against, args.gateway)[1])
+        except ProofReferenceError as error:
+            print(f"microcrop verify-proof --against {error}", file=sys.stderr)
+            return 1
         except Exception as error:  # noqa: BLE001 - one line, never a traceback
             print(f"microcrop verify-proof --against {args.against}: {type(error).__name__}: {error}", file=sys.stderr)
             return 2
@@ -296,17 +341,67 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
 
 
 def cmd_chain_deploy_receiver(args: argparse.Namespace) -> int:
-    """Deploy the payout receiver with the configured oracle as its reporter; print its address."""
+    """Deploy the payout receiver with the configured oracle as its reporter and --admin as its admin;
+    print its address."""
     from microcrop_assets.definitions import build_resources
     from microcrop_assets.resources.chain import ChainError
 
     chain = build_resources()["chain"].process_config_and_initialize()
     try:
-        address = chain.deploy_receiver()
+        address = chain.deploy_receiver(args.admin)
     except ChainError as error:
         print(f"microcrop chain deploy-receiver: {error}", file=sys.stderr)
         return 2
     print(f"receiver deployed at {address} on chain {chain.chain_id}; set PAYOUT_RECEIVER_ADDRESS={address}")
+    return 0
+
+
+def cmd_chain_register_policies(args: argparse.Namespace) -> int:
+    """Register each active plot's policy (sum insured, farmer's address) on the receiver with the admin
+    key; exit 1 when any policy stays unregistered (each listed on stderr with the reason)."""
+    import os
+
+    from microcrop_assets.payouts.registration import register_policies
+    from microcrop_assets.resources.chain import ADMIN_KEY_ENV, ChainError
+
+    with _resources("timescaledb", "chain") as resources:
+        try:
+            admin = resources["chain"].admin(os.environ.get(ADMIN_KEY_ENV))
+            summary = register_policies(resources["timescaledb"], admin)
+        except ChainError as error:
+            print(f"microcrop chain register-policies: {error}", file=sys.stderr)
+            return 2
+    print(
+        f"receiver {admin.contract.address}: {len(summary.registered)} policies registered,"
+        f" {summary.unchanged} already registered with these terms, {len(summary.refused)} refused"
+    )
+    for policy_id, reason in summary.refused.items():
+        print(f"microcrop chain register-policies: policy {policy_id} not registered: {reason}", file=sys.stderr)
+    return 1 if summary.refused else 0
+
+
+def cmd_chain_admin(args: argparse.Namespace) -> int:
+    """The receiver admin's emergency controls: rotate the oracle, pause or unpause reports."""
+    import os
+
+    from microcrop_assets.resources.chain import ADMIN_KEY_ENV, ChainError
+
+    with _resources("chain") as resources:
+        try:
+            admin = resources["chain"].admin(os.environ.get(ADMIN_KEY_ENV))
+            if args.action == "set-oracle":
+                admin.set_oracle(args.oracle)
+            else:
+                getattr(admin, args.action)()
+        except (ChainError, ValueError) as error:  # ValueError: not an address
+            print(f"microcrop chain {args.action}: {error}", file=sys.stderr)
+            return 2
+    said = {
+        "set-oracle": f"the oracle is now {getattr(args, 'oracle', None)}",
+        "pause": "paused",
+        "unpause": "unpaused",
+    }
+    print(f"receiver {admin.contract.address}: {said[args.action]}")
     return 0
 
 
@@ -376,13 +471,32 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--gateway", default=None, help="IPFS gateway URL (default PINATA_GATEWAY)")
     verify.add_argument("--from-store", action="store_true", help="read proofs/<CID>.json from the object store")
     verify.add_argument("--against", default=None, help="a pinned proof's CID: list every field this one changes")
+    verify.add_argument(
+        "--chain",
+        action="store_true",
+        help="compare with the proof CID the payout receiver records for the assessment"
+        " (BASE_RPC_URL, BASE_CHAIN_ID, PAYOUT_RECEIVER_ADDRESS)",
+    )
     verify.set_defaults(func=cmd_verify_proof)
 
     chain = commands.add_parser("chain", help="the payout chain").add_subparsers(dest="action", required=True)
     deploy = chain.add_parser(
         "deploy-receiver", help="deploy the payout receiver contract (BASE_RPC_URL, BASE_CHAIN_ID, ORACLE_PRIVATE_KEY)"
     )
+    deploy.add_argument("--admin", required=True, help="address of the receiver's admin (registers policies)")
     deploy.set_defaults(func=cmd_chain_deploy_receiver)
+    register = chain.add_parser(
+        "register-policies",
+        help="register the active plots' policies on the receiver (RECEIVER_ADMIN_PRIVATE_KEY, BASE_RPC_URL,"
+        " BASE_CHAIN_ID, PAYOUT_RECEIVER_ADDRESS)",
+    )
+    register.set_defaults(func=cmd_chain_register_policies)
+    admin_env = "(RECEIVER_ADMIN_PRIVATE_KEY, BASE_RPC_URL, BASE_CHAIN_ID, PAYOUT_RECEIVER_ADDRESS)"
+    rotate = chain.add_parser("set-oracle", help=f"make ORACLE the receiver's only reporter {admin_env}")
+    rotate.add_argument("oracle", help="the new oracle's address")
+    rotate.set_defaults(func=cmd_chain_admin)
+    for action, what in (("pause", "refuse every report until unpaused"), ("unpause", "take reports again")):
+        chain.add_parser(action, help=f"{what} {admin_env}").set_defaults(func=cmd_chain_admin)
 
     return parser
 

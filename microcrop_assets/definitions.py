@@ -103,6 +103,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
                 rpc_url=env("BASE_RPC_URL"),
                 chain_id=dg.EnvVar.int("BASE_CHAIN_ID") if os.environ.get("BASE_CHAIN_ID") else None,
                 private_key=env("ORACLE_PRIVATE_KEY"),
+                # deployed: only payouts_job's runs have it (payouts/assets.py, ORACLE_KEY_TAGS)
+                private_key_file=env("ORACLE_PRIVATE_KEY_FILE"),
                 receiver_address=env("PAYOUT_RECEIVER_ADDRESS"),
             )
         ),

@@ -50,38 +50,70 @@ def test_the_issue_case_a_later_day_first_then_the_earlier_one_pays_once(damage_
         add_weather(damage_db, "A", day, 0.9)  # damage 1.0 each day: entitled to 9,000
     assess(damage_db, JUNE_11)
     assess(damage_db, JUNE_10)
-    assert paid(damage_db) == {JUNE_10: 0, JUNE_11: 9_000}
-    earlier = damage_db.read_frame("SELECT inputs FROM damage_assessments WHERE day = :d", {"d": JUNE_10})["inputs"][0]
-    assert earlier["season_paid"] == {
+    # as if assessed in order: the earlier day pays, and the later one, still provisional, is re-derived
+    assert paid(damage_db) == {JUNE_10: 9_000, JUNE_11: 0}
+    later = damage_db.read_frame("SELECT inputs FROM damage_assessments WHERE day = :d", {"d": JUNE_11})["inputs"][0]
+    assert later["season_paid"] == {
         "micro_usdc": 9_000 * USDC,
         "assessments": [
             {
-                "assessment_id": assessment_id("A", "POL-A", JUNE_11),
-                "day": "2025-06-11",
+                "assessment_id": assessment_id("A", "POL-A", JUNE_10),
+                "day": "2025-06-10",
                 "payout_micro_usdc": 9_000 * USDC,
             }
         ],
     }
 
 
+def test_a_settled_later_payout_is_never_paid_again_by_an_earlier_day(damage_db):
+    add_plot(damage_db, "A", sum_insured_usdc=10_000)
+    for day in (JUNE_10, JUNE_11):
+        add_weather(damage_db, "A", day, 0.9)
+    assess(damage_db, JUNE_11)
+    with damage_db.begin() as conn:  # its proof is published: the payout is final
+        conn.execute(sa.text("UPDATE damage_assessments SET proof_cid = 'bafyproof' WHERE day = :d"), {"d": JUNE_11})
+    assess(damage_db, JUNE_10)
+    assert paid(damage_db) == {JUNE_10: 0, JUNE_11: 9_000}
+
+
+IN_ORDER = dict(zip(DAYS, (3_500, 1_500, 0, 1_000), strict=True))
+
+
 @pytest.mark.parametrize("order", list(itertools.permutations(range(4)))[::5])
-def test_every_order_of_days_pays_the_largest_entitlement_once(damage_db, order):
+def test_every_order_of_days_pays_what_days_in_order_pay(damage_db, order):
     season(damage_db)
     for index in order:
         assess(damage_db, DAYS[index])
-    assert sum(paid(damage_db).values()) == 6_000
+        assert sum(paid(damage_db).values()) <= 6_000
+    assert paid(damage_db) == IN_ORDER  # the largest entitlement once, split as days in order split it
 
 
 def test_reruns_in_any_order_keep_the_season_total(damage_db):
     season(damage_db)
     for day in DAYS:
         assess(damage_db, day)
-    assert paid(damage_db) == dict(zip(DAYS, (3_500, 1_500, 0, 1_000), strict=True))
+    assert paid(damage_db) == IN_ORDER
     for day in (DAYS[1], DAYS[0], DAYS[3], DAYS[2], DAYS[0]):
         assess(damage_db, day)
-        assert sum(paid(damage_db).values()) == 6_000
-    # a payout another assessment counted is evidence: rerunning its day keeps it as it was
-    assert paid(damage_db) == dict(zip(DAYS, (3_500, 1_500, 0, 1_000), strict=True))
+        assert paid(damage_db) == IN_ORDER
+
+
+def test_a_rerun_with_new_imagery_rederives_the_later_days(damage_db):
+    """A late NDVI capture changes an earlier day: its rerun pays the new amount and the later provisional
+    days are re-derived, so every recorded season_paid still matches the table (their proofs verify)."""
+    season(damage_db)
+    for day in DAYS:
+        assess(damage_db, day)
+    add_weather(damage_db, "A", DAYS[0], 0.5)  # damage 0.75: entitled to 6,000 (the maximum payout)
+    assess(damage_db, DAYS[0])
+    assert paid(damage_db) == dict(zip(DAYS, (6_000, 0, 0, 0), strict=True))
+    frame = damage_db.read_frame("SELECT assessment_id, day, payout_micro_usdc, inputs FROM damage_assessments")
+    payouts = dict(zip(frame["assessment_id"], frame["payout_micro_usdc"], strict=True))
+    for inputs in frame["inputs"]:
+        assert all(payouts[a["assessment_id"]] == a["payout_micro_usdc"] for a in inputs["season_paid"]["assessments"])
+        assert inputs["season_paid"]["micro_usdc"] == sum(
+            a["payout_micro_usdc"] for a in inputs["season_paid"]["assessments"]
+        )
 
 
 def test_a_new_policy_id_for_the_plot_does_not_reset_what_the_season_paid(damage_db):

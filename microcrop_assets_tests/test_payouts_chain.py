@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 from eth_account import Account
-from web3 import EthereumTesterProvider, Web3
+from web3 import Web3
 
 from microcrop_assets.cli import main
 from microcrop_assets.contracts import compile_receiver, receiver_artifact
@@ -18,6 +18,7 @@ from microcrop_assets.payouts.ledger import _LEDGER_LOCK, report_of, settle_payo
 from microcrop_assets.proofs.document import recompute
 from microcrop_assets.resources.chain import ChainError, ChainResource, PayoutChain
 from microcrop_assets_tests.fixtures_clients import pinata
+from microcrop_assets_tests.fixtures_payouts import ADMIN, ADMIN_KEY, chain, ledger, mined_status, register, sent
 from microcrop_assets_tests.fixtures_proofs import (
     DAY,
     ORACLE_KEY,
@@ -27,28 +28,7 @@ from microcrop_assets_tests.fixtures_proofs import (
     proven,
 )
 
-__all__ = ["clean_assessments", "damage_db_fixture", "proven"]
-
-
-@pytest.fixture
-def chain() -> ChainResource:
-    """A fresh in-process chain with a funded oracle and the receiver deployed by it."""
-    provider = EthereumTesterProvider()
-    web3 = Web3(provider)
-    oracle = Account.from_key(ORACLE_KEY).address
-    web3.eth.send_transaction({"from": web3.eth.accounts[0], "to": oracle, "value": 10**19})
-    resource = ChainResource.in_process(provider, chain_id=web3.eth.chain_id, private_key=ORACLE_KEY)
-    return resource.with_receiver(resource.deploy_receiver())
-
-
-def ledger(db) -> dict[str, sa.Row]:
-    with db.begin() as conn:
-        return {row.plot_id: row for row in conn.execute(sa.text("SELECT * FROM payouts")).all()}
-
-
-def sent(chain: ChainResource) -> int:
-    client = chain.client()
-    return client.web3.eth.get_transaction_count(client.sender, "latest")
+__all__ = ["chain", "clean_assessments", "damage_db_fixture", "proven"]
 
 
 def test_committed_artifact_is_what_the_source_compiles_to():
@@ -56,6 +36,7 @@ def test_committed_artifact_is_what_the_source_compiles_to():
 
 
 def test_reports_are_sent_once_and_decode_to_the_damage_report(proven, chain):
+    assert register(proven, chain) == ["POL-plot-a", "POL-plot-b", "POL-plot-c"]  # every active plot's policy
     before = sent(chain)
     summary = settle_payouts(proven, chain)
     assert summary.enqueued == 2 and summary.broadcast == 2 and len(summary.confirmed) == 2
@@ -75,6 +56,7 @@ def test_reports_are_sent_once_and_decode_to_the_damage_report(proven, chain):
         assert arguments["proofCid"] == row.proof_cid
         assert arguments["report"] == {
             "policyId": row.policy_id,
+            "beneficiary": Web3.to_checksum_address(row.beneficiary),  # as the assessment (and its proof) record it
             "damagePercentage": row.damage_bps,
             "weatherDamage": row.weather_damage_bps,
             "satelliteDamage": row.satellite_damage_bps,
@@ -84,16 +66,20 @@ def test_reports_are_sent_once_and_decode_to_the_damage_report(proven, chain):
     with proven.begin() as conn:
         stored = conn.execute(sa.text("SELECT * FROM damage_assessments WHERE plot_id = 'plot-b'")).one()
     assert rows["plot-b"].payout_micro_usdc == stored.payout_micro_usdc > 0
+    assert rows["plot-b"].beneficiary == stored.inputs["beneficiary"] and Web3.is_address(stored.inputs["beneficiary"])
     assert rows["plot-b"].satellite_damage_bps == 0 and stored.satellite_damage_bps is None  # no imagery
     assert sent(chain) == before + 2
-    # the contract holds the reports
+    # the contract holds the reports, and counts them against each policy's sum insured
     assert client.contract.functions.reportCount().call() == 2
+    for row in rows.values():
+        assert client.policy(row.policy_id).paid_micro_usdc == row.payout_micro_usdc
     # a rerun sends nothing
     again = settle_payouts(proven, chain)
     assert again.broadcast == 0 and again.enqueued == 0 and sent(chain) == before + 2
 
 
 def test_a_crash_between_sending_and_recording_never_sends_again(proven, chain, monkeypatch):
+    register(proven, chain)
     real_broadcast = PayoutChain.broadcast
 
     def broadcast_then_crash(self, signed):
@@ -116,6 +102,8 @@ def test_a_crash_between_sending_and_recording_never_sends_again(proven, chain, 
 
 
 def test_a_signed_report_that_never_left_is_sent_again_unchanged(proven, chain, monkeypatch):
+    register(proven, chain)
+
     def crash_before_sending(self, signed):
         raise RuntimeError("worker killed before the broadcast")
 
@@ -133,6 +121,7 @@ def test_a_signed_report_that_never_left_is_sent_again_unchanged(proven, chain, 
 
 
 def test_a_lost_ledger_finds_the_reports_on_chain(proven, chain):
+    register(proven, chain)
     settle_payouts(proven, chain)
     first = {plot: row.tx_hash for plot, row in ledger(proven).items()}
     before = sent(chain)
@@ -147,6 +136,7 @@ def test_a_lost_ledger_finds_the_reports_on_chain(proven, chain):
 
 
 def test_the_contract_refuses_a_second_report_for_the_same_assessment(proven, chain):
+    register(proven, chain)
     settle_payouts(proven, chain)
     client = chain.client()
     report = report_of(ledger(proven)["plot-a"])
@@ -154,21 +144,7 @@ def test_the_contract_refuses_a_second_report_for_the_same_assessment(proven, ch
         client.sign(report)  # gas estimation already sees the revert
     # forced through with a fixed gas limit, the transaction is mined and reverted
     call = client.contract.functions.submitDamageReport(*report.call_args())
-    block = client.web3.eth.get_block("latest")
-    transaction = call.build_transaction(
-        {
-            "from": client.sender,
-            "nonce": client.mined_nonce(),
-            "gas": 300_000,
-            "maxPriorityFeePerGas": 10**9,
-            "maxFeePerGas": 2 * block["baseFeePerGas"] + 10**9,
-            "chainId": client.chain_id,
-        }
-    )
-    tx_hash = client.web3.eth.send_raw_transaction(
-        Account.from_key(ORACLE_KEY).sign_transaction(transaction).raw_transaction
-    )
-    assert client.web3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 0
+    assert mined_status(client, ORACLE_KEY, call) == 0
     assert client.contract.functions.reportCount().call() == 2
 
 
@@ -182,6 +158,7 @@ def test_without_a_chain_payouts_wait_with_the_reason(proven):
 
 def test_secrets_stay_out_of_errors_logs_and_metadata(proven, chain, caplog):
     caplog.set_level(logging.DEBUG)
+    register(proven, chain)
     rpc = "http://127.0.0.1:9/v2/rpc-api-token-do-not-log"
     unreachable = ChainResource(
         rpc_url=rpc, chain_id=84532, private_key=ORACLE_KEY, receiver_address=chain.receiver_address
@@ -207,16 +184,20 @@ def test_secrets_stay_out_of_errors_logs_and_metadata(proven, chain, caplog):
     with pytest.raises(ChainError, match="ORACLE_PRIVATE_KEY is not a usable private key") as caught:
         bad_key.client()
     assert "not-a-key-but-secret" not in str(caught.value)
+    with pytest.raises(ChainError, match="RECEIVER_ADMIN_PRIVATE_KEY is not a usable private key") as caught:
+        chain.admin("0xnot-an-admin-key-but-secret")
+    assert "not-an-admin-key-but-secret" not in str(caught.value)
     # the asset's metadata and logs
     result = dg.materialize([payouts], resources={"timescaledb": proven, "chain": chain})
     metadata = result.asset_materializations_for_node("payouts")[0].metadata
     text = repr(metadata) + caplog.text + "".join(str(e) for e in result.all_events)
     assert metadata["transactions_sent"].value == 2, metadata
     assert metadata["confirmed"].value == 2
-    assert ORACLE_KEY[2:] not in text and "rpc-api-token" not in text
+    assert ORACLE_KEY[2:] not in text and ADMIN_KEY[2:] not in text and "rpc-api-token" not in text
 
 
 def test_one_run_at_a_time_settles_the_ledger(proven, chain):
+    register(proven, chain)
     with proven.engine.connect() as other_run:
         other_run.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _LEDGER_LOCK})
         summary = settle_payouts(proven, chain)
@@ -233,6 +214,7 @@ def test_end_to_end_triggered_assessments_to_confirmed_payouts(
     HTTP) -> payouts (in-process chain), each materialized by Dagster."""
     db = clean_assessments
     assess_plots(db, [("E2E-dry", 0.5, 0.45), ("E2E-fine", 0.02, 0.6)])
+    register(db, chain)
     client = pinata(sandbox, redis_resource)
     resources = {"timescaledb": db, "pinata": client, "minio": s3_store, "chain": chain}
     result = dg.materialize([payout_proofs], partition_key=DAY.isoformat(), resources=resources)
@@ -252,34 +234,61 @@ def test_end_to_end_triggered_assessments_to_confirmed_payouts(
     assert recompute(document) == [] and document["inputs"]["ndvi"]["sources"][0]["ndvi_sha256"] == "ab" * 32
 
 
-def test_deploy_receiver_command_and_a_receiver_that_refuses_us(proven, chain, monkeypatch, capsys):
-    """`microcrop chain deploy-receiver` from the environment; a receiver with another oracle refuses
-    our reports, and the payout fails after its attempts with the contract's reason."""
+def test_deploy_and_register_commands_then_the_payouts_confirm(proven, chain, database_url, monkeypatch, capsys):
+    """`microcrop chain deploy-receiver --admin` and `microcrop chain register-policies` from the
+    environment: payouts wait while their policies are unregistered, and confirm once they are."""
     monkeypatch.setenv("BASE_RPC_URL", chain.rpc_url)  # the in-process chain, reached by its registered URL
     monkeypatch.setenv("BASE_CHAIN_ID", str(chain.chain_id))
     monkeypatch.setenv("ORACLE_PRIVATE_KEY", ORACLE_KEY)
-    assert main(["chain", "deploy-receiver"]) == 0
+    assert main(["chain", "deploy-receiver", "--admin", ADMIN]) == 0
     out = capsys.readouterr().out
     address = out.split("PAYOUT_RECEIVER_ADDRESS=")[1].strip()
     assert Web3.is_checksum_address(address) and ORACLE_KEY[2:] not in out
-    deployed = chain.with_receiver(address).client()
-    assert deployed.contract.functions.oracle().call() == Account.from_key(ORACLE_KEY).address
+    deployed = chain.with_receiver(address)
+    client = deployed.client()
+    assert client.oracle_address() == Account.from_key(ORACLE_KEY).address and client.admin_address() == ADMIN
 
-    other_oracle = ChainResource.in_process(
-        chain._provider, chain_id=chain.chain_id, private_key="0x" + "42" * 32, receiver_address=address
-    )
-    web3 = chain.client().web3
-    web3.eth.send_transaction({"from": web3.eth.accounts[0], "to": other_oracle.client().sender, "value": 10**18})
-    for _ in range(2):
-        settle_payouts(proven, other_oracle, max_attempts=2)
+    before = sent(chain)
+    summary = settle_payouts(proven, deployed)
+    assert summary.broadcast == 0 and sent(chain) == before and len(summary.waiting) == 2
     for row in ledger(proven).values():
-        assert row.status == "failed" and row.attempts == 2 and row.tx_hash is None
-        assert "only the oracle reports" in row.last_error
-    result = dg.materialize([payouts], resources={"timescaledb": proven, "chain": other_oracle})
-    [check] = result.get_asset_check_evaluations()
-    assert check.check_name == "no_failed_payouts" and not check.passed and check.metadata["failed"].value == 2
+        assert row.status == "pending" and row.tx_hash is None and row.attempts == 0 and row.last_error is None
+        assert row.reason == (
+            f"policy {row.policy_id} is not registered on the receiver {address}: its admin registers it"
+            " (microcrop chain register-policies)"
+        )
+
+    monkeypatch.setenv("PAYOUT_RECEIVER_ADDRESS", address)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert main(["chain", "register-policies"]) == 2
+    assert "no receiver admin configured: set RECEIVER_ADMIN_PRIVATE_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("RECEIVER_ADMIN_PRIVATE_KEY", ADMIN_KEY)
+    assert main(["chain", "register-policies"]) == 0
+    out, err = capsys.readouterr()
+    assert f"receiver {address}: 3 policies registered, 0 already registered with these terms, 0 refused" in out
+    assert ADMIN_KEY[2:] not in out + err
+    registration = client.policy("POL-plot-a")
+    assert registration.sum_insured_micro_usdc == 10_000 * 10**6 and registration.paid_micro_usdc == 0
+    assert registration.beneficiary == Web3.to_checksum_address(ledger(proven)["plot-a"].beneficiary)
+    assert main(["chain", "register-policies"]) == 0  # nothing new to register: nothing sent
+    assert "0 policies registered, 3 already registered with these terms" in capsys.readouterr().out
+
+    summary = settle_payouts(proven, deployed)
+    assert summary.broadcast == 2 and len(summary.confirmed) == 2
+    assert {row.status for row in ledger(proven).values()} == {"confirmed"}
+    # the admin's emergency controls from the command line
+    assert main(["chain", "pause"]) == 0 and client.paused()
+    assert f"receiver {address}: paused" in capsys.readouterr().out
+    assert main(["chain", "unpause"]) == 0 and not client.paused()
+    replacement = Account.create().address
+    assert main(["chain", "set-oracle", replacement]) == 0 and client.oracle_address() == replacement
+    assert f"receiver {address}: the oracle is now {replacement}" in capsys.readouterr().out
+    assert main(["chain", "set-oracle", "0x1234"]) == 2
+    assert "0x1234" in capsys.readouterr().err
+    assert main(["chain", "deploy-receiver", "--admin", "0x1234"]) == 2
+    assert "receiver admin '0x1234' is not an EVM address" in capsys.readouterr().err
     monkeypatch.delenv("ORACLE_PRIVATE_KEY")
-    assert main(["chain", "deploy-receiver"]) == 2
+    assert main(["chain", "deploy-receiver", "--admin", ADMIN]) == 2
     assert "set ORACLE_PRIVATE_KEY" in capsys.readouterr().err
 
 

@@ -2,16 +2,19 @@
 
 import datetime as dt
 import json
+import os
 import socket
+import sys
 import threading
 
 import httpx
 import pytest
 
-from microcrop_assets.sandbox.config import Faults, SandboxConfig
+from microcrop_assets.sandbox.config import Credentials, Faults, SandboxConfig
 from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
 from .conftest import SANDBOX_NOW as NOW
+from .conftest import free_port, start_server
 
 
 @pytest.fixture
@@ -109,17 +112,56 @@ def test_truncated_download_is_detected_by_the_client(sandbox):
     assert httpx.get(url, headers=headers).content == complete.content
 
 
+def control_headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def test_control_endpoint_drives_a_separately_running_sandbox(sandbox, weatherxm):
     control = f"{sandbox.root_url}/_sandbox/faults"
-    answer = httpx.post(control, json={"fail_next": 2, "fail_next_status": 502, "paths": ["/weatherxm/"]})
+    headers = control_headers(sandbox.credentials.control_token)
+    knobs = {"fail_next": 2, "fail_next_status": 502, "paths": ["/weatherxm/"]}
+    answer = httpx.post(control, json=knobs, headers=headers)
     assert answer.status_code == 200 and answer.json()["fail_next"] == 2
     assert statuses(weatherxm, 3) == [502, 502, 200]
-    assert httpx.get(control).json()["paths"] == ["/weatherxm/"]
+    assert httpx.get(control, headers=headers).json()["paths"] == ["/weatherxm/"]
     for bad in ({"share_5xx": 2}, {"explode": True}, {"fail_next_status": 418}, {"paths": "/weatherxm/"}):
-        response = httpx.post(control, json=bad)
+        response = httpx.post(control, json=bad, headers=headers)
         assert response.status_code == 400 and response.json()["message"]
-    httpx.post(control, json={})
+    httpx.post(control, json={}, headers=headers)
     assert statuses(weatherxm, 2) == [200, 200]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, control_headers("sandbox-control-tokeN"), {"Authorization": "sandbox-control-token"}],
+    ids=["no token", "wrong token", "no bearer scheme"],
+)
+def test_control_endpoint_refuses_requests_without_the_token(sandbox, weatherxm, headers):
+    control = f"{sandbox.root_url}/_sandbox/faults"
+    refused = httpx.post(control, json={"fail_next": 3, "fail_next_status": 503}, headers=headers)
+    assert refused.status_code == 401 and "Bearer" in refused.headers["www-authenticate"]
+    assert "SANDBOX_CONTROL_TOKEN" in refused.json()["message"]
+    assert httpx.get(control, headers=headers).status_code == 401  # the knobs are not shown either
+    assert sandbox.sandbox.faults.faults == sandbox.config.faults  # nothing changed
+    assert statuses(weatherxm, 2) == [200, 200]
+    # the facts of the world stay open: health checks and readiness probes read them without a token
+    assert httpx.get(f"{sandbox.root_url}/_sandbox/info").status_code == 200
+
+
+def test_served_sandbox_takes_its_control_token_from_the_environment():
+    port = free_port()
+    control = f"http://127.0.0.1:{port}/_sandbox/faults"
+    command = [sys.executable, "-m", "microcrop_assets.cli", "sandbox", "serve", "--port", str(port)]
+    server = start_server(command, control, env={**os.environ, "SANDBOX_CONTROL_TOKEN": "compose-chosen-token"})
+    try:
+        default = control_headers(Credentials().control_token)
+        assert httpx.post(control, json={"fail_next": 1}, headers=default, timeout=10).status_code == 401
+        chosen = control_headers("compose-chosen-token")
+        answer = httpx.post(control, json={"fail_next": 1}, headers=chosen, timeout=10)
+        assert answer.status_code == 200 and answer.json()["fail_next"] == 1
+    finally:
+        server.terminate()
+        server.wait(15)
 
 
 def test_counter_reset_knob_changes_the_counter(sandbox, weatherxm):

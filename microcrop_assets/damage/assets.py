@@ -26,8 +26,12 @@ from microcrop_assets.science.damage import (
     DAMAGE_TERMS,
     METHOD_VERSION,
     SHARE_PLACES,
+    SeasonEntry,
     assess_inputs,
     assessment_id,
+    counted_before,
+    rederive_after,
+    season_paid_document,
 )
 from microcrop_assets.science.plot_indices import INDEX_COLUMNS
 from microcrop_assets.science.policy import resolve_terms
@@ -57,22 +61,24 @@ FROM weather_indices WHERE day = :day
 # One assessment transaction at a time reads what plot-seasons have been paid and writes the day's new
 # payouts: two days of one plot in concurrent runs would otherwise both pay against the same total.
 _SEASON_LEDGER_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('microcrop.damage_assessments.season_paid', 0))"
-# A rerun replaces the day's rows except evidence: a published proof, an archive copy, or a payout another
-# assessment of the season counted (its own payout was computed on top of this one).
-_REPLACE_DAY_SQL = """
-DELETE FROM damage_assessments d
-WHERE d.day = :day AND d.proof_cid IS NULL AND d.archived_at IS NULL
-  AND NOT (d.payout_micro_usdc > 0 AND EXISTS (
-      SELECT 1 FROM damage_assessments o
-      WHERE o.plot_id = d.plot_id AND o.season_start = d.season_start AND o.assessment_id <> d.assessment_id
-        AND o.inputs->'season_paid'->'assessments' @> jsonb_build_array(jsonb_build_object('assessment_id',
-                                                                                              d.assessment_id))))
+# a rerun replaces the day's rows, except evidence: a published proof or an archive copy
+_REPLACE_DAY_SQL = "DELETE FROM damage_assessments WHERE day = :day AND proof_cid IS NULL AND archived_at IS NULL"
+# The season ledger's entries of the plot-seasons in season on the day (any day, any policy id): every
+# paying one, and the provisional ones from the day on, whose payouts and season_paid follow from it (none
+# when days arrive in order).
+_SEASON_ENTRIES_SQL = """
+SELECT plot_id, season_start, assessment_id, day, entitlement_micro_usdc, payout_micro_usdc, sum_insured_micro_usdc,
+       proof_cid IS NOT NULL OR archived_at IS NOT NULL AS settled, inputs->'season_paid' AS season_paid
+FROM damage_assessments
+WHERE season_start >= :first AND season_start <= :day
+  AND (payout_micro_usdc > 0 OR (day >= :day AND proof_cid IS NULL AND archived_at IS NULL))
 """
-# every paying assessment of the plot-seasons in season on the day, whatever its day or policy id
-_SEASON_PAID_SQL = """
-SELECT plot_id, season_start, assessment_id, day, payout_micro_usdc FROM damage_assessments
-WHERE payout_micro_usdc > 0 AND season_start >= :first AND season_start <= :day
-ORDER BY plot_id, day, assessment_id
+_REDERIVED_SQL = """
+UPDATE damage_assessments d SET payout_micro_usdc = r.payout,
+       inputs = jsonb_set(d.inputs, '{season_paid}', CAST(r.season_paid AS jsonb))
+FROM (SELECT unnest(CAST(:ids AS text[])) AS assessment_id, unnest(CAST(:payouts AS bigint[])) AS payout,
+             unnest(CAST(:season_paid AS text[])) AS season_paid) r
+WHERE d.assessment_id = r.assessment_id AND d.proof_cid IS NULL AND d.archived_at IS NULL
 """
 _NDVI_SQL = """
 SELECT plot_id, day AS ndvi_day, ndvi_mean, ndvi_median, ndvi_p10, ndvi_p90, evi_mean, lai_mean, valid_fraction,
@@ -244,37 +250,87 @@ def inputs_json(inputs: list[dict]) -> list[str]:
     return out
 
 
-def season_paid(conn: sa.Connection, day: dt.date, inputs: list[dict]) -> dict[str, dict]:
-    """Per plot of `inputs`: what its plot-season's other paying assessments (any day, any policy id)
-    have paid, and which they are, as the stored rows say inside the caller's transaction."""
+SeasonKey = tuple[str, str]  # plot id, season start (ISO)
+
+
+def season_ledgers(conn: sa.Connection, day: dt.date, inputs: list[dict]) -> dict[SeasonKey, list[SeasonEntry]]:
+    """The season ledger entries (see _SEASON_ENTRIES_SQL) as the stored rows say inside the caller's
+    transaction, by plot-season."""
     first = min((dt.date.fromisoformat(doc["sowing_date"]) for doc in inputs), default=day)
-    rows = conn.execute(sa.text(_SEASON_PAID_SQL), {"first": first, "day": day}).all()
-    counted: dict[tuple[str, str], list[dict]] = {}
-    for row in rows:
-        counted.setdefault((row.plot_id, row.season_start.isoformat()), []).append(
-            {"assessment_id": row.assessment_id, "day": row.day.isoformat(), "payout_micro_usdc": row.payout_micro_usdc}
+    ledgers: dict[SeasonKey, list[SeasonEntry]] = {}
+    for row in conn.execute(sa.text(_SEASON_ENTRIES_SQL), {"first": first, "day": day}):
+        ledgers.setdefault((row.plot_id, row.season_start.isoformat()), []).append(
+            SeasonEntry(
+                row.assessment_id,
+                row.day,
+                row.entitlement_micro_usdc,
+                row.sum_insured_micro_usdc,
+                row.payout_micro_usdc,
+                row.settled,
+                row.season_paid,
+            )
         )
-    paid = {}
-    for doc in inputs:
-        own = assessment_id(doc["plot_id"], doc["policy_id"], day)
-        others = [a for a in counted.get((doc["plot_id"], doc["sowing_date"]), []) if a["assessment_id"] != own]
-        paid[doc["plot_id"]] = {"micro_usdc": sum(a["payout_micro_usdc"] for a in others), "assessments": others}
-    return paid
+    return ledgers
 
 
-def assess_day(timescaledb: TimescaleDBResource, day: dt.date, inputs: list[dict]) -> pd.DataFrame:
-    """Assess `day` and replace its assessments in one transaction, under the season ledger's lock: the
-    rows a rerun may replace go first, then each plot's `season_paid` is read from what is left and
-    stored in its inputs, so a day's payout is its entitlement less everything its season has paid,
-    whatever order the days come in. Evidence rows stay (see _REPLACE_DAY_SQL). Returns the assessments."""
+def _rederive_later(conn: sa.Connection, day: dt.date, ledgers: dict, inputs: list[dict], written) -> int:
+    """Re-derive, in order, the provisional payouts after `day` of the day's plot-seasons now that the
+    day's own payouts changed (an earlier day assessed late, a rerun); returns how many rows changed."""
+    new = {(doc["plot_id"], doc["sowing_date"]): entry for doc, entry in zip(inputs, written, strict=True) if entry}
+    changed = []
+    for key in set(ledgers) | set(new):
+        entries = [*ledgers.get(key, []), *([new[key]] if key in new else [])]
+        if any(e.day > day and not e.settled for e in entries):
+            changed.extend(rederive_after(entries, day, ""))  # every id of the day sorts after ""
+    if any(entry.day == day for entry in changed):  # the day's own rows were computed with the same rule
+        raise RuntimeError(f"{day}: the season ledger re-derived the day's own payouts differently")
+    if changed:
+        conn.execute(
+            sa.text(_REDERIVED_SQL),
+            {
+                "ids": [e.assessment_id for e in changed],
+                "payouts": [e.payout_micro_usdc for e in changed],
+                "season_paid": [canonical_json(e.season_paid) for e in changed],
+            },
+        )
+    return len(changed)
+
+
+def assess_day(timescaledb: TimescaleDBResource, day: dt.date, inputs: list[dict]) -> tuple[pd.DataFrame, int]:
+    """Assess `day` and replace its assessments in one transaction, under the season ledger's lock.
+
+    The day's replaceable rows go first; each plot's `season_paid` (see science.damage.counted_before) is
+    read from what is left and recorded in its inputs; later provisional payouts of its season are then
+    re-derived in order (they are written before the day's rows, so the table's cap holds after every
+    statement). Days assessed in any order end with the payouts of days assessed in order, and a
+    plot-season never pays more than its largest entitlement. Returns the assessments and the number of
+    later rows re-derived."""
     columns = ", ".join(f'"{c}"' for c in ASSESSMENT_COLUMNS)
     with timescaledb.begin() as conn:
         conn.execute(sa.text(_SEASON_LEDGER_LOCK))
         conn.execute(sa.text(_REPLACE_DAY_SQL), {"day": day})
-        paid = season_paid(conn, day, inputs)
-        for doc in inputs:
-            doc["season_paid"] = paid[doc["plot_id"]]
+        ledgers = season_ledgers(conn, day, inputs)
+        ids = [assessment_id(doc["plot_id"], doc["policy_id"], day) for doc in inputs]
+        for doc, own in zip(inputs, ids, strict=True):
+            entries = ledgers.get((doc["plot_id"], doc["sowing_date"]), [])
+            doc["season_paid"] = season_paid_document(counted_before(entries, day, own))
         rows = assess_inputs(inputs)
+        kept = set(conn.scalars(sa.text("SELECT assessment_id FROM damage_assessments WHERE day = :day"), {"day": day}))
+        written = [
+            None
+            if row.assessment_id in kept or row.damage is None
+            else SeasonEntry(
+                own,
+                day,
+                row.entitlement_micro_usdc,
+                doc["sum_insured_micro_usdc"],
+                row.payout_micro_usdc,
+                False,
+                doc["season_paid"],
+            )
+            for doc, own, row in zip(inputs, ids, rows.itertuples(), strict=True)
+        ]
+        rederived = _rederive_later(conn, day, ledgers, inputs, written)
         frame = rows.assign(
             inputs=inputs_json(inputs),
             weights=[canonical_json(w) for w in rows["weights"]],
@@ -282,7 +338,6 @@ def assess_day(timescaledb: TimescaleDBResource, day: dt.date, inputs: list[dict
             sum_insured_micro_usdc=[doc["sum_insured_micro_usdc"] for doc in inputs],
         )
         frame = frame[frame["damage"].notna()]
-        kept = conn.scalar(sa.text("SELECT count(*) FROM damage_assessments WHERE day = :day"), {"day": day})
         if not kept:  # the usual case: straight COPY into the table
             timescaledb.copy_frame(conn, "damage_assessments", frame, ASSESSMENT_COLUMNS)
         else:  # skip the ids of kept rows (ids are per plot, policy, day and method)
@@ -293,7 +348,7 @@ def assess_day(timescaledb: TimescaleDBResource, day: dt.date, inputs: list[dict
                     " ON CONFLICT (assessment_id) DO NOTHING"
                 )
             )
-    return rows
+    return rows, rederived
 
 
 def seasons_over_sum_insured(timescaledb: TimescaleDBResource, day: dt.date) -> list[dict]:
@@ -337,10 +392,11 @@ def seasons_over_sum_insured(timescaledb: TimescaleDBResource, day: dt.date) -> 
 )
 def damage_assessments(context: dg.AssetExecutionContext, timescaledb: TimescaleDBResource) -> dg.MaterializeResult:
     """Per in-season active plot and day (`damage_assessments`): weather and satellite damage, payout, inputs."""
-    stored = triggered = weather_only = 0
+    stored = triggered = weather_only = rederived = 0
     paid, unassessed, over = 0, {}, []
     for day in partition_days(context):  # any order pays the same; in order, proofs read naturally
-        rows = assess_day(timescaledb, day, assessment_inputs(timescaledb, day))
+        rows, later = assess_day(timescaledb, day, assessment_inputs(timescaledb, day))
+        rederived += later
         assessed = rows[rows["damage"].notna()]
         stored += len(assessed)
         triggered += int(assessed["triggered"].sum())
@@ -356,6 +412,8 @@ def damage_assessments(context: dg.AssetExecutionContext, timescaledb: Timescale
             "triggered": triggered,
             "weather_only": weather_only,
             "payout_micro_usdc": paid,
+            # provisional payouts of later days re-derived because an earlier day changed (see assess_day)
+            "later_payouts_rederived": rederived,
             "unassessed": len(unassessed),
             "unassessed_reasons": dg.MetadataValue.json(dict(list(unassessed.items())[:50])),
             "method_version": METHOD_VERSION,

@@ -69,12 +69,12 @@ import rasterio
 import rasterio.shutil
 import shapely
 import shapely.affinity
+from affine import Affine
 from pyproj import Transformer
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import RasterioError
 from rasterio.features import geometry_mask
 from rasterio.windows import Window
-from rasterio.windows import transform as window_transform
 from rio_stac import create_stac_item
 from shapely.geometry import shape
 
@@ -341,7 +341,7 @@ class _PlotWindow:
             self.inside = geometry_mask(
                 [polygon],
                 (self.window.height, self.window.width),
-                src.window_transform(self.window),
+                window_transform(self.window, src.transform),
                 invert=True,
             )
             if (full.width, full.height) != (self.window.width, self.window.height):
@@ -397,6 +397,11 @@ class _BlockBuffers:
     def stored(self, window: Window) -> np.ndarray:
         """The int16 block of one index (written to its file before the next index reuses it)."""
         return self._stored[: window.height * window.width].reshape(window.height, window.width)
+
+
+def window_transform(window: Window, transform: Affine) -> Affine:
+    """The transform of `window` of a grid (rasterio's own spells it with the deprecated `Affine * tuple`)."""
+    return transform @ Affine.translation(window.col_off, window.row_off)
 
 
 def _pixels_in(polygon, outline, window: Window, transform) -> int:

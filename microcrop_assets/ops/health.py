@@ -19,6 +19,7 @@ import dagster as dg
 import httpx
 import sqlalchemy as sa
 
+from microcrop_assets.resources.chain import register_key
 from microcrop_assets.resources.http import redact, register_secret
 
 UP, DOWN, NOT_CONFIGURED = "up", "down", "not configured"
@@ -28,6 +29,9 @@ SECRET_ENV = (
     "WEATHERXM_API_KEY", "SPEXI_API_KEY", "PINATA_JWT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
     "DAGSTER_PG_PASSWORD", "POSTGRES_PASSWORD", "BASE_RPC_URL", "ALERT_WEBHOOK_URL",
 )  # fmt: skip
+# signing keys: scrubbed with and without their 0x prefix (the deployed code server has neither: the
+# oracle's reaches payouts_job's runs only, the admin's the command that registers policies)
+PRIVATE_KEY_ENV = ("ORACLE_PRIVATE_KEY", "RECEIVER_ADMIN_PRIVATE_KEY")
 URL_ENV = ("DATABASE_URL", "REDIS_URL")  # their passwords are secrets
 MIN_SECRET_LENGTH = 6
 
@@ -38,6 +42,10 @@ def register_environment_secrets() -> None:
     for value in values:
         if value and len(value) >= MIN_SECRET_LENGTH:  # a placeholder like "x" would mangle every text
             register_secret(value)
+    for name in PRIVATE_KEY_ENV:
+        key = os.environ.get(name)
+        if key and len(key) >= MIN_SECRET_LENGTH:
+            register_key(key)
 
 
 def scrub(text: str) -> str:

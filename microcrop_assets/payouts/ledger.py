@@ -8,16 +8,37 @@ pending -> submitted -> confirmed | failed. Three things stop a second payment:
   the assessment (its event log gives the transaction), so a lost ledger row cannot resend;
 - the contract refuses a second report for the same assessment id whatever the ledger says.
 Without a chain configured nothing is signed: rows stay pending with the reason, no hash is made up.
+
+The receiver also bounds what is paid: a report goes only to the beneficiary registered for its policy
+(the plot's farmer_address, recorded in the assessment's inputs and so in its proof), and a policy's
+reports never total more than its registered sum insured. A payout whose policy is not registered,
+or while the receiver is paused or takes reports from another oracle, waits pending with the reason;
+a report the receiver refuses (its revert reason) is failed at once: sending it again changes nothing.
 """
 
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from microcrop_assets.resources.chain import ChainError, ChainResource, DamageReport, PayoutChain, Receipt, SignedReport
+from microcrop_assets.resources.chain import (
+    ChainError,
+    ChainResource,
+    ContractRefused,
+    DamageReport,
+    PayoutChain,
+    Receipt,
+    SignedReport,
+)
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 
 MAX_ATTEMPTS = 5
+# the beneficiary is the one the assessment recorded (and its proof carries), never today's plots row
+_OPEN_PAYOUTS_SQL = """
+SELECT p.*, d.inputs->>'beneficiary' AS beneficiary
+FROM payouts p LEFT JOIN damage_assessments d USING (assessment_id)
+WHERE p.status IN ('pending', 'submitted')
+ORDER BY p.day, p.assessment_id
+"""
 # one settling run at a time: two would sign different transactions with the same pending nonce
 _LEDGER_LOCK = 0x7061796F757473
 
@@ -53,9 +74,12 @@ def enqueue(db: TimescaleDBResource) -> int:
 
 
 def report_of(row: sa.Row) -> DamageReport:
+    if row.beneficiary is None:
+        raise ValueError(f"assessment {row.assessment_id}: its inputs record no beneficiary, so it names no payee")
     return DamageReport(
         assessment_id=row.assessment_id,
         policy_id=row.policy_id,
+        beneficiary=row.beneficiary,
         damage_bps=int(row.damage_bps),
         weather_damage_bps=int(row.weather_damage_bps),
         satellite_damage_bps=int(row.satellite_damage_bps),
@@ -85,11 +109,12 @@ def settle_payouts(db: TimescaleDBResource, chain: ChainResource, max_attempts: 
             return summary
         try:
             with db.begin() as conn:
-                rows = conn.execute(
-                    sa.text(
-                        "SELECT * FROM payouts WHERE status IN ('pending', 'submitted') ORDER BY day, assessment_id"
-                    )
-                ).all()
+                rows = conn.execute(sa.text(_OPEN_PAYOUTS_SQL)).all()
+            # paused, or another oracle: earlier transactions are still followed, nothing new is sent
+            try:
+                summary.reason = client.refusal()
+            except ChainError as error:
+                summary.reason = str(error)
             # broadcast everything first, then wait: receipts of one block come back together
             settlements = [_Settlement(db, client, row, summary, max_attempts) for row in rows]
             sent = [(settlement, settlement.run()) for settlement in settlements]
@@ -129,8 +154,17 @@ class _Settlement:
         try:
             if self._settled_by_recorded_transaction() or self._settled_by_contract():
                 return None
+            waiting = self.summary.reason or self._unregistered()  # the run's reason, or this policy's
+            if waiting:
+                self._update("status = 'pending', reason = :reason", reason=waiting)
+                self.summary.waiting[self.id] = waiting
+                return None
             signed = self._transaction_to_send()
             self.client.broadcast(signed)
+        except ContractRefused as error:  # the receiver's own reason: no retry can change it
+            self._update("status = 'failed', last_error = :error", error=str(error))
+            self.summary.failed[self.id] = str(error)
+            return None
         except ChainError as error:
             self._record_error(str(error))
             return None
@@ -163,6 +197,15 @@ class _Settlement:
             self.summary.waiting[self.id] = f"transaction {tx_hash} not mined yet"
             return True
         return False
+
+    def _unregistered(self) -> str | None:
+        """Why the payout waits for its policy's registration on the receiver, if it does."""
+        if self.client.policy(self.report.policy_id).registered:
+            return None
+        return (
+            f"policy {self.report.policy_id} is not registered on the receiver {self.client.contract.address}:"
+            " its admin registers it (microcrop chain register-policies)"
+        )
 
     def _settled_by_contract(self) -> bool:
         """The receiver already holds a report for this assessment: record its transaction, send nothing."""

@@ -4,6 +4,9 @@ A day's proofs go up in a few directory pins (at most BATCH_FILES files each, we
 which IPFS would shard a directory), so a day costs a few Pinata requests, not one per plot. Each
 proof's own file CID is computed locally too: the file is reachable both as ipfs://<file CID> and as
 ipfs://<directory CID>/<name>. A CID Pinata returns that differs from ours stops the pin, naming both.
+
+Reading a proof back (`fetch_verified`) trusts no gateway: every folder block on the way and the file
+itself are checked against their CIDs here.
 """
 
 import datetime as dt
@@ -11,7 +14,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from microcrop_assets.proofs.cid import directory_cid, file_cid
+from microcrop_assets.proofs.cid import content_matches, directory_cid, directory_links, file_cid, parse_cid
 from microcrop_assets.resources.minio import ObjectStoreResource
 from microcrop_assets.resources.pinata import Pin, PinataResource
 
@@ -22,6 +25,10 @@ PROOF_PREFIX = "proofs"
 
 class CidMismatch(RuntimeError):
     """Pinata computed another CID than we did for the same bytes."""
+
+
+class ProofReferenceError(ValueError):
+    """What a gateway served is not what the CID names; the message names the reference and what differs."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,12 @@ class ProofFile:
     def object_key(self) -> str:
         """Object-store copy, keyed by content."""
         return f"{PROOF_PREFIX}/{self.cid}.json"
+
+
+@dataclass(frozen=True)
+class VerifiedFile:
+    cid: str  # the file's own CID, checked against its bytes
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -92,3 +105,36 @@ def store_copy(store: ObjectStoreResource, proof: ProofFile) -> str:
     if not store.exists(key) or store.head(key).sha256 != sha:
         store.put(key, proof.data, content_type="application/json")
     return key
+
+
+def fetch_verified(pinata: PinataResource, reference: str) -> VerifiedFile:
+    """The file `CID` or `ipfs://CID[/path]` names, trusting nothing the gateway says.
+
+    Along the path, each folder's raw block must hash to the folder's CID and gives the CID of the next
+    entry; the file's bytes must then be what its CID names. Any difference raises ProofReferenceError."""
+    cid, _, path = reference.removeprefix("ipfs://").partition("/")
+    for name in path.split("/") if path else ():
+        folder = parse_cid(cid)
+        block = pinata.fetch_block(cid)
+        if hashlib.sha256(block).digest() != folder.digest:
+            served = folder.of_block(block)
+            raise ProofReferenceError(
+                f"{reference}: the gateway served another block for folder {cid} (its CID is {served})"
+            )
+        try:
+            entries = directory_links(block)
+        except ValueError as error:
+            raise ProofReferenceError(f"{reference}: folder {cid}: {error}") from None
+        if name not in entries:
+            raise ProofReferenceError(f"{reference}: folder {cid} has no entry {name!r}")
+        cid = entries[name]
+    data = pinata.fetch(cid)
+    check_content(reference, cid, data)
+    return VerifiedFile(cid, data)
+
+
+def check_content(reference: str, cid: str, data: bytes) -> None:
+    """ProofReferenceError unless `data` is the file `cid` names (read for `reference`)."""
+    if not content_matches(cid, data):
+        actual = file_cid(data, cid_version=parse_cid(cid).version)
+        raise ProofReferenceError(f"{reference}: the bytes read for {cid} are another file (its CID is {actual})")

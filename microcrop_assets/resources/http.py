@@ -6,6 +6,11 @@ retries with exponential backoff and full jitter on connection errors, timeouts,
 the status, the vendor's own message and whether the vendor may have acted on the request (one rule,
 `may_have_acted`: a call that is not safe to repeat is never repeated once it may have been).
 
+Every response body is read against a byte limit (`ResponseLimit`, per vendor, from the environment):
+a declared Content-Length above it is refused before the body is read, and a streamed body is counted
+as it arrives and dropped as soon as the count passes the limit, so a hostile or broken server can
+neither exhaust memory nor fill a disk. Error bodies are read only as far as their message needs.
+
 Credentials live only in the resource's config and in the request headers of the vendor's own
 origin. Exception text, log records and reprs show URLs with sensitive query values removed, and a
 logging filter scrubs every known secret value from messages as a last line of defence.
@@ -20,7 +25,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, BinaryIO, ClassVar, TypeVar
@@ -30,6 +35,7 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
+from microcrop_assets import settings
 from microcrop_assets.resources.redis import RateLimiter, RateLimitTimeout, RedisResource
 
 log = logging.getLogger("microcrop.vendors")
@@ -37,6 +43,9 @@ log = logging.getLogger("microcrop.vendors")
 T = TypeVar("T")
 REDACTED = "[REDACTED]"
 MESSAGE_LIMIT = 300
+MiB = 1024 * 1024
+# an error body only yields a message of MESSAGE_LIMIT characters: the rest is never read
+ERROR_BODY_BYTES = 64 * 1024
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # transport errors raised before the request is written: the vendor cannot have seen it
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -117,6 +126,10 @@ class VendorUnavailable(VendorError):
 
 class VendorResponseError(VendorError):
     """A 2xx response whose body is not valid JSON or not the shape the endpoint promises."""
+
+
+class VendorResponseTooLarge(VendorResponseError):
+    """A response body above the call's `ResponseLimit`: refused, never retried (it would be as large again)."""
 
 
 def error_for_status(vendor: str, status: int, message: str, method: str, url: str) -> VendorError:
@@ -270,6 +283,14 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 
 
 @dataclass(frozen=True)
+class ResponseLimit:
+    """The most bytes one call reads from a response body, and the environment variable that sets it."""
+
+    max_bytes: int
+    setting: str
+
+
+@dataclass(frozen=True)
 class Download:
     """What a streamed download wrote: byte count, sha256 and the declared content type."""
 
@@ -312,6 +333,7 @@ class VendorClient:
         rate_limit_timeout: float,
         chunk_size: int,
         error_keys: tuple[str, ...],
+        response_limit: ResponseLimit,
     ):
         for value in auth_headers.values():
             register_secret(value)
@@ -322,6 +344,7 @@ class VendorClient:
         self.rate_limit_timeout = rate_limit_timeout
         self.chunk_size = chunk_size
         self.error_keys = error_keys
+        self.response_limit = response_limit
         self._auth = dict(auth_headers)
         self.http = httpx.Client(
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
@@ -366,11 +389,11 @@ class VendorClient:
         retry_invalid = _is_idempotent(method, idempotent)
 
         def handle(response: httpx.Response, shown: str) -> T:
-            response.read()
+            body = self._read(response, method, shown)
             try:
-                payload = response.json()
+                payload = json.loads(body)
             except ValueError:
-                start = response.content[:60].decode("utf-8", "replace")
+                start = body[:60].decode("utf-8", "replace")
                 error = VendorResponseError(
                     self.vendor, response.status_code, f"body is not valid JSON (starts {start!r})", method, shown
                 )
@@ -389,20 +412,28 @@ class VendorClient:
 
     def request_bytes(self, method: str, path: str, **kwargs: Any) -> bytes:
         """Send and return the whole body (small payloads; use `download` for imagery)."""
-        return self._call(method, path, lambda response, shown: response.read(), None, kwargs)
+        return self._call(method, path, lambda response, shown: self._read(response, method, shown), None, kwargs)
 
-    def download(self, path: str, sink: BinaryIO, **kwargs: Any) -> Download:
-        """Stream a GET body into seekable `sink` in chunks; a short body is retried from the start."""
+    def download(self, path: str, sink: BinaryIO, limit: ResponseLimit | None = None, **kwargs: Any) -> Download:
+        """Stream a GET body into seekable `sink` in chunks; a short body is retried from the start.
+
+        `limit` (default: the client's) caps the body; a body refused for its size leaves `sink` as it
+        was before the call."""
         start = sink.tell()
 
         def handle(response: httpx.Response, shown: str) -> Download:
             sink.seek(start)
             sink.truncate()
             digest, size = hashlib.sha256(), 0
-            for chunk in response.iter_bytes(self.chunk_size):
-                sink.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
+            try:
+                for chunk in self._body(response, "GET", shown, limit or self.response_limit, self.chunk_size):
+                    sink.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+            except VendorResponseTooLarge:
+                sink.seek(start)
+                sink.truncate()  # nothing partial stays behind
+                raise
             declared = response.headers.get("Content-Length")
             if declared is not None and declared.isdigit() and response.num_bytes_downloaded < int(declared):
                 raise _Retryable(
@@ -418,6 +449,35 @@ class VendorClient:
             return Download(size, digest.hexdigest(), response.headers.get("Content-Type"))
 
         return self._call("GET", path, handle, True, {"follow_redirects": True, **kwargs})
+
+    # -- reading bodies within the limit ----------------------------------------------------------
+
+    def _read(self, response: httpx.Response, method: str, shown: str) -> bytes:
+        """The whole body, within the client's limit."""
+        return b"".join(self._body(response, method, shown, self.response_limit))
+
+    def _body(
+        self, response: httpx.Response, method: str, shown: str, limit: ResponseLimit, chunk_size: int | None = None
+    ) -> Iterator[bytes]:
+        """The body's chunks: refused unread when its Content-Length is above `limit`, else counted as they
+        arrive (a chunked body declares no length) and stopped at the first chunk that takes the count past it."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit.max_bytes:
+            raise self._too_large(response, method, shown, limit, f"Content-Length declares {int(declared)} bytes")
+        count = 0
+        for chunk in response.iter_bytes(chunk_size):
+            count += len(chunk)
+            if count > limit.max_bytes:
+                raise self._too_large(response, method, shown, limit, f"stopped after {count} bytes")
+            yield chunk
+
+    def _too_large(
+        self, response: httpx.Response, method: str, shown: str, limit: ResponseLimit, detail: str
+    ) -> VendorResponseTooLarge:
+        message = (
+            f"response body is larger than the limit of {limit.max_bytes} bytes ({detail}; set by {limit.setting})"
+        )
+        return VendorResponseTooLarge(self.vendor, response.status_code, message, method, shown)
 
     # -- the retry loop ---------------------------------------------------------------------------
 
@@ -446,7 +506,6 @@ class VendorClient:
                     )  # fmt: skip
                     if response.is_success:
                         return handle(response, shown)
-                    response.read()
                     raise self._status_failure(response, method, shown, idempotent)
             except _Retryable as failure:
                 error, delay, cause = failure.error, failure.delay, None
@@ -473,7 +532,9 @@ class VendorClient:
     def _status_failure(self, response: httpx.Response, method: str, shown: str, idempotent: bool) -> Exception:
         """The typed error for a non-2xx response, wrapped in `_Retryable` when a retry may succeed."""
         status = response.status_code
-        error = error_for_status(self.vendor, status, vendor_message(response.content, self.error_keys), method, shown)
+        error = error_for_status(
+            self.vendor, status, vendor_message(_error_body(response), self.error_keys), method, shown
+        )
         # 429 and most 5xx pass; a call not safe to repeat is repeated only if the vendor did not act
         # (429, 503), never after a 500 that may have created the order. 501/505 will not change.
         transient = status == 429 or (status >= 500 and status not in (501, 505))
@@ -494,7 +555,22 @@ class VendorClient:
             log.debug("%s %s %s waited %.2fs for the shared rate limit", self.vendor, method, shown, waited)
 
 
+def _error_body(response: httpx.Response) -> bytes:
+    """The first ERROR_BODY_BYTES of an error body; the rest is never read (the connection is dropped)."""
+    body = b""
+    for chunk in response.iter_bytes():
+        body += chunk
+        if len(body) >= ERROR_BODY_BYTES:
+            break
+    return body[:ERROR_BODY_BYTES]
+
+
 # -- the resource base ----------------------------------------------------------------------------
+
+
+def configured_limit(configured: int | None, setting: str, default: int) -> ResponseLimit:
+    """A response limit from the resource's config, else the environment variable `setting`, else `default`."""
+    return ResponseLimit(configured or settings.env_int(setting, default), setting)
 
 
 class VendorResource(dg.ConfigurableResource):
@@ -504,6 +580,8 @@ class VendorResource(dg.ConfigurableResource):
     vendor: ClassVar[str]
     error_keys: ClassVar[tuple[str, ...]] = ("message", "error", "detail")
     secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)  # config values scrubbed from logs and errors
+    # JSON answers: WeatherXM's whole station list or a day of history is a few MB
+    default_max_response_bytes: ClassVar[int] = 64 * MiB
 
     redis: RedisResource = Field(description="shared rate limits (resource key `redis`)")
     rate_limit_per_minute: float = Field(default=60, gt=0, description="calls per minute, shared by all runs")
@@ -515,6 +593,11 @@ class VendorResource(dg.ConfigurableResource):
     backoff_max_seconds: float = Field(default=30, ge=0, description="cap of the exponential backoff")
     retry_after_cap_seconds: float = Field(default=60, ge=0, description="longest wait honoured from Retry-After")
     download_chunk_bytes: int = Field(default=1024 * 1024, ge=1024, description="streamed download chunk size")
+    max_response_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        description="largest response body read per call (unset: <VENDOR>_MAX_RESPONSE_BYTES, else the default)",
+    )
 
     def _make_client(self, base_url: str, auth_headers: Mapping[str, str], bucket: str) -> VendorClient:
         """A client for one origin; `bucket` names the shared rate limit it draws from."""
@@ -533,6 +616,9 @@ class VendorResource(dg.ConfigurableResource):
             rate_limit_timeout=self.rate_limit_timeout_seconds,
             chunk_size=self.download_chunk_bytes,
             error_keys=self.error_keys,
+            response_limit=configured_limit(
+                self.max_response_bytes, f"{self.vendor.upper()}_MAX_RESPONSE_BYTES", self.default_max_response_bytes
+            ),
         )
 
     @cached_property

@@ -18,12 +18,13 @@ from typing import Any, BinaryIO
 
 from pydantic import Field
 
-from microcrop_assets.resources.http import VendorClient, VendorResource, parse_timestamp
+from microcrop_assets.resources.http import MiB, VendorClient, VendorResource, parse_timestamp
 from microcrop_assets.resources.minio import seekable_source
 
 MAX_KEYVALUES = 10
 NETWORKS = ("public", "private")
 PIN_STATUSES = ("all", "pinned", "unpinned")
+RAW_BLOCK = "application/vnd.ipld.raw"  # trustless gateway response: one block, exactly as hashed
 
 # a forward-only stream is spooled to a seekable file first, so a retry can send it again
 PinSource = bytes | str | os.PathLike | BinaryIO
@@ -158,6 +159,8 @@ class PinataResource(VendorResource):
     vendor = "pinata"
     error_keys = ("error", "message", "detail")
     secret_fields = ("jwt", "api_key", "api_secret")
+    # API answers (a pin list page is under 1 MB), proofs (KBs) and folder blocks (under 256 KiB)
+    default_max_response_bytes = 16 * MiB
 
     api_url: str = Field(default="https://api.pinata.cloud", description="PINATA_API_URL (legacy API)")
     uploads_url: str = Field(default="https://uploads.pinata.cloud", description="PINATA_UPLOADS_URL (v3 uploads)")
@@ -285,13 +288,25 @@ class PinataResource(VendorResource):
         return self._client.request_json("GET", "/data/pinList", params=params, parse=parse_pin_list)
 
     def fetch(self, cid: str, path: str = "") -> bytes:
-        """Content of `cid` (or a file inside a pinned folder) from the gateway, to verify a pin."""
+        """Content of `cid` (or a file inside a pinned folder) from the gateway, to verify a pin.
+
+        The gateway is not trusted: check the bytes against the CID (`proofs.pinning.fetch_verified`)."""
+        buffer = io.BytesIO()
+        self._gateway.download(self._gateway_path(cid, path), buffer)
+        return buffer.getvalue()
+
+    def fetch_block(self, cid: str) -> bytes:
+        """The raw block of `cid` from the gateway (the trustless gateway form `?format=raw`), whose
+        sha256 must give the CID: a folder's block lists its entries' CIDs."""
+        return self._gateway.request_bytes(
+            "GET", self._gateway_path(cid), params={"format": "raw"}, headers={"Accept": RAW_BLOCK}
+        )
+
+    def _gateway_path(self, cid: str, path: str = "") -> str:
         _check_cid(cid)
         # content sits at {gateway}/ipfs/{cid}; PINATA_GATEWAY may name the host or already end in /ipfs
         prefix = "" if self._gateway.base_url.path.rstrip("/").endswith("/ipfs") else "ipfs/"
-        buffer = io.BytesIO()
-        self._gateway.download(f"{prefix}{cid}/{path.lstrip('/')}" if path else f"{prefix}{cid}", buffer)
-        return buffer.getvalue()
+        return f"{prefix}{cid}/{path.lstrip('/')}" if path else f"{prefix}{cid}"
 
 
 def _check_cid(cid: str) -> str:

@@ -19,7 +19,15 @@ from urllib.parse import quote
 import shapely
 from pydantic import Field
 
-from microcrop_assets.resources.http import Download, VendorError, VendorNotFound, VendorResource
+from microcrop_assets.resources.http import (
+    Download,
+    MiB,
+    ResponseLimit,
+    VendorError,
+    VendorNotFound,
+    VendorResource,
+    configured_limit,
+)
 from microcrop_assets.resources.minio import ObjectStoreResource, StoredObject, validate_key
 
 PRIORITIES = ("low", "normal", "high")
@@ -180,9 +188,16 @@ class SpexiResource(VendorResource):
         description="optional bulk status endpoint (POST {order_ids} -> {orders, not_found}); unset: one GET per order",
     )
     order_statuses_batch: int = Field(default=500, ge=1, description="order ids per bulk status call")
+    max_image_bytes: int | None = Field(
+        default=None, ge=1, description="largest ordered GeoTIFF downloaded (unset: SPEXI_MAX_IMAGE_BYTES, else 2 GiB)"
+    )
 
     def _auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self.api_key}
+
+    def _image_limit(self) -> ResponseLimit:
+        # a multispectral plot GeoTIFF is legitimately hundreds of MB: its own limit, far above the JSON one
+        return configured_limit(self.max_image_bytes, "SPEXI_MAX_IMAGE_BYTES", 2048 * MiB)
 
     def _order_url(self, template: str, order_id: str) -> str:
         if not isinstance(order_id, str) or not order_id.strip():
@@ -265,16 +280,16 @@ class SpexiResource(VendorResource):
             target = Path(dest)
             with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
                 try:
-                    download = self._client.download(path, tmp)
+                    download = self._client.download(path, tmp, self._image_limit())
                 except BaseException:
                     os.unlink(tmp.name)
                     raise
             os.replace(tmp.name, target)
             return download
         if dest.seekable():
-            return self._client.download(path, dest)
+            return self._client.download(path, dest, self._image_limit())
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
-            download = self._client.download(path, spool)
+            download = self._client.download(path, spool, self._image_limit())
             spool.seek(0)
             shutil.copyfileobj(spool, dest, self.download_chunk_bytes)
         return download
@@ -283,6 +298,7 @@ class SpexiResource(VendorResource):
         """Stream a completed order's GeoTIFF into the object store under `key` (bounded memory)."""
         validate_key(key)  # before the transfer, not after it
         with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
-            download = self._client.download(self._order_url(self.order_download_path, order_id), spool)
+            path = self._order_url(self.order_download_path, order_id)
+            download = self._client.download(path, spool, self._image_limit())
             spool.seek(0)
             return store.put(key, spool, content_type=download.content_type or "image/tiff")

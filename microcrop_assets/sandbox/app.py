@@ -6,12 +6,18 @@ Layout under the root URL (after each prefix the paths are the vendor's real one
     /pinata/...                           Pinata legacy API and v3 listing (/pinata/v3/files/{network})
     /pinata-uploads/v3/files              Pinata v3 uploads
     /ipfs/{cid}[/{path}]                  gateway
-    /_sandbox/faults (GET, POST), /_sandbox/info   control, no authentication
+    /_sandbox/faults (GET, POST)          control: `Authorization: Bearer <control token>`, else 401
+    /_sandbox/info                        read-only facts of the world (health checks), no authentication
+
+The control token is `Credentials.control_token` (a default for the embedded demo; `serve` takes
+SANDBOX_CONTROL_TOKEN from the environment), so whoever reaches the port cannot turn faults on.
 """
 
 import dataclasses
 import datetime as dt
+import hmac
 import json
+import os
 from pathlib import Path
 
 import uvicorn
@@ -49,11 +55,22 @@ class Sandbox:
 
 def create_app(config: SandboxConfig) -> Starlette:
     sandbox = Sandbox(config)
+    token = config.credentials.control_token.encode()
+
+    def refused(request: Request) -> JSONResponse | None:
+        """401 unless the request carries the control token; checked before anything is read or changed."""
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token):
+            return None
+        message = "sandbox control needs `Authorization: Bearer <control token>` (SANDBOX_CONTROL_TOKEN)"
+        return error_response(request, 401, message, {"WWW-Authenticate": 'Bearer realm="sandbox control"'})
 
     async def get_faults(request: Request) -> JSONResponse:
-        return JSONResponse(sandbox.faults.faults.as_dict())
+        return refused(request) or JSONResponse(sandbox.faults.faults.as_dict())
 
     async def set_faults(request: Request) -> JSONResponse:
+        if denied := refused(request):
+            return denied
         try:
             knobs = json.loads(await request.body() or b"{}")
             if not isinstance(knobs, dict):
@@ -162,11 +179,17 @@ def serve(
     **overrides,
 ) -> None:
     """Serve the sandbox until interrupted (blocking). Other keywords are SandboxConfig fields
-    (order_delay_s, order_failure_share, station_list_shape, faults={...}, ...)."""
+    (order_delay_s, order_failure_share, station_list_shape, faults={...}, ...). A non-empty
+    SANDBOX_CONTROL_TOKEN replaces the default control token."""
     config = build_config(seed=DEFAULT_SEED if seed is None else seed, scenario=scenario_path, **overrides)
+    if os.environ.get("SANDBOX_CONTROL_TOKEN"):
+        credentials = dataclasses.replace(config.credentials, control_token=os.environ["SANDBOX_CONTROL_TOKEN"])
+        config = dataclasses.replace(config, credentials=credentials)
     app = create_app(config)
     print(f"MicroCrop vendor sandbox, seed {config.seed}" + (f", scenario {scenario_path}" if scenario_path else ""))
     for name, url in urls(f"http://{host}:{port}").items():
         print(f"  {name}={url}")
-    print("  credentials: the sandbox defaults (microcrop_assets/sandbox/config.py, Credentials)", flush=True)
+    print("  credentials: the sandbox defaults (microcrop_assets/sandbox/config.py, Credentials)")
+    token_source = "SANDBOX_CONTROL_TOKEN" if os.environ.get("SANDBOX_CONTROL_TOKEN") else "the default in Credentials"
+    print(f"  control (/_sandbox/faults): Authorization: Bearer <{token_source}>", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")

@@ -28,6 +28,8 @@ class Credentials:
     pinata_jwt: str = "sandbox-pinata-jwt"
     pinata_api_key: str = "sandbox-pinata-key"
     pinata_secret_api_key: str = "sandbox-pinata-secret"
+    # /_sandbox/faults takes `Authorization: Bearer <control_token>`; `serve` reads SANDBOX_CONTROL_TOKEN
+    control_token: str = "sandbox-control-token"
 
     def __repr__(self) -> str:
         # the sandbox keys are not secret, but the habit of never printing keys is kept

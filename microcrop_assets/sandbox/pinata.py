@@ -11,6 +11,8 @@ Content is stored in memory under its true CID, computed by microcrop_assets.pro
   kept). Real Pinata's key order is unknown: to verify a CID locally, pin canonical bytes as a file.
 - v3 uploads are always CIDv1; `network` defaults to private, as Pinata's does, and only public content
   is served by the gateway.
+- The gateway also answers as a trustless gateway: `?format=raw` or `Accept: application/vnd.ipld.raw`
+  gives the one raw block of any CID in a public pin's DAG (a folder's block lists its entries' CIDs).
 Every API answer carries X-RateLimit-Limit/-Remaining/-Reset (a per-minute window on the sandbox clock);
 beyond the limit: 429 with Retry-After.
 """
@@ -45,6 +47,7 @@ MAX_JSON_BYTES = 10 * 1024 * 1024
 MAX_KEYVALUES = 10
 NETWORKS = ("public", "private")
 AUTH_MESSAGE = "Congratulations! You are communicating with the Pinata API!"
+RAW_BLOCK = "application/vnd.ipld.raw"
 
 
 @dataclass
@@ -63,6 +66,7 @@ class Pin:
     files: dict[str, bytes] = field(default_factory=dict)  # path inside the pin ("" for a file pin) -> bytes
     date_unpinned: dt.datetime | None = None
     blobs: dict[str, bytes] = field(default_factory=dict)  # CID -> bytes of every file the pin holds
+    blocks: dict[str, bytes] = field(default_factory=dict)  # CID -> every block of the pin's DAG
 
 
 class PinStore:
@@ -193,17 +197,18 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
         if not folder and options.get("wrapWithDirectory") is True:
             contents = [(f"wrap/{contents[0][0]}", contents[0][1], contents[0][2])]
             folder = True
+        blocks: dict[str, bytes] = {}
         try:
             if folder:
                 tree = {path: data for path, data, _ in contents}
                 if len(tree) != len(contents):
                     raise ValueError("two file parts have the same path")
-                dag = directory_dag(tree, cid_version=version)
+                dag = directory_dag(tree, cid_version=version, blocks=blocks)
                 files = {path.split("/", 1)[1]: data for path, data, _ in contents}
                 blobs = {file_cid(data, cid_version=version): data for data in files.values()}
                 default_name, mime = contents[0][0].split("/", 1)[0], "directory"
             else:
-                dag = file_dag(contents[0][1], cid_version=version)
+                dag = file_dag(contents[0][1], cid_version=version, blocks=blocks)
                 files = {"": contents[0][1]}
                 blobs = {dag.cid: contents[0][1]}
                 default_name, mime = contents[0][0], contents[0][2] or "application/octet-stream"
@@ -223,6 +228,7 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             sandbox.now(),
             files,
             blobs=blobs,
+            blocks=blocks,
         )
         return legacy_answer(*add(pin))
 
@@ -242,7 +248,8 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
         version = _cid_version(options, "pinataOptions")
         name, keyvalues = _metadata(body.get("pinataMetadata"), "pinataMetadata")
         data = json.dumps(body["pinataContent"], separators=(",", ":"), ensure_ascii=False).encode()
-        dag = file_dag(data, cid_version=version)
+        blocks: dict[str, bytes] = {}
+        dag = file_dag(data, cid_version=version, blocks=blocks)
         pin = Pin(
             "",
             dag.cid,
@@ -257,6 +264,7 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             sandbox.now(),
             {"": data},
             blobs={dag.cid: data},
+            blocks=blocks,
         )
         return legacy_answer(*add(pin))
 
@@ -303,7 +311,8 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             data = await parts[0].read()
             name = form.get("name") or parts[0].filename or "file"
             content_type, group_id = parts[0].content_type, form.get("group_id")
-        dag = file_dag(data, cid_version=1)
+        blocks: dict[str, bytes] = {}
+        dag = file_dag(data, cid_version=1, blocks=blocks)
         pin = Pin(
             "",
             dag.cid,
@@ -318,6 +327,7 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             sandbox.now(),
             {"": data},
             blobs={dag.cid: data},
+            blocks=blocks,
         )
         pin, duplicate = add(pin)
         return JSONResponse({"data": {**_v3_file(pin), "is_duplicate": duplicate}})
@@ -345,6 +355,8 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
 
     async def gateway(request: Request) -> Response:
         cid, path = request.path_params["cid"], request.path_params.get("path", "").strip("/")
+        if request.query_params.get("format") == "raw" or RAW_BLOCK in request.headers.get("accept", ""):
+            return raw_block(cid, path)
         with store.lock:
             pin = store.active.get(("public", cid))
             blob = store.blobs.get(cid)
@@ -365,6 +377,23 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             raise ApiError(404, f"{cid} is a file, it has no path {path!r}")
         mime = pin.mime_type if pin is not None else "application/octet-stream"
         return Response(blob, media_type=mime, headers=headers)
+
+    def raw_block(cid: str, path: str) -> Response:
+        """Trustless gateway: the block exactly as hashed, from any public pin whose DAG holds it."""
+        if path:
+            raise ApiError(400, f"a raw block is asked for by its own CID, not a path ({cid}/{path})")
+        with store.lock:
+            block = next(
+                (
+                    pin.blocks[cid]
+                    for (network, _), pin in store.active.items()
+                    if network == "public" and cid in pin.blocks
+                ),
+                None,
+            )
+        if block is None:
+            raise ApiError(404, f"no block {cid} on this gateway")
+        return Response(block, media_type=RAW_BLOCK, headers={"Etag": f'"{cid}.raw"', "X-Ipfs-Path": f"/ipfs/{cid}"})
 
     legacy = [
         Route("/data/testAuthentication", api(test_authentication)),

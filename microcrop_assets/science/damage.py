@@ -18,7 +18,8 @@ How exactness is kept:
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 from typing import Any
 
@@ -149,6 +150,12 @@ def layer_share(x: np.ndarray, trigger: np.ndarray, exit_: np.ndarray) -> np.nda
 def money(amount_micro_usdc: np.ndarray, shares: np.ndarray) -> np.ndarray:
     """Integer micro-USDC amount x share, rounded half-up to the micro-USDC."""
     return _round_int(np.array([Decimal(a) for a in amount_micro_usdc], dtype=object) * shares)
+
+
+def season_payout(entitlement, sum_insured, paid):
+    """What an assessment adds to its plot-season (scalars or arrays of ints): its entitlement less what the
+    season has already paid, never negative, never past the sum insured. The season pays its worst day once."""
+    return np.maximum(np.minimum(entitlement - paid, sum_insured - paid), 0)
 
 
 def severity(damage: np.ndarray) -> np.ndarray:
@@ -330,9 +337,7 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
         max_payout = frame["max_payout_micro_usdc"].to_numpy(dtype=object)
         paid = frame["season_paid_micro_usdc"].to_numpy(dtype=object)
         entitlement = np.where(triggered & assessable, np.minimum(money(sum_insured, payout_share), max_payout), 0)
-        # the season pays its worst day once: each assessment adds what the season's other assessments (any
-        # day, assessed before this one) have not paid yet, so the total never passes the largest entitlement
-        payout = np.maximum(np.minimum(entitlement - paid, sum_insured - paid), 0)
+        payout = season_payout(entitlement, sum_insured, paid)
 
     ends: dict[dt.date, dt.datetime] = {}
     out = pd.DataFrame(
@@ -470,3 +475,60 @@ def assess_one(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """
     row = assess_inputs([inputs]).iloc[0]
     return {column: json_value(row[column]) for column in OUTPUT_COLUMNS}
+
+
+# -- the plot-season ledger: which payouts an assessment counts as already paid -------------------------
+
+
+@dataclass(frozen=True)
+class SeasonEntry:
+    """One stored assessment of a plot-season, as the season's ledger sees it. `settled` entries (with a
+    published proof or an archive copy) are final; the others are provisional and may be re-derived."""
+
+    assessment_id: str
+    day: dt.date
+    entitlement_micro_usdc: int
+    sum_insured_micro_usdc: int
+    payout_micro_usdc: int
+    settled: bool
+    season_paid: dict | None = None  # what its inputs record (see season_paid_document)
+
+    @property
+    def order(self) -> tuple[dt.date, str]:
+        return self.day, self.assessment_id
+
+
+def season_paid_document(entries: Iterable[SeasonEntry]) -> dict:
+    """The `season_paid` an inputs document records: the paying entries, by day, and their sum."""
+    paying = sorted((e for e in entries if e.payout_micro_usdc > 0), key=lambda e: e.order)
+    return {
+        "micro_usdc": sum(e.payout_micro_usdc for e in paying),
+        "assessments": [
+            {"assessment_id": e.assessment_id, "day": e.day.isoformat(), "payout_micro_usdc": e.payout_micro_usdc}
+            for e in paying
+        ],
+    }
+
+
+def counted_before(entries: Iterable[SeasonEntry], day: dt.date, own_id: str) -> list[SeasonEntry]:
+    """What an assessment of `day` counts as paid: every settled entry of the season, whatever its day, and
+    the provisional ones before it (by day, then id). So days assessed in any order end with the same
+    payouts as days assessed in order, and nothing settled is ever paid again."""
+    own = (day, own_id)
+    return [e for e in entries if e.assessment_id != own_id and (e.settled or e.order < own)]
+
+
+def rederive_after(entries: Sequence[SeasonEntry], day: dt.date, own_id: str) -> list[SeasonEntry]:
+    """The provisional entries after (`day`, `own_id`), re-derived in order from the entries before them
+    once that assessment changed: those whose payout or season_paid changes, with the new values."""
+    current = {e.assessment_id: e for e in entries}
+    changed = []
+    for entry in sorted((e for e in entries if not e.settled and e.order > (day, own_id)), key=lambda e: e.order):
+        counted = counted_before(current.values(), entry.day, entry.assessment_id)
+        paid = sum(e.payout_micro_usdc for e in counted)
+        payout = int(season_payout(entry.entitlement_micro_usdc, entry.sum_insured_micro_usdc, paid))
+        record = season_paid_document(counted)
+        if payout != entry.payout_micro_usdc or record != entry.season_paid:
+            current[entry.assessment_id] = replace(entry, payout_micro_usdc=payout, season_paid=record)
+            changed.append(current[entry.assessment_id])
+    return changed

@@ -16,7 +16,8 @@ the way production would after each night:
 Runs execute in this process against a persistent Dagster instance under
 MICROCROP_HOME/season/dagster (open it with `dagster dev` afterwards to browse every run), in a fresh
 database `<database>_season` beside the configured one (never the pipeline's own tables),
-with payouts sent to an in-process test chain (py-evm) where the receiver contract is deployed first.
+with payouts sent to an in-process test chain (py-evm) where the receiver contract is deployed first
+and the season's policies are registered on it by its admin once the plots are loaded.
 """
 
 import contextlib
@@ -47,8 +48,9 @@ WINDOW_DAYS = 7
 ORDER_DELAY_S = 6 * 3600  # the sandbox completes an order six hours after it is placed
 INSTANCE_URL_ENV = "MICROCROP_SEASON_DAGSTER_PG_URL"
 STATION_COUNT = 24  # five around each region's plots, the rest scattered (the weather runs scale with it)
-# a throwaway key for the in-process test chain only (never a real account)
+# throwaway keys for the in-process test chain only (never real accounts)
 DEMO_ORACLE_KEY = "0x" + hashlib.sha256(b"microcrop season demo oracle (in-process test chain)").hexdigest()
+DEMO_ADMIN_KEY = "0x" + hashlib.sha256(b"microcrop season demo receiver admin (in-process test chain)").hexdigest()
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 # the terminal shows stages; every run's full event log stays in the instance (dagster dev shows it)
@@ -208,8 +210,9 @@ def write_instance(dagster_home: Path, database_url: str) -> dict[str, str]:
     return environ
 
 
-def _test_chain() -> dict[str, str]:
-    """An in-process chain (eth-tester, py-evm) with a funded oracle and the receiver deployed."""
+def _test_chain():
+    """An in-process chain (eth-tester, py-evm) with a funded oracle and admin, and the receiver deployed
+    (a ChainResource of the oracle; the admin's key stays out of the runs' environment)."""
     from eth_account import Account
     from web3 import Web3
 
@@ -220,15 +223,36 @@ def _test_chain() -> dict[str, str]:
 
     provider = EthereumTesterProvider()
     web3 = Web3(provider)
-    oracle = Account.from_key(DEMO_ORACLE_KEY).address
-    web3.eth.send_transaction({"from": web3.eth.accounts[0], "to": oracle, "value": 10**20})
+    oracle, admin = (Account.from_key(key).address for key in (DEMO_ORACLE_KEY, DEMO_ADMIN_KEY))
+    for account in (oracle, admin):
+        web3.eth.send_transaction({"from": web3.eth.accounts[0], "to": account, "value": 10**20})
     chain = ChainResource.in_process(provider, chain_id=web3.eth.chain_id, private_key=DEMO_ORACLE_KEY)
+    return chain.with_receiver(chain.deploy_receiver(admin))
+
+
+def _chain_environ(chain) -> dict[str, str]:
     return {
         "BASE_RPC_URL": chain.rpc_url,
         "BASE_CHAIN_ID": str(chain.chain_id),
-        "ORACLE_PRIVATE_KEY": DEMO_ORACLE_KEY,
-        "PAYOUT_RECEIVER_ADDRESS": chain.deploy_receiver(),
+        "ORACLE_PRIVATE_KEY": chain.private_key,
+        "PAYOUT_RECEIVER_ADDRESS": chain.receiver_address,
     }
+
+
+def _register_policies(chain, database_url: str) -> int:
+    """The season's policies registered on the receiver by its admin, as `microcrop chain
+    register-policies` does in production; how many."""
+    from microcrop_assets.payouts.registration import register_policies
+    from microcrop_assets.resources.timescaledb import TimescaleDBResource
+
+    db = TimescaleDBResource(url=database_url, migrate=False)
+    try:
+        summary = register_policies(db, chain.admin(DEMO_ADMIN_KEY))
+    finally:
+        db.engine.dispose()
+    if summary.refused:
+        raise SeasonError(f"the receiver refused {len(summary.refused)} season policies: {summary.refused}")
+    return len(summary.registered)
 
 
 class Runner:
@@ -393,11 +417,12 @@ def run_season(season: Season, out: TextIO = sys.stdout) -> SeasonRun:
                 **instance_environ,
             }
             stack.enter_context(patched_environ(environ))
-            stack.enter_context(patched_environ(_test_chain()))
+            chain = _test_chain()
+            stack.enter_context(patched_environ(_chain_environ(chain)))
             notes["sandbox"] = sandbox.root_url
         runner = _runner(dagster_home)
         run = SeasonRun(season, home, database_url, dagster_home, sandbox.gateway_url, object_root, sandbox.config)
-        _season_loop(season, runner, clock, progress, database_url, spin_up)
+        _season_loop(season, runner, clock, progress, database_url, spin_up, chain)
         run.runs = runner.runs
     run.seconds = time.monotonic() - progress.began
     return run
@@ -422,7 +447,7 @@ def _runner(dagster_home: Path) -> Runner:
 
 
 def _season_loop(
-    season: Season, runner: Runner, clock, progress: Progress, database_url: str, spin_up: dt.date
+    season: Season, runner: Runner, clock, progress: Progress, database_url: str, spin_up: dt.date, chain
 ) -> None:
     import dagster as dg
 
@@ -442,6 +467,8 @@ def _season_loop(
         )
         runner.runs += 1
         notes["run"] = 1
+    with progress.stage("policies on the receiver") as notes:
+        notes["registered"] = _register_policies(chain, database_url)
     with progress.stage(f"spin-up weather {spin_up}...{season.first - dt.timedelta(days=1)}") as notes:
         runner.backfill("weather_nightly_job", spin_up, season.first - dt.timedelta(days=1))
         notes["single-run backfill"] = 1
