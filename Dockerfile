@@ -11,11 +11,15 @@ COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY README.md ./
 COPY microcrop_assets ./microcrop_assets
-RUN uv sync --frozen --no-dev --no-editable
+# an editable install: the package runs from /app beside pyproject.toml, whose [tool.dg] section
+# tells microcrop_assets/definitions.py where the defs folder is
+RUN uv sync --frozen --no-dev
 
 FROM python:3.11-slim-bookworm
 RUN useradd --create-home --uid 10001 microcrop
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app/pyproject.toml /app/
+COPY --from=build /app/microcrop_assets /app/microcrop_assets
 WORKDIR /opt/dagster/app
 COPY --chown=microcrop:microcrop workspace.yaml deploy/workspace-compose.yaml ./
 COPY --chown=microcrop:microcrop deploy/dagster.yaml /opt/dagster/dagster_home/dagster.yaml

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.synthetic import scratch_database
-from microcrop_assets.damage.assets import assess_day, assessment_inputs
-from microcrop_assets.plots.registry import canonical_json
+from microcrop_assets.defs.damage.assets import assess_day, assessment_inputs
+from microcrop_assets.defs.plots.registry import canonical_json
 from microcrop_assets.science.damage import assess_inputs
 from microcrop_assets.science.policy import resolve_terms
 

@@ -18,10 +18,10 @@ import dagster as dg
 import pandas as pd
 
 from benchmarks.synthetic import scratch_database
-from microcrop_assets.imagery import sensors
+from microcrop_assets.defs.imagery import sensors
 from microcrop_assets.resources.redis import RedisResource
 from microcrop_assets.resources.spexi import SpexiResource
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
 CLOCK = dt.datetime(2025, 8, 1, 12, tzinfo=dt.UTC)
 DELAY_S = 3600

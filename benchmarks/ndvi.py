@@ -24,7 +24,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 
-from microcrop_assets.imagery.rasters import process_image
+from microcrop_assets.defs.imagery.rasters import process_image
 from microcrop_assets.sandbox.imagery import CAPTURE_PROFILE
 from microcrop_assets.science.vegetation import BANDS, BandCalibration, Indices, vegetation_indices
 

@@ -19,10 +19,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets.resources.minio import ObjectStoreResource
+from microcrop_assets.resources.object_store import ObjectStoreResource
 from microcrop_assets.resources.redis import RedisResource
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

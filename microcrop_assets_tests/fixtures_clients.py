@@ -6,7 +6,7 @@ from microcrop_assets.resources.pinata import PinataResource
 from microcrop_assets.resources.redis import RedisResource
 from microcrop_assets.resources.spexi import SpexiResource
 from microcrop_assets.resources.weatherxm import WeatherXMResource
-from microcrop_assets.sandbox.testing import RunningSandbox
+from microcrop_assets.sandbox.embedded import RunningSandbox
 
 # Backoff and Retry-After waits of milliseconds; a rate limit no test reaches unless it means to.
 FAST = {

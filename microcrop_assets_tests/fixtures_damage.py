@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets.plots.registry import canonical_json
+from microcrop_assets.defs.plots.registry import canonical_json
 from microcrop_assets.science.damage import DAMAGE_TERMS, METHOD_VERSION
 from microcrop_assets.science.plot_indices import stored_layers, weather_stresses
 from microcrop_assets.science.policy import resolve_terms

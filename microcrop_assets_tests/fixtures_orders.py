@@ -6,12 +6,12 @@ import uuid
 import pandas as pd
 import sqlalchemy as sa
 
-from microcrop_assets.plots.assets import DEMO_PLOTS
-from microcrop_assets.plots.registry import parse_plots, store_plots
-from microcrop_assets.resources.minio import ObjectStoreResource
+from microcrop_assets.defs.plots.assets import DEMO_PLOTS
+from microcrop_assets.defs.plots.registry import parse_plots, store_plots
+from microcrop_assets.resources.object_store import ObjectStoreResource
 from microcrop_assets.resources.redis import RedisResource
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
-from microcrop_assets.sandbox.testing import RunningSandbox
+from microcrop_assets.sandbox.embedded import RunningSandbox
 
 from .fixtures_clients import spexi
 
@@ -37,7 +37,7 @@ def imagery_resources(sandbox: RunningSandbox, db: TimescaleDBResource, store_ro
     return {
         "timescaledb": db,
         "redis": redis,
-        "minio": ObjectStoreResource(local_root=str(store_root)),
+        "object_store": ObjectStoreResource(local_root=str(store_root)),
         "spexi": spexi(sandbox, redis, **client),
     }
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 
-from microcrop_assets.payouts.registration import register_policies
+from microcrop_assets.defs.payouts.registration import register_policies
 from microcrop_assets.resources.chain import ChainResource
 from microcrop_assets_tests.fixtures_proofs import ORACLE_KEY
 

@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets.damage.assets import _number, damage_assessments
+from microcrop_assets.defs.damage.assets import _number, damage_assessments
 from microcrop_assets.proofs.document import weather_chain
 from microcrop_assets.science.damage import DAMAGE_TERMS, METHOD_VERSION
 from microcrop_assets.science.policy import resolve_terms

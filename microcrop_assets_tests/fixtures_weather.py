@@ -5,10 +5,10 @@ import uuid
 
 import dagster as dg
 
-from microcrop_assets.plots.assets import plots
-from microcrop_assets.resources.minio import ObjectStoreResource
+from microcrop_assets.defs.plots.assets import plots
+from microcrop_assets.defs.weather.assets import weather_stations
+from microcrop_assets.resources.object_store import ObjectStoreResource
 from microcrop_assets.resources.redis import RedisResource
-from microcrop_assets.weather.assets import weather_stations
 
 from .conftest import REDIS_URL
 from .fixtures_clients import weatherxm
@@ -19,7 +19,7 @@ def chain_resources(sandbox, db, tmp_path) -> dict:
     redis = RedisResource(url=REDIS_URL, key_prefix=f"mctest-{uuid.uuid4().hex[:8]}")
     return {
         "timescaledb": db,
-        "minio": ObjectStoreResource(local_root=str(tmp_path / "objects")),
+        "object_store": ObjectStoreResource(local_root=str(tmp_path / "objects")),
         "redis": redis,
         "weatherxm": weatherxm(sandbox, redis),
     }

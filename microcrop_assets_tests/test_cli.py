@@ -14,12 +14,12 @@ from microcrop_assets.cli import UserError, _resources, expected_error
 from microcrop_assets.cli import main as cli
 from microcrop_assets.proofs.cid import file_cid
 from microcrop_assets.resources.http import VendorUnavailable
-from microcrop_assets.resources.minio import ObjectStoreResource
+from microcrop_assets.resources.object_store import ObjectStoreResource
 
 from .conftest import free_port, object_store_env, start_server
 
 ROOT = Path(__file__).parents[1]
-DEMO_PLOTS = ROOT / "microcrop_assets" / "plots" / "demo_plots.geojson"
+DEMO_PLOTS = ROOT / "microcrop_assets" / "defs" / "plots" / "demo_plots.geojson"
 
 
 def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:

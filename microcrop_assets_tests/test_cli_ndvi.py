@@ -9,7 +9,7 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 
 from microcrop_assets.cli import main
-from microcrop_assets.imagery.rasters import process_image
+from microcrop_assets.defs.imagery.rasters import process_image
 from microcrop_assets_tests.fixtures_imagery import Scene, field_reflectance
 
 PLOT_PROPERTIES = {

@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from microcrop_assets.cli import main
-from microcrop_assets.payouts.ledger import settle_payouts
-from microcrop_assets.payouts.proving import prove_day
+from microcrop_assets.defs.payouts.ledger import settle_payouts
+from microcrop_assets.defs.payouts.proving import prove_day
 from microcrop_assets.proofs.cid import content_matches, parse_cid
 from microcrop_assets.proofs.document import canonical_bytes
 from microcrop_assets.science.damage import assess_one

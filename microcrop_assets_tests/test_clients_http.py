@@ -32,7 +32,7 @@ from microcrop_assets.resources.http import (
 from microcrop_assets.resources.redis import RedisResource
 from microcrop_assets.resources.spexi import SpexiResource
 from microcrop_assets.resources.weatherxm import WeatherXMResource, parse_stations
-from microcrop_assets.sandbox.testing import running_sandbox
+from microcrop_assets.sandbox.embedded import running_sandbox
 
 from .conftest import REDIS_URL
 from .fixtures_clients import FAST, pinata, retries, spexi, weatherxm

@@ -15,7 +15,7 @@ import pytest
 from microcrop_assets.proofs.cid import directory_cid, file_cid
 from microcrop_assets.resources.http import VendorAuthError, VendorNotFound
 from microcrop_assets.resources.pinata import PinataResource, check_keyvalues, directory_folder
-from microcrop_assets.sandbox.testing import running_sandbox
+from microcrop_assets.sandbox.embedded import running_sandbox
 
 from .fixtures_clients import pinata
 from .test_proofs_cid import DIRECTORY_VECTORS, js_importer_cid, pattern_bytes

@@ -18,7 +18,7 @@ from microcrop_assets.resources.http import (
     VendorUnavailable,
 )
 from microcrop_assets.resources.spexi import BANDS, SpexiResource, order_request, search_params
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
 from .fixtures_clients import retries, spexi
 

@@ -16,7 +16,7 @@ from microcrop_assets.resources.weatherxm import (
     observations_frame,
     parse_stations,
 )
-from microcrop_assets.sandbox.testing import running_sandbox
+from microcrop_assets.sandbox.embedded import running_sandbox
 
 from .fixtures_clients import weatherxm
 

@@ -7,8 +7,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from microcrop_assets.damage.assets import assessment_archive, damage_assessments
-from microcrop_assets.resources.minio import ObjectStoreResource
+from microcrop_assets.defs.damage.assets import assessment_archive, damage_assessments
+from microcrop_assets.resources.object_store import ObjectStoreResource
 
 from .fixtures_damage import add_plot, add_weather, damage_db_fixture  # noqa: F401
 
@@ -50,7 +50,7 @@ def assessed(damage_db):
 def archive(db, store, raise_on_error=True):
     return dg.materialize(
         [assessment_archive],
-        resources={"timescaledb": db, "minio": store},
+        resources={"timescaledb": db, "object_store": store},
         run_config={"ops": {"assessment_archive": {"config": {"as_of": AS_OF}}}},
         raise_on_error=raise_on_error,
     )

@@ -8,7 +8,7 @@ from decimal import Decimal
 import dagster as dg
 import sqlalchemy as sa
 
-from microcrop_assets.damage.assets import damage_assessments
+from microcrop_assets.defs.damage.assets import damage_assessments
 from microcrop_assets.science.damage import OUTPUT_COLUMNS, assess_one, assessment_id, json_value
 
 from .fixtures_damage import USDC, add_baseline, add_ndvi, add_plot, add_weather, damage_db_fixture  # noqa: F401

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets.damage.assets import assess_day, assessment_inputs, damage_assessments
-from microcrop_assets.plots.registry import PlotsFileError, parse_plots, store_plots
+from microcrop_assets.defs.damage.assets import assess_day, assessment_inputs, damage_assessments
+from microcrop_assets.defs.plots.registry import PlotsFileError, parse_plots, store_plots
 from microcrop_assets.proofs.document import build_proof, recompute
 from microcrop_assets.science.damage import assess_one, assessment_id
 

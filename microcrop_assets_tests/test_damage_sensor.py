@@ -5,10 +5,11 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from microcrop_assets.damage.assets import damage_assessments
-from microcrop_assets.damage.schedules import damage_nightly
-from microcrop_assets.damage.sensors import stress_response_job, stress_trigger_sensor
-from microcrop_assets.partitions import daily_partitions
+from microcrop_assets.defs.damage.assets import damage_assessments
+from microcrop_assets.defs.damage.jobs import stress_response_job
+from microcrop_assets.defs.damage.schedules import damage_nightly
+from microcrop_assets.defs.damage.sensors import stress_trigger_sensor
+from microcrop_assets.defs.shared import daily_partitions
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 
 from .fixtures_damage import add_plot, add_weather, damage_db_fixture  # noqa: F401

@@ -8,15 +8,15 @@ import dagster as dg
 import sqlalchemy as sa
 
 from microcrop_assets.definitions import defs
-from microcrop_assets.ops.pools import POOL_LIMITS, apply_pool_limits
-from microcrop_assets.partitions import daily_partitions, weekly_partitions
+from microcrop_assets.defs.shared import daily_partitions, weekly_partitions
+from microcrop_assets.deployment.pools import POOL_LIMITS, apply_pool_limits
 
 ROOT = Path(__file__).parents[1]
 
 
 def test_definitions_load_and_validate():
     dg.Definitions.validate_loadable(defs)
-    assert {"timescaledb", "minio", "redis"} <= set(defs.resources)
+    assert {"timescaledb", "object_store", "redis"} <= set(defs.resources)
 
 
 def test_daily_partitions_include_today_and_weeks_start_on_sunday():

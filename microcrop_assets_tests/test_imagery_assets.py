@@ -12,13 +12,19 @@ import rasterio
 import sqlalchemy as sa
 from affine import Affine
 
-from microcrop_assets.imagery.assets import daily_ndvi, invalid_cogs, ndvi_baselines, ndvi_rasters, satellite_orders
-from microcrop_assets.imagery.orders import MAX_DOWNLOAD_ATTEMPTS
-from microcrop_assets.imagery.sensors import satellite_order_sensor
-from microcrop_assets.plots.assets import DEMO_PLOTS, plots
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
+from microcrop_assets.defs.imagery.assets import (
+    daily_ndvi,
+    invalid_cogs,
+    ndvi_baselines,
+    ndvi_rasters,
+    satellite_orders,
+)
+from microcrop_assets.defs.imagery.orders import MAX_DOWNLOAD_ATTEMPTS
+from microcrop_assets.defs.imagery.sensors import satellite_order_sensor
+from microcrop_assets.defs.plots.assets import DEMO_PLOTS, plots
+from microcrop_assets.defs.weather.assets import weather_daily, weather_indices, weather_readings, weather_stations
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 from microcrop_assets.science.policy import CROP_CALENDARS
-from microcrop_assets.weather.assets import weather_daily, weather_indices, weather_readings, weather_stations
 
 from .fixtures_clients import spexi
 from .fixtures_orders import IMAGERY_TABLES, empty_imagery, order_book
@@ -126,7 +132,7 @@ def test_drought_plots_fall_below_their_ndvi_baseline_and_the_others_do_not(empt
         # every image: raw GeoTIFF and COGs in the store with their sha256, checks passed
         observations = empty_store.read_frame("SELECT * FROM plot_ndvi_observations")
         assert len(observations) == len(book) and observations["ndvi_key"].is_unique
-        store = resources["minio"]
+        store = resources["object_store"]
         sample = observations.iloc[0]
         assert store.head(sample["image_key"]).sha256 == sample["image_sha256"]
         assert store.head(sample["ndvi_key"]).sha256 == sample["ndvi_sha256"]
@@ -186,11 +192,11 @@ def test_download_failures_are_retried_and_an_unusable_image_fails_only_its_orde
         # other images are processed again, and the day's rows are replaced (not duplicated)
         victim = book.iloc[0]
         stored = empty_store.read_frame(day_rows, {"d": capture}).set_index("order_id").loc[victim["order_id"]]
-        resources["minio"].put(stored["image_key"], b"II*\x00" + b"\x00" * 100)
+        resources["object_store"].put(stored["image_key"], b"II*\x00" + b"\x00" * 100)
         with empty_store.begin() as conn:
             conn.execute(
                 sa.text("UPDATE satellite_orders SET image_key = :k, image_sha256 = :s WHERE request_id = :r"),
-                {"k": stored["image_key"], "s": resources["minio"].head(stored["image_key"]).sha256,
+                {"k": stored["image_key"], "s": resources["object_store"].head(stored["image_key"]).sha256,
                  "r": victim["request_id"]},
             )  # fmt: skip
         # downloads broken again: the other images come from the store (recorded sha256), not from Spexi

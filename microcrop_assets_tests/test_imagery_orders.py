@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from microcrop_assets.cli import main as cli
-from microcrop_assets.imagery.assets import satellite_orders
-from microcrop_assets.imagery.orders import WINDOW_HOLDING, check_open_orders, plan_orders
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
+from microcrop_assets.defs.imagery.assets import satellite_orders
+from microcrop_assets.defs.imagery.orders import WINDOW_HOLDING, check_open_orders, plan_orders
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
 from .fixtures_orders import (
     empty_imagery,

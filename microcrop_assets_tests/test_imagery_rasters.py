@@ -16,7 +16,7 @@ from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import shape
 from shapely.ops import transform as reproject
 
-from microcrop_assets.imagery.rasters import ImageryError, process_image
+from microcrop_assets.defs.imagery.rasters import ImageryError, process_image
 from microcrop_assets.science.vegetation import (
     BANDS,
     REASONS,

@@ -6,13 +6,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets.imagery.assets import satellite_orders
-from microcrop_assets.imagery.orders import STATUS_CHUNK, check_open_orders
-from microcrop_assets.imagery.schedules import daily_ndvi_nightly, ndvi_baselines_weekly, satellite_orders_daily
-from microcrop_assets.imagery.sensors import satellite_order_sensor
-from microcrop_assets.partitions import weekly_partitions
+from microcrop_assets.defs.imagery.assets import satellite_orders
+from microcrop_assets.defs.imagery.orders import STATUS_CHUNK, check_open_orders
+from microcrop_assets.defs.imagery.schedules import daily_ndvi_nightly, ndvi_baselines_weekly, satellite_orders_daily
+from microcrop_assets.defs.imagery.sensors import satellite_order_sensor
+from microcrop_assets.defs.shared import weekly_partitions
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 from microcrop_assets.sandbox.spexi import FAILURE_REASONS
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
 from .fixtures_orders import empty_imagery, imagery_resources, order_book, set_stress
 

@@ -7,7 +7,7 @@ import logging
 import dagster as dg
 import pytest
 
-from microcrop_assets.ops.sensors import run_failure_alert, send_alert
+from microcrop_assets.defs.monitoring.sensors import run_failure_alert, send_alert
 from microcrop_assets_tests.fixtures_ops import http_receiver
 
 API_KEY = "wxm-live-key-8c1f2e"

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets.ops.health import DOWN, NOT_CONFIGURED, UP, pipeline_metrics
-from microcrop_assets.ops.sensors import pipeline_health, service_health_sensor
-from microcrop_assets.payouts.ledger import enqueue
+from microcrop_assets.defs.monitoring.assets import pipeline_health
+from microcrop_assets.defs.monitoring.health import DOWN, NOT_CONFIGURED, UP, pipeline_metrics
+from microcrop_assets.defs.monitoring.sensors import service_health_sensor
+from microcrop_assets.defs.payouts.ledger import enqueue
 from microcrop_assets_tests.conftest import REDIS_URL, free_port, object_store_env
 from microcrop_assets_tests.fixtures_damage import add_plot
 from microcrop_assets_tests.fixtures_ops import http_receiver

@@ -13,8 +13,9 @@ from web3 import Web3
 
 from microcrop_assets.cli import main
 from microcrop_assets.contracts import compile_receiver, receiver_artifact
-from microcrop_assets.payouts.assets import every_minutes_cron, payout_proofs, payout_proofs_nightly, payouts
-from microcrop_assets.payouts.ledger import _LEDGER_LOCK, report_of, settle_payouts
+from microcrop_assets.defs.payouts.assets import payout_proofs, payouts
+from microcrop_assets.defs.payouts.ledger import _LEDGER_LOCK, report_of, settle_payouts
+from microcrop_assets.defs.payouts.schedules import every_minutes_cron, payout_proofs_nightly
 from microcrop_assets.proofs.document import recompute
 from microcrop_assets.resources.chain import ChainError, ChainResource, PayoutChain
 from microcrop_assets_tests.fixtures_clients import pinata
@@ -216,7 +217,7 @@ def test_end_to_end_triggered_assessments_to_confirmed_payouts(
     assess_plots(db, [("E2E-dry", 0.5, 0.45), ("E2E-fine", 0.02, 0.6)])
     register(db, chain)
     client = pinata(sandbox, redis_resource)
-    resources = {"timescaledb": db, "pinata": client, "minio": s3_store, "chain": chain}
+    resources = {"timescaledb": db, "pinata": client, "object_store": s3_store, "chain": chain}
     result = dg.materialize([payout_proofs], partition_key=DAY.isoformat(), resources=resources)
     [proven_check] = result.get_asset_check_evaluations()
     assert proven_check.check_name == "triggered_assessments_proven" and proven_check.passed

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from eth_account import Account
 from web3 import Web3
 
-from microcrop_assets.payouts.assets import payouts
-from microcrop_assets.payouts.ledger import settle_payouts
-from microcrop_assets.payouts.registration import register_policies
+from microcrop_assets.defs.payouts.assets import payouts
+from microcrop_assets.defs.payouts.ledger import settle_payouts
+from microcrop_assets.defs.payouts.registration import register_policies
 from microcrop_assets.resources.chain import ChainResource, ContractRefused, DamageReport, PolicyTerms
 from microcrop_assets_tests.fixtures_damage import add_plot
 from microcrop_assets_tests.fixtures_payouts import (

@@ -7,9 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 from microcrop_assets.cli import main as cli
-from microcrop_assets.plots.assets import DEMO_PLOTS, plots, read_source
-from microcrop_assets.plots.registry import PlotsFileError, parse_plots, store_plots
-from microcrop_assets.resources.minio import ChecksumMismatch
+from microcrop_assets.defs.plots.assets import DEMO_PLOTS, plots, read_source
+from microcrop_assets.defs.plots.registry import PlotsFileError, parse_plots, store_plots
+from microcrop_assets.resources.object_store import ChecksumMismatch
 
 SQUARE = [[34.70, 0.20], [34.7015, 0.20], [34.7015, 0.2012], [34.70, 0.2012], [34.70, 0.20]]
 
@@ -170,7 +170,7 @@ def test_plots_asset_materializes_from_object_store(clean_plots, s3_store):
     s3_store.put("registry/plots.geojson", DEMO_PLOTS.read_bytes())
     result = dg.materialize(
         [plots],
-        resources={"timescaledb": clean_plots, "minio": s3_store},
+        resources={"timescaledb": clean_plots, "object_store": s3_store},
         run_config={"ops": {"plots": {"config": {"source": f"s3://{s3_store.bucket}/registry/plots.geojson"}}}},
     )
     assert result.success

@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets.payouts.assets import payout_proofs
-from microcrop_assets.payouts.proving import prove_day
+from microcrop_assets.defs.payouts.assets import payout_proofs
+from microcrop_assets.defs.payouts.proving import prove_day
 from microcrop_assets.proofs.cid import file_cid
 from microcrop_assets.proofs.document import recompute
 from microcrop_assets.proofs.pinning import CidMismatch, ProofDirectory, pin_directory, proof_directories, proof_file
@@ -115,7 +115,7 @@ def test_an_invalid_proof_never_reaches_pinata(clean_assessments, sandbox, redis
         dg.materialize(
             [payout_proofs],
             partition_key=DAY.isoformat(),
-            resources={"timescaledb": db, "pinata": client, "minio": s3_store},
+            resources={"timescaledb": db, "pinata": client, "object_store": s3_store},
         )
     assert pins(client) == before + 1
 

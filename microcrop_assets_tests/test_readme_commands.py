@@ -159,7 +159,7 @@ def test_state_folder_is_the_clones_from_any_folder(clone, user_env):
     """`microcrop` run from another folder uses the clone's .microcrop and creates nothing where it runs."""
     elsewhere = clone.parent / "elsewhere"
     elsewhere.mkdir()
-    plots = clone / "microcrop_assets" / "plots" / "demo_plots.geojson"
+    plots = clone / "microcrop_assets" / "defs" / "plots" / "demo_plots.geojson"
     loaded = run(f"{clone}/.venv/bin/microcrop plots import {plots}", user_env, elsewhere)
     assert loaded.returncode == 0, loaded.stderr
     stopped = run(f"{clone}/.venv/bin/microcrop db stop", user_env, elsewhere)

@@ -7,7 +7,7 @@ import re
 import pandas as pd
 import pytest
 
-from microcrop_assets.report import ReportData, basis_risk, plot_outcomes, render_report, usdc
+from microcrop_assets.season.report import ReportData, basis_risk, plot_outcomes, render_report, usdc
 from microcrop_assets_tests.fixtures_season import html_elements
 
 FIRST, LAST = dt.date(2025, 6, 1), dt.date(2025, 6, 10)

@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from microcrop_assets.resources.minio import ChecksumMismatch, ObjectNotFound, UnverifiedObject, validate_key
+from microcrop_assets.resources.object_store import ChecksumMismatch, ObjectNotFound, UnverifiedObject, validate_key
 
 
 @pytest.fixture(params=["local", "s3"])

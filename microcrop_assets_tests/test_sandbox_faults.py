@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from microcrop_assets.sandbox.config import Credentials, Faults, SandboxConfig
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
 from .conftest import SANDBOX_NOW as NOW
 from .conftest import free_port, start_server

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from microcrop_assets.proofs.cid import directory_cid, file_cid
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
 from .conftest import SANDBOX_NOW as NOW
 from .test_proofs_cid import js_importer_cid

@@ -11,7 +11,7 @@ from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds, transform_geom
 
 from microcrop_assets.sandbox.config import SandboxConfig
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
 NOW = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
 DROUGHT = {

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from microcrop_assets.sandbox.config import SandboxConfig
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 from microcrop_assets.sandbox.scenario import SCENARIOS_DIR, ScenarioError, load_scenario, parse_scenario
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
 
 from .conftest import SANDBOX_NOW as NOW
 

@@ -303,7 +303,7 @@ def test_new_satellite_terms_are_validated():
 def test_stored_numbers_are_written_positionally_as_the_proof_schema_requires():
     """A zero read back from numeric(.., 12) is Decimal('0E-12') and a tiny station weight reprs as
     5.5e-05: both must reach the inputs and outputs in the proof schema's plain decimal form."""
-    from microcrop_assets.damage.assets import _number
+    from microcrop_assets.defs.damage.assets import _number
     from microcrop_assets.proofs.document import schema_path
 
     plain = json.loads(schema_path("damage-2").read_text())["$defs"]["decimal"]["pattern"]

@@ -16,14 +16,15 @@ import sqlalchemy as sa
 from shapely.geometry import Point
 
 from microcrop_assets.cli import main
-from microcrop_assets.damage.assets import damage_assessments
+from microcrop_assets.defs.damage.assets import damage_assessments
 from microcrop_assets.proofs.cid import file_cid
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 from microcrop_assets.sandbox.config import SandboxConfig
 from microcrop_assets.sandbox.scenario import load_scenario
 from microcrop_assets.sandbox.world import World, crop_condition, crop_conditions
 from microcrop_assets.science.policy import CROP_CALENDARS
-from microcrop_assets.season.plots import SEASON_PLOTS_FILE, region_of
+from microcrop_assets.season.files import SEASON_PLOTS_FILE
+from microcrop_assets.season.plot_generator import region_of
 from microcrop_assets.season.run import load_season
 from microcrop_assets.season.truth import true_conditions, true_losses
 from microcrop_assets_tests.fixtures_season import html_elements

@@ -14,7 +14,8 @@ from microcrop_assets.season.calibration import (
     reach_share,
     season_worst_indices,
 )
-from microcrop_assets.season.plots import SEASON_PLOTS_FILE, generate, region_of, subset
+from microcrop_assets.season.files import SEASON_PLOTS_FILE
+from microcrop_assets.season.plot_generator import generate, region_of, subset
 
 RAIN = DEFAULT_TERMS["layers"]["drought_rain"]  # deficit: 30 -> 5 mm
 DRY_SPELL = DEFAULT_TERMS["layers"]["drought_dry_spell"]  # excess: 7 -> 14 days

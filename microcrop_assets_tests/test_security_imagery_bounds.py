@@ -9,9 +9,9 @@ import pytest
 import rasterio
 from affine import Affine
 
-import microcrop_assets.imagery.rasters as rasters
+import microcrop_assets.defs.imagery.rasters as rasters
 from microcrop_assets.cli import main
-from microcrop_assets.imagery.rasters import ImageryError, process_image
+from microcrop_assets.defs.imagery.rasters import ImageryError, process_image
 from microcrop_assets_tests.fixtures_imagery import Scene, field_reflectance
 
 RESOLUTION = 0.00005  # degrees: 100 x 100 pixels of about 5.5 m

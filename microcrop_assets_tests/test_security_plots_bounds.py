@@ -7,8 +7,8 @@ import math
 import pytest
 
 from microcrop_assets.cli import main
-from microcrop_assets.plots.assets import DEMO_PLOTS, read_source
-from microcrop_assets.plots.registry import PlotsFileError, parse_plots
+from microcrop_assets.defs.plots.assets import DEMO_PLOTS, read_source
+from microcrop_assets.defs.plots.registry import PlotsFileError, parse_plots
 
 SQUARE = [[34.70, 0.20], [34.7015, 0.20], [34.7015, 0.2012], [34.70, 0.2012], [34.70, 0.20]]  # about 2.2 ha
 DEGREE_SQUARE = [[34.5, 0.1], [34.9, 0.1], [34.9, 0.5], [34.5, 0.5], [34.5, 0.1]]  # 0.4 degree: ~197,000 ha

@@ -19,12 +19,13 @@ from dagster_k8s.job import construct_dagster_k8s_job
 from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 
-from microcrop_assets.definitions import build_resources, defs
-from microcrop_assets.ops.health import first_line
-from microcrop_assets.ops.launcher import CONTAINER_CONTEXT_TAG
-from microcrop_assets.ops.sensors import run_failure_alert
-from microcrop_assets.payouts.assets import ORACLE_KEY_DIR, ORACLE_KEY_SECRET, ORACLE_KEY_TAGS
+from microcrop_assets.defs.monitoring.health import first_line
+from microcrop_assets.defs.monitoring.sensors import run_failure_alert
+from microcrop_assets.defs.payouts.jobs import ORACLE_KEY_DIR, ORACLE_KEY_SECRET, ORACLE_KEY_TAGS
+from microcrop_assets.deployment.launcher import CONTAINER_CONTEXT_TAG
 from microcrop_assets.resources.chain import ChainError, ChainResource
+from microcrop_assets.definitions import defs
+from microcrop_assets.resources.environment import build_resources
 from microcrop_assets_tests.fixtures_ops import http_receiver
 from microcrop_assets_tests.test_deploy_instances import (
     COMPOSE_ENV,

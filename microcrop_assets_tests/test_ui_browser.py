@@ -249,7 +249,7 @@ def test_partition_materialized_from_the_asset_graph(ui, stations_run, page, art
 def test_season_report_opens_offline_in_the_browser(page, artifacts):
     # the report module and its synthetic season come with wt/season (imported here, not at the top,
     # so the UI tests above run on a branch without it)
-    from microcrop_assets import report
+    from microcrop_assets.season import report
     from microcrop_assets_tests.test_report import synthetic
 
     data = synthetic()

@@ -8,14 +8,15 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets.plots.assets import DEMO_PLOTS
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
-from microcrop_assets.weather.assets import weather_daily, weather_indices, weather_readings
-from microcrop_assets.weather.schedules import weather_nightly, weather_readings_intraday
+from microcrop_assets.defs.plots.assets import DEMO_PLOTS
+from microcrop_assets.defs.weather.assets import weather_daily, weather_indices, weather_readings
+from microcrop_assets.defs.weather.schedules import weather_nightly, weather_readings_intraday
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
+from microcrop_assets.sandbox.scenario import SCENARIOS_DIR
 
 from .fixtures_weather import chain_resources, registered
 
-DROUGHT = DEMO_PLOTS.parent.parent / "sandbox" / "scenarios" / "drought_kakamega.json"
+DROUGHT = SCENARIOS_DIR / "drought_kakamega.json"
 FIRST, LAST = dt.date(2025, 7, 10), dt.date(2025, 7, 31)
 CLOCK = dt.datetime(2025, 8, 5, 12, tzinfo=dt.UTC)
 WEATHER_TABLES = (

@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microcrop_assets.damage.assets import assessment_inputs
-from microcrop_assets.payouts.proving import weather_chains
+from microcrop_assets.defs.damage.assets import assessment_inputs
+from microcrop_assets.defs.payouts.proving import weather_chains
+from microcrop_assets.defs.weather.assets import weather_daily, weather_indices, weather_readings
 from microcrop_assets.proofs.document import weather_differences
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 from microcrop_assets.science.plot_indices import LOOKBACK_DAYS, compute_weather_indices
-from microcrop_assets.weather.assets import weather_daily, weather_indices, weather_readings
 
 from .fixtures_damage import add_plot, damage_db_fixture  # noqa: F401
 from .fixtures_weather import chain_resources, registered

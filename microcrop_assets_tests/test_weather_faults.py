@@ -9,17 +9,17 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from microcrop_assets import gaps
-from microcrop_assets.plots.assets import DEMO_PLOTS, plots
-from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
-from microcrop_assets.weather.assets import (
+from microcrop_assets.defs.plots.assets import DEMO_PLOTS, plots
+from microcrop_assets.defs.weather import gaps
+from microcrop_assets.defs.weather.assets import (
     READINGS_STAGE,
     weather_daily,
     weather_indices,
     weather_readings,
     weather_stations,
 )
-from microcrop_assets.weather.schedules import weather_nightly
+from microcrop_assets.defs.weather.schedules import weather_nightly
+from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
 from .fixtures_clients import FAST, retries
 from .fixtures_weather import chain_resources, registered

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from microcrop_assets.defs.weather.quality import PHYSICAL_RANGES, mask_implausible, out_of_range_counts
 from microcrop_assets.science.stations import station_days
-from microcrop_assets.weather.quality import PHYSICAL_RANGES, mask_implausible, out_of_range_counts
 
 # per field: values a sensor can report (bounds included), then values it cannot
 RULES = {

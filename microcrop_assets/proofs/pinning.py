@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from microcrop_assets.proofs.cid import content_matches, directory_cid, directory_links, file_cid, parse_cid
-from microcrop_assets.resources.minio import ObjectStoreResource
+from microcrop_assets.resources.object_store import ObjectStoreResource
 from microcrop_assets.resources.pinata import Pin, PinataResource
 
 CID_VERSION = 1  # sent explicitly: Pinata's default is undocumented

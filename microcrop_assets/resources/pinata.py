@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 from pydantic import Field
 
 from microcrop_assets.resources.http import MiB, VendorClient, VendorResource, parse_timestamp
-from microcrop_assets.resources.minio import seekable_source
+from microcrop_assets.resources.object_store import seekable_source
 
 MAX_KEYVALUES = 10
 NETWORKS = ("public", "private")

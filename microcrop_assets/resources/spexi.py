@@ -28,7 +28,7 @@ from microcrop_assets.resources.http import (
     VendorResource,
     configured_limit,
 )
-from microcrop_assets.resources.minio import ObjectStoreResource, StoredObject, validate_key
+from microcrop_assets.resources.object_store import ObjectStoreResource, StoredObject, validate_key
 
 PRIORITIES = ("low", "normal", "high")
 BANDS = ("red", "green", "blue", "nir")

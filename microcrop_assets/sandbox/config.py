@@ -12,7 +12,7 @@ from microcrop_assets.sandbox.scenario import Scenario
 
 DEFAULT_SEED = 2025
 DEFAULT_WORLD_START = dt.date(2023, 1, 1)
-DEFAULT_PLOTS_FILE = Path(__file__).resolve().parent.parent / "plots" / "demo_plots.geojson"
+DEFAULT_PLOTS_FILE = Path(__file__).resolve().parent.parent / "defs" / "plots" / "demo_plots.geojson"
 STATION_LIST_SHAPES = ("live", "reference")
 FAIL_STATUSES = (404, 429, 500, 502, 503, 504)  # 404: a station or order the vendor no longer knows
 

@@ -38,7 +38,7 @@ from microcrop_assets.sandbox.errors import ApiError
 from microcrop_assets.sandbox.seeding import uuid_for
 
 if TYPE_CHECKING:
-    from microcrop_assets.sandbox.app import Sandbox
+    from microcrop_assets.sandbox.state import Sandbox
 
 PREFIX = "/pinata"
 UPLOADS_PREFIX = "/pinata-uploads"

@@ -32,7 +32,7 @@ from microcrop_assets.sandbox.imagery import BANDS, MAX_PIXELS, Capture, grid_fo
 from microcrop_assets.sandbox.seeding import token, unit
 
 if TYPE_CHECKING:
-    from microcrop_assets.sandbox.app import Sandbox
+    from microcrop_assets.sandbox.state import Sandbox
 
 PREFIX = "/spexi/developer-api/api/v1"
 PRIORITIES = ("low", "normal", "high")

@@ -22,7 +22,7 @@ from microcrop_assets.sandbox.observations import (
 from microcrop_assets.sandbox.world import Station, distance_km
 
 if TYPE_CHECKING:
-    from microcrop_assets.sandbox.app import Sandbox
+    from microcrop_assets.sandbox.state import Sandbox
 
 PREFIX = "/weatherxm/api/v1"
 MAX_RADIUS_M = 500_000

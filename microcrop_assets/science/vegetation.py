@@ -1,6 +1,6 @@
 """Vegetation from imagery (science.md section 4): reflectance, masks, NDVI / EVI / LAI, plot statistics.
 
-Pure functions over arrays (no file I/O); `microcrop_assets/imagery/rasters.py` feeds them blocks of
+Pure functions over arrays (no file I/O); `microcrop_assets/defs/imagery/rasters.py` feeds them blocks of
 a raster.
 
 - Reflectance: each band's digital numbers become reflectance with that band's own scale and offset,

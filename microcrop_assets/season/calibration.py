@@ -16,7 +16,7 @@ region's weather history so that it is reached only in a bad year. This module d
 
 `python -m microcrop_assets.season.calibration` writes `season_products.json` (per region: the
 layers, the quantiles they came from and how often the default and the priced triggers are reached
-in the normal climate); `python -m microcrop_assets.season.plots` then writes the terms into the
+in the normal climate); `python -m microcrop_assets.season.plot_generator` then writes the terms into the
 season plots. Both outputs are pure functions of the seeds and are committed.
 """
 
@@ -38,8 +38,8 @@ from microcrop_assets.sandbox.world import World
 from microcrop_assets.science.geo import assign_stations
 from microcrop_assets.science.plot_indices import LOOKBACK_DAYS, compute_weather_indices
 from microcrop_assets.science.policy import DEFAULT_TERMS, resolve_terms
+from microcrop_assets.season.files import PRODUCTS_FILE, SEASON_PLOTS_FILE
 
-PRODUCTS_FILE = Path(__file__).resolve().parent / "season_products.json"
 HISTORY_YEARS = 30
 RETURN_PERIOD_YEARS = 10
 SEASON_START = (4, 1)  # month, day: the long-rains season window of the demo's scenario
@@ -191,7 +191,6 @@ def price_products(history: pd.DataFrame, return_period: int = RETURN_PERIOD_YEA
 
 
 def main() -> None:
-    from microcrop_assets.season.plots import SEASON_PLOTS_FILE
 
     document = json.loads(SEASON_PLOTS_FILE.read_text(encoding="utf-8"))
     print(f"pricing the season products on {HISTORY_YEARS} normal seasons ...", file=sys.stderr)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from microcrop_assets.report import ReportData, basis_risk, plot_outcomes, region_summary, render_report, usdc
 from microcrop_assets.sandbox.scenario import load_scenario
-from microcrop_assets.season.plots import region_of
+from microcrop_assets.season.plot_generator import region_of
+from microcrop_assets.season.report import ReportData, basis_risk, plot_outcomes, region_summary, render_report, usdc
 from microcrop_assets.season.run import SeasonRun
 from microcrop_assets.season.truth import true_conditions, true_losses
 

@@ -40,7 +40,8 @@ import sqlalchemy as sa
 
 from microcrop_assets import settings
 from microcrop_assets.sandbox.scenario import ScenarioError, load_scenario
-from microcrop_assets.season.plots import SEASON_PLOTS_FILE, region_of, subset
+from microcrop_assets.season.files import SEASON_PLOTS_FILE
+from microcrop_assets.season.plot_generator import region_of, subset
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "sandbox" / "scenarios" / "season_2025.json"
 SPIN_UP_DAYS = 30  # weather before the season, so its first 30-day indices are whole
@@ -242,7 +243,7 @@ def _chain_environ(chain) -> dict[str, str]:
 def _register_policies(chain, database_url: str) -> int:
     """The season's policies registered on the receiver by its admin, as `microcrop chain
     register-policies` does in production; how many."""
-    from microcrop_assets.payouts.registration import register_policies
+    from microcrop_assets.defs.payouts.registration import register_policies
     from microcrop_assets.resources.timescaledb import TimescaleDBResource
 
     db = TimescaleDBResource(url=database_url, migrate=False)
@@ -368,7 +369,7 @@ def _counts(db_url: str) -> dict[str, int]:
 def run_season(season: Season, out: TextIO = sys.stdout) -> SeasonRun:
     """Run the season through the pipeline (see the module docstring); the state it left."""
     from microcrop_assets.resources.timescaledb import embedded_database_url
-    from microcrop_assets.sandbox.testing import ManualClock, running_sandbox
+    from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
     progress = Progress(out)
     home = settings.ensure_home()
@@ -431,7 +432,8 @@ def run_season(season: Season, out: TextIO = sys.stdout) -> SeasonRun:
 def _runner(dagster_home: Path) -> Runner:
     import dagster as dg
 
-    from microcrop_assets.definitions import build_resources, defs
+    from microcrop_assets.definitions import defs
+    from microcrop_assets.resources.environment import build_resources
 
     instance = dg.DagsterInstance.get()  # DAGSTER_HOME: the demo's own folder
     # the same assets, jobs, schedules and sensors, with resources built from the demo's environment
@@ -451,12 +453,12 @@ def _season_loop(
 ) -> None:
     import dagster as dg
 
-    from microcrop_assets.damage.sensors import stress_trigger_sensor
-    from microcrop_assets.imagery.schedules import ndvi_baselines_weekly, satellite_orders_daily
-    from microcrop_assets.imagery.sensors import satellite_order_sensor
-    from microcrop_assets.payouts.assets import payout_proofs_nightly
-    from microcrop_assets.plots.assets import plots
-    from microcrop_assets.weather.assets import weather_stations
+    from microcrop_assets.defs.damage.sensors import stress_trigger_sensor
+    from microcrop_assets.defs.imagery.schedules import ndvi_baselines_weekly, satellite_orders_daily
+    from microcrop_assets.defs.imagery.sensors import satellite_order_sensor
+    from microcrop_assets.defs.payouts.schedules import payout_proofs_nightly
+    from microcrop_assets.defs.plots.assets import plots
+    from microcrop_assets.defs.weather.assets import weather_stations
 
     def at(day: dt.date, hour: int) -> dt.datetime:
         return dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC)

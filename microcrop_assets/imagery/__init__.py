@@ -1,1 +1,0 @@
-"""Imagery: multispectral GeoTIFFs -> NDVI / EVI / LAI rasters and per-plot statistics (rasters.py)."""

@@ -1,1 +1,0 @@
-"""Operations: service health, alerts and freshness expectations of the pipeline's assets."""

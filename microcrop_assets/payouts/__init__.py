@@ -1,1 +1,0 @@
-"""Payout proofs (IPFS) and the payouts ledger (chain)."""
