@@ -16,7 +16,7 @@ from microcrop_assets.science.damage import assess_inputs
 from microcrop_assets.science.policy import resolve_terms
 
 # the imagery tables as CONTRACTS.md states them, for branches without the imagery migration
-from microcrop_assets_tests.fixtures_damage import SQUARE
+from microcrop_assets_tests.fixtures.damage import SQUARE
 
 DAY = dt.date(2025, 6, 30)
 

@@ -5,7 +5,7 @@ import time
 
 from microcrop_assets.proofs.document import build_proof, recompute_outputs
 from microcrop_assets.proofs.pinning import proof_directories, proof_file
-from microcrop_assets_tests.fixtures_proofs import DAY, chain_document, inputs_document
+from microcrop_assets_tests.fixtures.proofs import DAY, chain_document, inputs_document
 
 
 def run(n: int = 2_000) -> dict:

@@ -1,4 +1,4 @@
-"""Process-wide settings read from the environment (the names are documented in README)."""
+"""Process-wide settings read from the environment (every name is documented in docs/configuration.md)."""
 
 import datetime as dt
 import os

@@ -3,6 +3,13 @@
 PostgreSQL: a fresh database per session on the server named by TEST_DATABASE_URL (default the
 local 127.0.0.1:5432, database `test` as the admin connection). Redis: 127.0.0.1:6379 (or
 TEST_REDIS_URL) under a per-session key prefix. S3: a `moto_server` started on loopback.
+
+Every test carries exactly one tier marker (pyproject.toml lists them): `unit` uses none of these
+services, no server and no subprocess; `integration` uses them on loopback; `e2e` runs the season demo,
+a browser, the UI command or a clean clone. Collection fails on a test without its tier, and a unit test
+that asks for a service fixture or opens a connection fails naming what it used.
+
+The domain fixtures live in the `fixtures` package, each module a plugin (`pytest_plugins`).
 """
 
 import datetime as dt
@@ -28,6 +35,59 @@ ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@1
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATA = Path(__file__).parent / "data"
 SANDBOX_NOW = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
+
+# rewritten asserts in the fixture modules too, whichever of them imports another first
+pytest.register_assert_rewrite("microcrop_assets_tests.fixtures")
+pytest_plugins = [
+    "microcrop_assets_tests.fixtures.clients",
+    "microcrop_assets_tests.fixtures.damage",
+    "microcrop_assets_tests.fixtures.deployment",
+    "microcrop_assets_tests.fixtures.imagery",
+    "microcrop_assets_tests.fixtures.monitoring",
+    "microcrop_assets_tests.fixtures.orders",
+    "microcrop_assets_tests.fixtures.payouts",
+    "microcrop_assets_tests.fixtures.proofs",
+    "microcrop_assets_tests.fixtures.season",
+    "microcrop_assets_tests.fixtures.ui",
+    "microcrop_assets_tests.fixtures.weather",
+]
+
+TIERS = ("unit", "integration", "e2e")
+# the fixtures below that start or reach a service (any fixture depending on them too)
+SERVICE_FIXTURES = ("database_url", "db", "redis_resource", "moto_endpoint", "s3_store", "sandbox")
+
+
+def pytest_collection_modifyitems(items):
+    """Every test in exactly one tier, and no unit test on a service fixture (the whole closure: a
+    fixture built on `db` counts as `db`)."""
+    problems = []
+    for item in items:
+        tiers = [mark.name for mark in item.iter_markers() if mark.name in TIERS]
+        if len(tiers) != 1:
+            problems.append(f"{item.nodeid}: tier markers {tiers}, wants exactly one of {', '.join(TIERS)}")
+        elif tiers == ["unit"]:
+            services = [name for name in SERVICE_FIXTURES if name in item.fixturenames]
+            if services:
+                problems.append(f"{item.nodeid}: marked unit but uses the fixtures {', '.join(services)}")
+    if problems:
+        raise pytest.UsageError("test tiers (see conftest.py):\n" + "\n".join(problems))
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_stay_offline(request, monkeypatch):
+    """A unit test opens no socket connection and starts no subprocess: either fails the test naming it.
+    (The database driver connects from C, not through `socket`: collection refuses its fixtures.)"""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(what: str):
+        def refused(*args, **kwargs):
+            pytest.fail(f"{request.node.nodeid} is marked unit but {what}: mark it integration", pytrace=False)
+
+        return refused
+
+    monkeypatch.setattr(socket.socket, "connect", refuse("opens a connection"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse("starts a subprocess"))
 
 
 def free_port() -> int:

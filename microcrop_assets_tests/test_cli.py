@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from microcrop_assets import settings
-from microcrop_assets.cli import UserError, _resources, expected_error
 from microcrop_assets.cli import main as cli
+from microcrop_assets.cli.errors import UserError, expected_error
+from microcrop_assets.cli.resources import open_resources
 from microcrop_assets.proofs.cid import file_cid
 from microcrop_assets.resources.http import VendorUnavailable
 from microcrop_assets.resources.object_store import ObjectStoreResource
@@ -48,6 +49,7 @@ def one_line_error(stderr: str) -> str:
 # -- cid -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_cid_prints_the_ipfs_cid(tmp_path, capsys):
     proof = tmp_path / "proof.json"
     proof.write_bytes(b"hello world")
@@ -59,6 +61,7 @@ def test_cid_prints_the_ipfs_cid(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == file_cid(b"hello world", 1, "v1-2025")
 
 
+@pytest.mark.unit
 def test_cid_names_bad_input_in_one_line(tmp_path, capsys):
     assert cli(["cid", str(tmp_path / "missing.json")]) == 1
     line = one_line_error(capsys.readouterr().err)
@@ -69,6 +72,7 @@ def test_cid_names_bad_input_in_one_line(tmp_path, capsys):
     assert "v1-2025" in one_line_error(capsys.readouterr().err)
 
 
+@pytest.mark.unit
 def test_bad_arguments_show_usage_and_exit_2(capsys):
     with pytest.raises(SystemExit) as exited:
         cli(["cid"])
@@ -82,6 +86,7 @@ def test_bad_arguments_show_usage_and_exit_2(capsys):
 # -- expected errors: one line, no traceback; bugs keep theirs ----------------------------------
 
 
+@pytest.mark.integration
 def test_plots_import_errors_are_one_line(tmp_path, monkeypatch, capsys, database_url, s3_store):
     for name, value in {"DATABASE_URL": database_url, **object_store_env(s3_store)}.items():
         monkeypatch.setenv(name, value)
@@ -103,6 +108,7 @@ def test_plots_import_errors_are_one_line(tmp_path, monkeypatch, capsys, databas
     assert one_line_error(capsys.readouterr().err).startswith("microcrop plots: database: connection ")
 
 
+@pytest.mark.integration
 def test_invalid_plots_are_listed_without_traceback(tmp_path, monkeypatch, capsys, database_url):
     monkeypatch.setenv("DATABASE_URL", database_url)
     collection = json.loads(DEMO_PLOTS.read_text())
@@ -118,6 +124,7 @@ def test_invalid_plots_are_listed_without_traceback(tmp_path, monkeypatch, capsy
     assert len(lines) == 3 and all(line.startswith("  - feature ") for line in lines[1:])
 
 
+@pytest.mark.integration
 def test_issue_command_missing_s3_object_is_one_line(moto_endpoint, database_url):
     """`microcrop plots import s3://microcrop/missing.geojson` as typed (it ended in a traceback)."""
     store = ObjectStoreResource(endpoint=moto_endpoint, access_key="k", secret_key="s", bucket="microcrop")
@@ -137,6 +144,7 @@ def test_issue_command_missing_s3_object_is_one_line(moto_endpoint, database_url
     )
 
 
+@pytest.mark.integration
 def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path):
     env = user_env(MICROCROP_HOME=str(tmp_path), WEATHERXM_RATE_LIMIT_PER_MINUTE="sixty")
     done = run_cli("plots", "import", str(DEMO_PLOTS), env=env)
@@ -146,13 +154,15 @@ def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path):
     )
 
 
+@pytest.mark.unit
 def test_an_unset_vendor_key_is_a_user_error_naming_it(monkeypatch):
     monkeypatch.delenv("WEATHERXM_API_KEY", raising=False)
-    with pytest.raises(UserError) as raised, _resources("weatherxm"):
+    with pytest.raises(UserError) as raised, open_resources("weatherxm"):
         pass
-    assert str(raised.value) == "environment variable WEATHERXM_API_KEY is not set (see README, Configuration)"
+    assert str(raised.value) == "environment variable WEATHERXM_API_KEY is not set (see docs/configuration.md)"
 
 
+@pytest.mark.unit
 def test_vendor_down_is_expected_and_a_bug_is_not(monkeypatch):
     down = VendorUnavailable("weatherxm", 503, "service unavailable", "GET", "https://pro.weatherxm.com/api/v1/x")
     assert expected_error(down) == (
@@ -164,7 +174,7 @@ def test_vendor_down_is_expected_and_a_bug_is_not(monkeypatch):
     def broken(args):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("microcrop_assets.cli.cmd_db_stop", broken)
+    monkeypatch.setattr("microcrop_assets.cli.db.cmd_db_stop", broken)
     with pytest.raises(RuntimeError, match="a bug"):  # main lets it through: its traceback shows
         cli(["db", "stop"])
 
@@ -172,6 +182,7 @@ def test_vendor_down_is_expected_and_a_bug_is_not(monkeypatch):
 # -- the local state folder ----------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_state_folder_resolves_the_same_from_anywhere_and_is_not_created(tmp_path, monkeypatch):
     monkeypatch.delenv("MICROCROP_HOME")
     assert settings.home() == ROOT / ".microcrop"  # a source checkout: its own folder, whatever the cwd
@@ -191,6 +202,7 @@ def test_state_folder_resolves_the_same_from_anywhere_and_is_not_created(tmp_pat
     assert settings.ensure_home() == tmp_path / "relative-home" and (tmp_path / "relative-home").is_dir()
 
 
+@pytest.mark.unit
 def test_db_stop_creates_nothing(tmp_path, monkeypatch, capsys):
     home = tmp_path / "never-created"
     monkeypatch.setenv("MICROCROP_HOME", str(home))
@@ -203,6 +215,7 @@ def test_db_stop_creates_nothing(tmp_path, monkeypatch, capsys):
 # -- sandbox -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_sandbox_serve_answers_over_http():
     port = free_port()
     command = [sys.executable, "-m", "microcrop_assets.cli", "sandbox", "serve", "--port", str(port), "--seed", "7"]

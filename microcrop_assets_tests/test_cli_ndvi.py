@@ -5,12 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
 from microcrop_assets.cli import main
 from microcrop_assets.defs.imagery.rasters import process_image
-from microcrop_assets_tests.fixtures_imagery import Scene, field_reflectance
+from microcrop_assets_tests.fixtures.imagery import Scene, field_reflectance
 
 PLOT_PROPERTIES = {
     "policy_id": "POL-1",
@@ -38,6 +39,7 @@ def scene_with_masks() -> Scene:
     return scene
 
 
+@pytest.mark.unit
 def test_ndvi_writes_cogs_and_prints_the_statistics(tmp_path, capsys):
     scene = scene_with_masks()
     image = scene.write(tmp_path / "order 7.tif")
@@ -69,6 +71,7 @@ def test_ndvi_writes_cogs_and_prints_the_statistics(tmp_path, capsys):
         assert (cog.read(1)[10] == cog.nodata).all() and cog.nodata == -32768
 
 
+@pytest.mark.unit
 def test_bad_image_is_one_line_on_stderr(tmp_path, capsys):
     scene = scene_with_masks()
     plots = plots_file(tmp_path / "plots.geojson", scene, {"KE-1": (5.3, 4.2, 120.7, 150.6)})
@@ -80,6 +83,7 @@ def test_bad_image_is_one_line_on_stderr(tmp_path, capsys):
     assert captured.err.count("\n") == 1 and "broken.tif" in captured.err and "Traceback" not in captured.err
 
 
+@pytest.mark.unit
 def test_bad_plot_is_named(tmp_path, capsys):
     scene = scene_with_masks()
     image = scene.write(tmp_path / "ok.tif")
@@ -94,6 +98,7 @@ def test_bad_plot_is_named(tmp_path, capsys):
     assert err.startswith("microcrop ndvi: ") and "KE-1" in err and "not closed" in err and "Traceback" not in err
 
 
+@pytest.mark.integration
 def test_command_line_exit_status_without_traceback(tmp_path):
     scene = scene_with_masks()
     plots = plots_file(tmp_path / "plots.geojson", scene, {"KE-1": (5.3, 4.2, 120.7, 150.6)})

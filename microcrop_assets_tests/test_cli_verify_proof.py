@@ -21,11 +21,9 @@ from microcrop_assets.proofs.cid import content_matches, parse_cid
 from microcrop_assets.proofs.document import canonical_bytes
 from microcrop_assets.science.damage import assess_one
 from microcrop_assets_tests.conftest import object_store_env
-from microcrop_assets_tests.fixtures_clients import pinata
-from microcrop_assets_tests.fixtures_payouts import chain, register
-from microcrop_assets_tests.fixtures_proofs import DAY, assess_plots, clean_assessments, damage_db_fixture
-
-__all__ = ["chain", "clean_assessments", "damage_db_fixture"]
+from microcrop_assets_tests.fixtures.clients import pinata
+from microcrop_assets_tests.fixtures.payouts import register
+from microcrop_assets_tests.fixtures.proofs import DAY, assess_plots
 
 
 @pytest.fixture
@@ -45,6 +43,7 @@ def pinned(clean_assessments, sandbox, redis_resource, s3_store, monkeypatch) ->
         )
 
 
+@pytest.mark.integration
 def test_a_pinned_proof_verifies_from_the_gateway_and_the_store(pinned, capsys):
     assert main(["verify-proof", pinned["proof_cid"]]) == 0
     out = capsys.readouterr().out
@@ -54,6 +53,7 @@ def test_a_pinned_proof_verifies_from_the_gateway_and_the_store(pinned, capsys):
     assert "recomputed: match" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_an_altered_copy_names_the_field(pinned, capsys, tmp_path, sandbox, redis_resource):
     document = json.loads(pinata(sandbox, redis_resource).fetch(pinned["proof_cid"]))
     original = tmp_path / "proof.json"
@@ -73,6 +73,7 @@ def test_an_altered_copy_names_the_field(pinned, capsys, tmp_path, sandbox, redi
     assert 'inputs.weather.weather_stress: pinned "0.4", this copy "0.45"' in out
 
 
+@pytest.mark.integration
 def test_expected_failures_are_one_line(pinned, capsys, tmp_path, s3_store):
     not_json = tmp_path / "proof.json"
     not_json.write_text("{not json")
@@ -96,6 +97,7 @@ def test_expected_failures_are_one_line(pinned, capsys, tmp_path, s3_store):
     assert "method_version=None" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_the_weather_part_is_recomputed_and_a_changed_number_named(pinned, capsys, tmp_path, s3_store):
     """The pinned proof's plot: worst 14-day rain 20 mm on the default drought_rain layer (trigger 30, exit 5)
     gives 0.4, its drought stress and its weather stress; every other layer 0."""
@@ -244,6 +246,7 @@ def references(pinned, s3_store, tmp_path) -> dict:
     }
 
 
+@pytest.mark.unit
 def test_cid_checks_agree_with_the_reference_vectors():
     """The oracle is the official JS importer's vectors (cid_vectors.txt), not this code: each CID names its
     input (CIDv0 and CIDv1, both profiles, one block or a tree) and not the input with one more byte."""
@@ -268,6 +271,7 @@ def test_cid_checks_agree_with_the_reference_vectors():
     assert raw_cid(b"hello world\n") == "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"  # the helper too
 
 
+@pytest.mark.integration
 def test_the_forgery_alone_would_pass_as_a_match(references, pinned, capsys):
     """Without a CID the forged proof verifies: schema valid, canonical, outputs recomputed to its payout."""
     assert main(["verify-proof", references["forged_file"]]) == 0
@@ -277,6 +281,7 @@ def test_the_forgery_alone_would_pass_as_a_match(references, pinned, capsys):
     assert payout > 1000 * pinned["payout_micro_usdc"] > 0  # the forgery pays vastly more than the pinned proof
 
 
+@pytest.mark.integration
 def test_the_honest_path_checks_the_folder_block_and_the_file(references, hostile, capsys):
     assert main(["verify-proof", references["uri"], "--gateway", hostile.url]) == 0
     out = capsys.readouterr().out
@@ -306,6 +311,7 @@ def refusal(capsys) -> str:
     return err
 
 
+@pytest.mark.integration
 def test_a_forged_file_under_the_real_folder_is_refused(references, hostile, capsys):
     """The gateway serves the real folder block but forged bytes for the file: every form is refused."""
     hostile.forged[f"/ipfs/{references['file']}"] = references["forged"]
@@ -323,6 +329,7 @@ def test_a_forged_file_under_the_real_folder_is_refused(references, hostile, cap
     assert f"--against {references['uri']}: " in refusal(capsys)
 
 
+@pytest.mark.integration
 def test_a_forged_folder_block_is_refused(references, hostile, capsys):
     """The gateway forges the folder's block to list the forged file under the same name, and serves that
     file under its own (true) CID: the block does not hash to the folder's CID."""
@@ -341,6 +348,7 @@ def test_a_forged_folder_block_is_refused(references, hostile, capsys):
     assert f"another block for folder {references['directory']}" in refusal(capsys)
 
 
+@pytest.mark.integration
 def test_chain_records_the_proof_cid_match_and_mismatch(
     references, pinned, clean_assessments, chain, monkeypatch, capsys
 ):

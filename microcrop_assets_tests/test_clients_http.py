@@ -35,11 +35,12 @@ from microcrop_assets.resources.weatherxm import WeatherXMResource, parse_statio
 from microcrop_assets.sandbox.embedded import running_sandbox
 
 from .conftest import REDIS_URL
-from .fixtures_clients import FAST, pinata, retries, spexi, weatherxm
+from .fixtures.clients import FAST, pinata, retries, spexi, weatherxm
 
 # -- pure helpers ---------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_retry_after_in_seconds_or_http_date():
     now = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
     in_ten = email.utils.format_datetime(now + dt.timedelta(seconds=10), usegmt=True)
@@ -53,6 +54,7 @@ def test_retry_after_in_seconds_or_http_date():
     assert parse_retry_after(None) is None and parse_retry_after("") is None
 
 
+@pytest.mark.unit
 def test_backoff_is_full_jitter_under_an_exponential_cap():
     rng = random.Random(7)
     first = [backoff_delay(1, base=0.5, cap=30, rng=rng) for _ in range(500)]
@@ -63,6 +65,7 @@ def test_backoff_is_full_jitter_under_an_exponential_cap():
     assert all(0 <= d <= 30 for d in tenth) and max(tenth) > 20  # and is capped
 
 
+@pytest.mark.unit
 def test_safe_url_drops_user_info_and_credential_parameters():
     url = "https://user:pw@api.example.com/v1/files?cid=bafy&api_key=k123&X-Amz-Signature=abc&page=2"
     shown = safe_url(url)
@@ -71,6 +74,7 @@ def test_safe_url_drops_user_info_and_credential_parameters():
     assert "cid=bafy" in shown and "page=2" in shown and f"api_key={REDACTED}" in shown
 
 
+@pytest.mark.unit
 def test_redact_scrubs_registered_secrets_and_bearer_tokens():
     register_secret("unit-test-secret-9f2c")
     text = redact("key unit-test-secret-9f2c rejected; Authorization: Bearer eyJhbGciOi.abc.def")
@@ -78,6 +82,7 @@ def test_redact_scrubs_registered_secrets_and_bearer_tokens():
     assert text.count(REDACTED) == 2
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("body", "keys", "expected"),
     [
@@ -98,11 +103,13 @@ def test_vendor_message_from_every_error_shape(body, keys, expected):
     assert vendor_message(body, keys) == expected
 
 
+@pytest.mark.unit
 def test_vendor_message_is_truncated():
     message = vendor_message(b'{"message": "' + b"x" * 5000 + b'"}', ("message",))
     assert len(message) == 300 and message.endswith("…")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("status", "kind"),
     [
@@ -122,6 +129,7 @@ def test_status_maps_to_typed_error(status, kind):
     assert "t0ps3cret" not in str(error) and f"HTTP {status}" in str(error) and "nope" in str(error)
 
 
+@pytest.mark.unit
 def test_vendor_error_survives_pickling():
     error = VendorNotFound("weatherxm", 404, "Station not found", "GET", "https://x.test/stations/abc/latest")
     copy = pickle.loads(pickle.dumps(error))
@@ -132,6 +140,7 @@ def test_vendor_error_survives_pickling():
     assert pickle.loads(pickle.dumps(lost)).may_have_acted
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("status", "sent", "acted"),
     [
@@ -162,6 +171,7 @@ def test_may_have_acted_by_status_and_whether_the_request_was_sent(status, sent,
         assert error_for_status("spexi", status, "failed", "POST", "https://x.test/orders").may_have_acted is acted
 
 
+@pytest.mark.unit
 def test_log_filter_scrubs_secrets_from_records(caplog):
     register_secret("log-filter-secret-77aa")
     with caplog.at_level(logging.DEBUG, logger="microcrop.vendors"):
@@ -188,6 +198,7 @@ def _no_faults(request):
 WEATHERXM_ONLY = ("/weatherxm/",)
 
 
+@pytest.mark.integration
 def test_rides_through_5xx_and_gives_up_after_max_attempts(sandbox, redis_resource, caplog):
     client = weatherxm(sandbox, redis_resource, max_attempts=3)
     sandbox.set_faults(fail_next=2, fail_next_status=502, paths=WEATHERXM_ONLY)
@@ -205,6 +216,7 @@ def test_rides_through_5xx_and_gives_up_after_max_attempts(sandbox, redis_resour
     assert len(weatherxm(sandbox, redis_resource, max_attempts=1).all_stations()) == sandbox.config.station_count
 
 
+@pytest.mark.integration
 def test_429_waits_for_retry_after_capped(sandbox, redis_resource, caplog):
     # Retry-After: 1 s, capped at 0.01 s; without it the jitter would be at most 0.002 s
     client = weatherxm(sandbox, redis_resource, max_attempts=3, retry_after_cap_seconds=0.01)
@@ -219,6 +231,7 @@ def test_429_waits_for_retry_after_capped(sandbox, redis_resource, caplog):
     assert caught.value.status == 429
 
 
+@pytest.mark.integration
 def test_rides_through_a_share_of_5xx_and_429(sandbox, redis_resource, caplog):
     client = weatherxm(sandbox, redis_resource, max_attempts=8)
     sandbox.set_faults(share_5xx=0.3, share_429=0.2, retry_after_s=0, paths=WEATHERXM_ONLY)
@@ -229,6 +242,7 @@ def test_rides_through_a_share_of_5xx_and_429(sandbox, redis_resource, caplog):
     assert 429 in statuses and statuses & {500, 502, 503}  # both kinds were injected and survived
 
 
+@pytest.mark.integration
 def test_latency_within_the_timeout_is_ridden_out_beyond_it_is_unavailable(sandbox, redis_resource):
     sandbox.set_faults(latency_ms=300, paths=WEATHERXM_ONLY)
     assert weatherxm(sandbox, redis_resource, read_timeout_seconds=5).all_stations()
@@ -238,6 +252,7 @@ def test_latency_within_the_timeout_is_ridden_out_beyond_it_is_unavailable(sandb
     assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
 
 
+@pytest.mark.integration
 def test_unexpected_shape_names_the_endpoint(sandbox, redis_resource):
     client = weatherxm(sandbox, redis_resource)
     station = client.all_stations()[0]
@@ -246,6 +261,7 @@ def test_unexpected_shape_names_the_endpoint(sandbox, redis_resource):
     assert "unexpected response shape" in caught.value.message and f"/stations/{station.id}/health" in caught.value.url
 
 
+@pytest.mark.integration
 def test_connection_refused_is_unavailable_after_retries(redis_resource, caplog):
     client = WeatherXMResource(api_url="http://127.0.0.1:9/api", api_key="k-refused", redis=redis_resource, **FAST)
     with caplog.at_level(logging.WARNING, logger="microcrop.vendors"), pytest.raises(VendorUnavailable) as caught:
@@ -254,6 +270,7 @@ def test_connection_refused_is_unavailable_after_retries(redis_resource, caplog)
     assert len(retries(caplog.records)) == FAST["max_attempts"] - 1
 
 
+@pytest.mark.integration
 def test_post_is_not_repeated_after_a_500_but_is_after_a_503(sandbox, redis_resource):
     client = spexi(sandbox, redis_resource)
     order = {"plot_id": "KE-KAK-001", "latitude": 0.2382, "longitude": 34.667, "area_hectares": 1.5,
@@ -275,6 +292,7 @@ def spexi_on(redis: RedisResource, transport: httpx.BaseTransport) -> SpexiResou
     return client
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("failure", "acted"),
     [
@@ -305,6 +323,7 @@ def test_a_transport_failure_says_whether_the_request_left(redis_resource, failu
     assert len(attempts) == (1 if acted else FAST["max_attempts"])
 
 
+@pytest.mark.integration
 def test_credentials_go_to_the_vendor_origin_only(sandbox, redis_resource):
     # same server, other origin (localhost vs 127.0.0.1): the key must not travel, so the call is refused
     client = weatherxm(sandbox, redis_resource)
@@ -315,6 +334,7 @@ def test_credentials_go_to_the_vendor_origin_only(sandbox, redis_resource):
     assert client._client.request_json("GET", sandbox.weatherxm_url + "/stations")["stations"]
 
 
+@pytest.mark.integration
 def test_rate_limit_is_shared_by_two_clients_on_one_redis(sandbox):
     redis = RedisResource(url=REDIS_URL, key_prefix=f"mctest-{uuid.uuid4().hex[:8]}")
     first, second = (
@@ -341,6 +361,7 @@ def _chain(error: BaseException) -> list[BaseException]:
     return chain
 
 
+@pytest.mark.integration
 def test_no_credential_in_logs_errors_or_reprs(sandbox, redis_resource, caplog):
     credentials = sandbox.credentials
     wrong = ["wrong-weatherxm-key-5f1e", "wrong-spexi-key-77b2", "wrong.jwt.token-0c9d"]

@@ -17,8 +17,10 @@ from microcrop_assets.resources.http import VendorAuthError, VendorNotFound
 from microcrop_assets.resources.pinata import PinataResource, check_keyvalues, directory_folder
 from microcrop_assets.sandbox.embedded import running_sandbox
 
-from .fixtures_clients import pinata
+from .fixtures.clients import pinata
 from .test_proofs_cid import DIRECTORY_VECTORS, js_importer_cid, pattern_bytes
+
+pytestmark = pytest.mark.integration
 
 # larger than one 256 KiB chunk, so the CID is of a real UnixFS tree, not a single block
 EVIDENCE = bytes(range(256)) * 2500 + b"tail"

@@ -16,7 +16,9 @@ from microcrop_assets.resources.spexi import SpexiResource
 from microcrop_assets.resources.weatherxm import WeatherXMResource
 from microcrop_assets.settings import SettingError
 
-from .fixtures_clients import FAST
+from .fixtures.clients import FAST
+
+pytestmark = pytest.mark.integration
 
 LIMIT = 1 * MiB
 STREAM = 64 * MiB  # what the server would send in full

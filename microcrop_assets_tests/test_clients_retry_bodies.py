@@ -8,7 +8,9 @@ import pytest
 from microcrop_assets.resources.http import VendorResponseError
 from microcrop_assets.resources.weatherxm import parse_stations
 
-from .fixtures_clients import FAST, pinata, retries, spexi, weatherxm
+from .fixtures.clients import FAST, pinata, retries, spexi, weatherxm
+
+pytestmark = pytest.mark.integration
 
 WEATHERXM_ONLY = ("/weatherxm/",)
 PLOT = {"plot_id": "KE-KAK-001", "latitude": 0.2382, "longitude": 34.667, "area_hectares": 1.5}

@@ -20,7 +20,9 @@ from microcrop_assets.resources.http import (
 from microcrop_assets.resources.spexi import BANDS, SpexiResource, order_request, search_params
 from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
-from .fixtures_clients import retries, spexi
+from .fixtures.clients import retries, spexi
+
+pytestmark = pytest.mark.integration
 
 PLOT = {"plot_id": "KE-KAK-001", "latitude": 0.2382, "longitude": 34.667, "area_hectares": 1.5}
 CHUNK = 16 * 1024  # the client's download buffer; the GeoTIFFs below are much larger

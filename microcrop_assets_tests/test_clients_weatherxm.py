@@ -18,7 +18,7 @@ from microcrop_assets.resources.weatherxm import (
 )
 from microcrop_assets.sandbox.embedded import running_sandbox
 
-from .fixtures_clients import weatherxm
+from .fixtures.clients import weatherxm
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,7 @@ def _km(lat1, lon1, lat2, lon2):
     return 2 * 6371.0088 * math.asin(math.sqrt(a))
 
 
+@pytest.mark.integration
 def test_all_stations_are_typed(sandbox, stations):
     assert len(stations) == sandbox.config.station_count
     first = stations[0]
@@ -52,12 +53,14 @@ def test_all_stations_are_typed(sandbox, stations):
     assert first.created_at.tzinfo == dt.UTC and first.elevation is not None
 
 
+@pytest.mark.integration
 def test_both_station_list_envelopes_give_the_same_stations(redis_resource, stations):
     # the reference schema: a bare array with cellIndex instead of {"stations": [...]} with cellId
     with running_sandbox(station_list_shape="reference") as reference:
         assert weatherxm(reference, redis_resource).all_stations() == stations
 
 
+@pytest.mark.integration
 def test_stations_near_bounds_and_cell(client, stations):
     centre = stations[0]
     near = client.stations_near(centre.lat, centre.lon, radius_m=20_000)
@@ -76,6 +79,7 @@ def test_stations_near_bounds_and_cell(client, stations):
     assert centre.id in {s.id for s in in_cell} and all(s.cell_id == centre.cell_id for s in in_cell)
 
 
+@pytest.mark.integration
 def test_history_is_one_utc_day_as_a_frame(client, stations):
     station = stations[0]
     day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=3)
@@ -91,6 +95,7 @@ def test_history_is_one_utc_day_as_a_frame(client, stations):
     assert history.day == day and 0 <= history.qod <= 1 and history.health.station_id == station.id
 
 
+@pytest.mark.integration
 def test_latest_and_health(client, stations):
     station = stations[0]
     latest = client.latest(station.id)
@@ -103,6 +108,7 @@ def test_latest_and_health(client, stations):
     assert health.location_reason in (None, "LOCATION_NOT_VERIFIED", "LOCATION_UNKNOWN")
 
 
+@pytest.mark.integration
 def test_unknown_station_is_not_found(client):
     with pytest.raises(VendorNotFound) as caught:
         client.history("00000000-0000-0000-0000-000000000000", dt.date(2025, 6, 1))
@@ -111,12 +117,14 @@ def test_unknown_station_is_not_found(client):
     assert "/stations/00000000-0000-0000-0000-000000000000/history?date=2025-06-01" in str(error)
 
 
+@pytest.mark.integration
 def test_wrong_key_is_an_auth_error(sandbox, redis_resource):
     with pytest.raises(VendorAuthError) as caught:
         weatherxm(sandbox, redis_resource, api_key="wrong-weatherxm-key").all_stations()
     assert caught.value.status == 401 and caught.value.message == "Invalid API key"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -136,6 +144,7 @@ def test_bad_arguments_fail_before_any_request(call, match, redis_resource):
         call(client)
 
 
+@pytest.mark.integration
 def test_history_wants_a_date_not_a_datetime(client):
     with pytest.raises(TypeError, match="datetime.date"):
         client.history("any", dt.datetime(2025, 6, 1, tzinfo=dt.UTC))
@@ -144,6 +153,7 @@ def test_history_wants_a_date_not_a_datetime(client):
 # -- pure parsers ---------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_parse_stations_rejects_unexpected_shapes():
     with pytest.raises(ValueError, match="'stations' array"):
         parse_stations({"data": []})
@@ -152,6 +162,7 @@ def test_parse_stations_rejects_unexpected_shapes():
     assert parse_stations({"stations": []}) == [] and parse_stations([]) == []
 
 
+@pytest.mark.unit
 def test_observations_keep_the_sender_offset_and_store_utc():
     frame = observations_frame(
         "st-1",
@@ -170,6 +181,7 @@ def test_observations_keep_the_sender_offset_and_store_utc():
     assert tuple(empty.columns) == OBSERVATION_COLUMNS and empty.empty
 
 
+@pytest.mark.integration
 def test_resource_from_environment_inside_a_dagster_run(sandbox, redis_resource, monkeypatch):
     monkeypatch.setenv("WEATHERXM_API_URL", sandbox.weatherxm_url)
     monkeypatch.setenv("WEATHERXM_API_KEY", sandbox.credentials.weatherxm_api_key)

@@ -10,7 +10,9 @@ import pytest
 from microcrop_assets.defs.damage.assets import assessment_archive, damage_assessments
 from microcrop_assets.resources.object_store import ObjectStoreResource
 
-from .fixtures_damage import add_plot, add_weather, damage_db_fixture  # noqa: F401
+from .fixtures.damage import add_plot, add_weather
+
+pytestmark = pytest.mark.integration
 
 OLD_DAYS = (dt.date(2025, 3, 1), dt.date(2025, 3, 2))
 RECENT = dt.date(2025, 6, 10)

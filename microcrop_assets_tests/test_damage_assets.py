@@ -6,12 +6,15 @@ import json
 from decimal import Decimal
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from microcrop_assets.defs.damage.assets import damage_assessments
 from microcrop_assets.science.damage import OUTPUT_COLUMNS, assess_one, assessment_id, json_value
 
-from .fixtures_damage import USDC, add_baseline, add_ndvi, add_plot, add_weather, damage_db_fixture  # noqa: F401
+from .fixtures.damage import USDC, add_baseline, add_ndvi, add_plot, add_weather
+
+pytestmark = pytest.mark.integration
 
 DAY = dt.date(2025, 6, 10)  # 70 days after the 2025-04-01 sowing: flowering for maize (x 1.5)
 

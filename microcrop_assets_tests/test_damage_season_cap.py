@@ -17,8 +17,8 @@ from microcrop_assets.defs.plots.registry import PlotsFileError, parse_plots, st
 from microcrop_assets.proofs.document import build_proof, recompute
 from microcrop_assets.science.damage import assess_one, assessment_id
 
-from .fixtures_damage import USDC, add_plot, add_weather, damage_db_fixture  # noqa: F401
-from .fixtures_proofs import chain_document, inputs_document
+from .fixtures.damage import USDC, add_plot, add_weather
+from .fixtures.proofs import chain_document, inputs_document
 from .test_plots_registry import collection, feature
 
 JUNE_10, JUNE_11 = dt.date(2025, 6, 10), dt.date(2025, 6, 11)  # flowering for a 2025-04-01 sowing (x 1.5)
@@ -44,6 +44,7 @@ def season(db) -> None:
         add_weather(db, "A", day, stress)
 
 
+@pytest.mark.integration
 def test_the_issue_case_a_later_day_first_then_the_earlier_one_pays_once(damage_db):
     add_plot(damage_db, "A", sum_insured_usdc=10_000)
     for day in (JUNE_10, JUNE_11):
@@ -65,6 +66,7 @@ def test_the_issue_case_a_later_day_first_then_the_earlier_one_pays_once(damage_
     }
 
 
+@pytest.mark.integration
 def test_a_settled_later_payout_is_never_paid_again_by_an_earlier_day(damage_db):
     add_plot(damage_db, "A", sum_insured_usdc=10_000)
     for day in (JUNE_10, JUNE_11):
@@ -79,6 +81,7 @@ def test_a_settled_later_payout_is_never_paid_again_by_an_earlier_day(damage_db)
 IN_ORDER = dict(zip(DAYS, (3_500, 1_500, 0, 1_000), strict=True))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("order", list(itertools.permutations(range(4)))[::5])
 def test_every_order_of_days_pays_what_days_in_order_pay(damage_db, order):
     season(damage_db)
@@ -88,6 +91,7 @@ def test_every_order_of_days_pays_what_days_in_order_pay(damage_db, order):
     assert paid(damage_db) == IN_ORDER  # the largest entitlement once, split as days in order split it
 
 
+@pytest.mark.integration
 def test_reruns_in_any_order_keep_the_season_total(damage_db):
     season(damage_db)
     for day in DAYS:
@@ -98,6 +102,7 @@ def test_reruns_in_any_order_keep_the_season_total(damage_db):
         assert paid(damage_db) == IN_ORDER
 
 
+@pytest.mark.integration
 def test_a_rerun_with_new_imagery_rederives_the_later_days(damage_db):
     """A late NDVI capture changes an earlier day: its rerun pays the new amount and the later provisional
     days are re-derived, so every recorded season_paid still matches the table (their proofs verify)."""
@@ -116,6 +121,7 @@ def test_a_rerun_with_new_imagery_rederives_the_later_days(damage_db):
         )
 
 
+@pytest.mark.integration
 def test_a_new_policy_id_for_the_plot_does_not_reset_what_the_season_paid(damage_db):
     add_plot(damage_db, "A", sum_insured_usdc=10_000, policy_id="POL-1")
     for day in (JUNE_10, JUNE_11):
@@ -128,6 +134,7 @@ def test_a_new_policy_id_for_the_plot_does_not_reset_what_the_season_paid(damage
     assert list(frame["policy_id"]) == ["POL-1", "POL-2"] and list(frame["payout_micro_usdc"] // USDC) == [9_000, 0]
 
 
+@pytest.mark.integration
 def test_plots_import_refuses_a_policy_id_change_in_an_assessed_season(damage_db):
     plot = feature(plot_id="A", policy_id="POL-1", sowing_date="2025-04-01", sum_insured_usdc="10000")
     store_plots(damage_db, parse_plots(collection(plot), "v1"), "v1")
@@ -153,6 +160,7 @@ def test_plots_import_refuses_a_policy_id_change_in_an_assessed_season(damage_db
     assert store_plots(damage_db, parse_plots(collection(next_season), "v4"), "v4").updated == 1
 
 
+@pytest.mark.integration
 def test_two_days_of_one_plot_in_concurrent_runs_pay_once(damage_db):
     add_plot(damage_db, "A", sum_insured_usdc=10_000)
     for day in (JUNE_10, JUNE_11):
@@ -192,6 +200,7 @@ def raw_connection(db) -> psycopg.Connection:
     return psycopg.connect(db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False))
 
 
+@pytest.mark.integration
 def test_the_table_refuses_to_store_a_season_above_its_sum_insured(damage_db):
     with raw_connection(damage_db) as conn:
         insert_paying_row(conn, "one", "POL-1", JUNE_10, 600)
@@ -206,8 +215,9 @@ def test_the_table_refuses_to_store_a_season_above_its_sum_insured(damage_db):
             conn.execute("UPDATE damage_assessments SET payout_micro_usdc = 1000000001 WHERE assessment_id = 'one'")
 
 
+@pytest.mark.integration
 def test_two_writers_of_one_season_queue_and_the_second_is_refused(damage_db):
-    """The trigger locks the plot before it sums: the second writer waits for the first to commit, then
+    """The trigger takes its lock before it sums: the second writer waits for the first to commit, then
     counts its row (without the lock each would see only its own 600 and both would commit)."""
     first, second = raw_connection(damage_db), raw_connection(damage_db)
     outcome = []
@@ -241,6 +251,7 @@ def test_two_writers_of_one_season_queue_and_the_second_is_refused(damage_db):
     assert total == 600 * USDC
 
 
+@pytest.mark.unit
 def test_a_proof_records_what_its_season_had_paid_and_recompute_checks_it():
     inputs = inputs_document("P1", "0.5")
     counted = {"assessment_id": assessment_id("P1", "POL-P1", JUNE_10), "day": "2025-06-10", "payout_micro_usdc": 4}

@@ -12,7 +12,7 @@ from microcrop_assets.defs.damage.sensors import stress_trigger_sensor
 from microcrop_assets.defs.shared import daily_partitions
 from microcrop_assets.resources.timescaledb import TimescaleDBResource
 
-from .fixtures_damage import add_plot, add_weather, damage_db_fixture  # noqa: F401
+from .fixtures.damage import add_plot, add_weather
 
 DAY = dt.date(2025, 6, 10)
 RESOURCES = {"timescaledb": TimescaleDBResource(url="postgresql://unused")}  # never connected: definitions only
@@ -35,6 +35,7 @@ def tick(instance, db, cursor=None) -> dg.SensorResult:
         return stress_trigger_sensor(context)
 
 
+@pytest.mark.integration
 def test_one_run_per_stressed_day_and_none_on_the_next_tick(damage_db, instance, monkeypatch):
     db = damage_db
     monkeypatch.setenv("STRESS_REASSESS_DAYS", "5")
@@ -65,6 +66,7 @@ def test_one_run_per_stressed_day_and_none_on_the_next_tick(damage_db, instance,
     assert tick(instance, db).run_requests[0].run_key == request.run_key
 
 
+@pytest.mark.integration
 def test_a_day_gaining_stressed_plots_gets_a_new_run_key_and_assessed_plots_drop_out(damage_db, instance):
     db = damage_db
     add_plot(db, "A")
@@ -85,6 +87,7 @@ def test_a_day_gaining_stressed_plots_gets_a_new_run_key_and_assessed_plots_drop
     assert not third.run_requests and third.cursor != second.cursor  # both assessed: nothing left to ask for
 
 
+@pytest.mark.unit
 def test_stress_response_job_selects_imagery_orders_once_merged():
     """Without the imagery domain the job assesses damage; with a satellite_orders asset it orders imagery too."""
 
@@ -103,6 +106,7 @@ def test_stress_response_job_selects_imagery_orders_once_merged():
     assert keys(merged) == {dg.AssetKey("damage_assessments"), dg.AssetKey("satellite_orders")}
 
 
+@pytest.mark.unit
 def test_nightly_assessment_runs_yesterday_once():
     context = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2025, 6, 11, 1, 30, tzinfo=dt.UTC))
     request = damage_nightly(context)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from microcrop_assets.definitions import defs
@@ -14,11 +15,13 @@ from microcrop_assets.deployment.pools import POOL_LIMITS, apply_pool_limits
 ROOT = Path(__file__).parents[1]
 
 
+@pytest.mark.unit
 def test_definitions_load_and_validate():
     dg.Definitions.validate_loadable(defs)
     assert {"timescaledb", "object_store", "redis"} <= set(defs.resources)
 
 
+@pytest.mark.unit
 def test_daily_partitions_include_today_and_weeks_start_on_sunday():
     # a fixed "now" on both sides of midnight UTC (the wall clock made this fail around midnight)
     for now, today in (
@@ -33,6 +36,7 @@ def test_daily_partitions_include_today_and_weeks_start_on_sunday():
     assert all(dt.date.fromisoformat(k).weekday() == 6 for k in weeks)
 
 
+@pytest.mark.integration
 def test_dagster_yaml_runs_on_postgres(tmp_path, monkeypatch, db, database_url):
     """The deployed instance config loads and its storage works (psycopg2 scheme fix included)."""
     shutil.copy(ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
@@ -67,6 +71,7 @@ def test_dagster_yaml_runs_on_postgres(tmp_path, monkeypatch, db, database_url):
     assert {"runs", "alembic_version", "microcrop_schema_version", "plots"} <= tables
 
 
+@pytest.mark.unit
 def test_every_job_has_a_queue_and_a_max_runtime_within_the_backstop():
     """Run monitoring needs dagster/max_runtime per job (else the instance backstop applies)."""
     jobs = [job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")]
@@ -81,6 +86,7 @@ def test_every_job_has_a_queue_and_a_max_runtime_within_the_backstop():
     }
 
 
+@pytest.mark.unit
 def test_daily_assets_carry_freshness_policies_and_ops_sensors_are_on():
     graph = defs.resolve_asset_graph()
     policies = {key.to_user_string(): graph.get(key).freshness_policy for key in graph.get_all_asset_keys()}
@@ -95,16 +101,21 @@ def test_daily_assets_carry_freshness_policies_and_ops_sensors_are_on():
         assert sensors[name].default_status == dg.DefaultSensorStatus.RUNNING
 
 
-def test_readme_names_every_asset_sensor_and_schedule():
-    """The README's tables cannot drift from the definitions: every name Dagster shows is in them."""
-    readme = (ROOT / "README.md").read_text()
+@pytest.mark.unit
+def test_pipeline_page_names_every_definition():
+    """The "at a glance" tables of docs/pipeline.md cannot drift from the definitions: every asset, check,
+    job, schedule and sensor Dagster shows is named in them."""
+    glance = (ROOT / "docs" / "pipeline.md").read_text().split("## At a glance")[1].split("\n## ")[0]
     repository = defs.get_repository_def()
     names = [key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()]
+    names += [key.name for key in repository.asset_graph.asset_check_keys]
+    names += [job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")]
     names += [schedule.name for schedule in repository.schedule_defs]
     names += [sensor.name for sensor in repository.sensor_defs]
-    assert [name for name in names if f"`{name}`" not in readme] == []
+    assert [name for name in names if f"`{name}`" not in glance] == []
 
 
+@pytest.mark.integration
 def test_resolving_the_jobs_warns_of_nothing_a_user_cannot_act_on():
     """A fresh process with every warning shown: resolving stress_response_job (one stressed day per
     run, two assets whose backfill policies cannot matter) and the partitioned assets prints nothing."""
@@ -124,3 +135,15 @@ def test_resolving_the_jobs_warns_of_nothing_a_user_cannot_act_on():
     )
     assert done.returncode == 0, done.stderr
     assert "varying BackfillPolicies" not in done.stderr and "BetaWarning" not in done.stderr, done.stderr
+
+
+@pytest.mark.unit
+def test_a_weeks_baseline_depends_on_the_daily_ndvi_of_the_nine_weeks_before_it():
+    """The 60-day baseline window of the week starting 2025-06-01 lies in the nine whole weeks before it
+    (a positive start offset once mapped the week to no day at all)."""
+    graph = defs.resolve_asset_graph()
+    mapping = graph.get_partition_mapping(dg.AssetKey("ndvi_baselines"), dg.AssetKey("daily_ndvi"))
+    week = weekly_partitions.subset_with_partition_keys(["2025-06-01"])
+    days = mapping.get_upstream_mapped_partitions_result_for_partitions(week, weekly_partitions, daily_partitions)
+    keys = days.partitions_subset.get_partition_keys()
+    assert (len(keys), keys[0], keys[-1]) == (63, "2025-03-30", "2025-05-31")

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 import yaml
 from dagster_docker import DockerRunLauncher
 from dagster_k8s import K8sRunLauncher
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[1]
 COMPOSE_ENV = {"POSTGRES_PASSWORD": "compose-pw", "MINIO_ACCESS_KEY": "ak", "MINIO_SECRET_KEY": "sk", "DOCKER_GID": "9"}
@@ -34,21 +35,6 @@ def pipeline_settings() -> set[str]:
     oracle's key."""
     names = re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
     return set(names) - COMPOSE_ONLY - PAYOUTS_RUNS_ONLY
-
-
-@pytest.fixture
-def pg_env(monkeypatch, database_url):
-    url = sa.make_url(database_url)
-    values = {
-        "DAGSTER_PG_HOST": url.host or "127.0.0.1",
-        "DAGSTER_PG_PORT": str(url.port or 5432),
-        "DAGSTER_PG_DB": url.database,
-        "DAGSTER_PG_USERNAME": url.username or "postgres",
-        "DAGSTER_PG_PASSWORD": url.password or "",
-    }
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
 
 
 def test_docker_instance_launches_each_run_in_a_container_with_every_setting(tmp_path, pg_env):

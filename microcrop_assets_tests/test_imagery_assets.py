@@ -26,9 +26,9 @@ from microcrop_assets.defs.weather.assets import weather_daily, weather_indices,
 from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 from microcrop_assets.science.policy import CROP_CALENDARS
 
-from .fixtures_clients import spexi
-from .fixtures_orders import IMAGERY_TABLES, empty_imagery, order_book
-from .fixtures_weather import chain_resources
+from .fixtures.clients import spexi
+from .fixtures.orders import IMAGERY_TABLES, empty_imagery, order_book
+from .fixtures.weather import chain_resources
 
 CLOCK = dt.datetime(2025, 8, 5, 12, tzinfo=dt.UTC)
 SOWN = dt.date(2025, 7, 7)  # in our registry: the weather index window is complete from the first reading
@@ -90,6 +90,7 @@ def process(resources, requests: list[dg.RunRequest]) -> list[dg.ExecuteInProces
     return [materialize([ndvi_rasters, daily_ndvi], resources, r.partition_key) for r in requests]
 
 
+@pytest.mark.integration
 def test_drought_plots_fall_below_their_ndvi_baseline_and_the_others_do_not(empty_store, tmp_path):
     with (
         running_sandbox(
@@ -159,6 +160,7 @@ def test_drought_plots_fall_below_their_ndvi_baseline_and_the_others_do_not(empt
     assert decline[~assessed["plot_id"].isin(KAKAMEGA)].max() < 0.1  # the others stay level
 
 
+@pytest.mark.integration
 def test_download_failures_are_retried_and_an_unusable_image_fails_only_its_order(empty_store, tmp_path):
     capture = dt.date(2025, 7, 21)
     with (
@@ -213,6 +215,7 @@ def test_download_failures_are_retried_and_an_unusable_image_fails_only_its_orde
     assert MAX_DOWNLOAD_ATTEMPTS > 1
 
 
+@pytest.mark.integration
 def test_daily_ndvi_rerun_replaces_the_day(empty_store, tmp_path):
     day = dt.date(2025, 7, 21)
     observations = pd.DataFrame(
@@ -242,6 +245,7 @@ def test_daily_ndvi_rerun_replaces_the_day(empty_store, tmp_path):
     assert result.get_asset_check_evaluations()[0].passed
 
 
+@pytest.mark.unit
 def test_cog_check_rejects_a_plain_geotiff(local_store, tmp_path):
     plain = tmp_path / "plain.tif"
     profile = {"driver": "GTiff", "width": 1024, "height": 1024, "count": 1, "dtype": "float32", "crs": "EPSG:32736"}
@@ -252,6 +256,7 @@ def test_cog_check_rejects_a_plain_geotiff(local_store, tmp_path):
     assert list(invalid) == ["rasters/plain.tif"] and invalid["rasters/plain.tif"]
 
 
+@pytest.mark.integration
 def test_baselines_without_imagery_are_missing_with_the_reason_and_the_check_fails(db):
     empty_imagery(db)  # the demo plots, in season in July, and no imagery at all
     result = materialize([ndvi_baselines], {"timescaledb": db}, WEEK.isoformat())

@@ -14,7 +14,7 @@ from microcrop_assets.defs.imagery.assets import satellite_orders
 from microcrop_assets.defs.imagery.orders import WINDOW_HOLDING, check_open_orders, plan_orders
 from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
-from .fixtures_orders import (
+from .fixtures.orders import (
     empty_imagery,
     imagery_resources,
     order_book,
@@ -55,6 +55,7 @@ def order(resources, day: dt.date, instance: dg.DagsterInstance | None = None, *
     )
 
 
+@pytest.mark.unit
 def test_plan_orders_stressed_plots_routine_cadence_and_retries():
     plots = pd.DataFrame(
         {
@@ -80,6 +81,7 @@ def test_plan_orders_stressed_plots_routine_cadence_and_retries():
     assert plan.loc["A", "priority"] == "high" and plan.loc["C", "priority"] == "normal"
 
 
+@pytest.mark.integration
 def test_stressed_plots_are_ordered_once_inside_the_window(book, instant_sandbox, tmp_path):
     resources = imagery_resources(instant_sandbox, book, tmp_path)
     set_stress(book, DAY, STRESS)
@@ -112,6 +114,7 @@ def test_stressed_plots_are_ordered_once_inside_the_window(book, instant_sandbox
     )
 
 
+@pytest.mark.integration
 def test_two_concurrent_runs_place_each_order_once(book, instant_sandbox, tmp_path):
     day = DAY + dt.timedelta(days=8)  # a capture day no other test of the module orders for
     set_stress(book, day, STRESS)
@@ -140,6 +143,7 @@ def test_two_concurrent_runs_place_each_order_once(book, instant_sandbox, tmp_pa
     assert set(spexi_view.index) == set(STRESS) and (spexi_view == 1).all(), spexi_view
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("holding", WINDOW_HOLDING)
 def test_the_database_refuses_a_second_live_order_inside_the_window(book, holding):
     row = {"plot": "KE-KAK-001", "at": CLOCK}
@@ -171,6 +175,7 @@ def unknown_check(result: dg.ExecuteInProcessResult):
     return [c for c in result.get_asset_check_evaluations() if c.check_name == "no_unknown_placements"][0]
 
 
+@pytest.mark.unit
 def test_plan_orders_never_retries_a_placement_of_unknown_outcome():
     plots = pd.DataFrame(
         {
@@ -194,6 +199,7 @@ def test_plan_orders_never_retries_a_placement_of_unknown_outcome():
     assert plan_orders(plots, stress, history, DAY, routine_every_days=14, retry_days=3).empty
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("lost", "client", "first_day"),
     [
@@ -238,6 +244,7 @@ def test_an_order_whose_answer_is_lost_is_never_placed_again(book, instant_sandb
     assert not unknown_check(second).passed
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("refusal", "client", "first_day"),
     [
@@ -271,6 +278,7 @@ def test_a_refused_placement_is_retried_by_the_next_run_and_ordered_once(
     assert set(vendor_orders(instant_sandbox, retry_day + dt.timedelta(days=1)).items()) == {(p, 1) for p in STRESS}
 
 
+@pytest.mark.integration
 def test_an_operator_records_or_releases_unknown_placements(
     book, instant_sandbox, tmp_path, monkeypatch, database_url, capsys
 ):

@@ -25,7 +25,9 @@ from microcrop_assets.science.vegetation import (
     saturation_value,
     vegetation_indices,
 )
-from microcrop_assets_tests.fixtures_imagery import Scene, field_reflectance
+from microcrop_assets_tests.fixtures.imagery import Scene, field_reflectance
+
+pytestmark = pytest.mark.unit
 
 SHAPE = (1100, 1300)  # > 2 COG blocks each way: overviews and partial edge blocks
 SCALES = {"ndvi": 1e-4, "evi": 1e-4, "lai": 1e-3}  # stored int16 x scale = the index

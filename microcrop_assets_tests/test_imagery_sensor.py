@@ -14,7 +14,7 @@ from microcrop_assets.defs.shared import weekly_partitions
 from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 from microcrop_assets.sandbox.spexi import FAILURE_REASONS
 
-from .fixtures_orders import empty_imagery, imagery_resources, order_book, set_stress
+from .fixtures.orders import empty_imagery, imagery_resources, order_book, set_stress
 
 DAY = dt.date(2025, 7, 20)
 CLOCK = dt.datetime(2025, 8, 1, 12, tzinfo=dt.UTC)
@@ -52,6 +52,7 @@ def tick(instance, resources, cursor: str | None = None) -> dg.SensorResult:
         return satellite_order_sensor(context)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("bulk_path", [None, "/orders/status"], ids=["per_order", "bulk"])
 def test_completion_requests_one_run_per_capture_date_once(book, instance, slow_sandbox, tmp_path, bulk_path):
     sandbox, clock = slow_sandbox
@@ -91,6 +92,7 @@ def test_completion_requests_one_run_per_capture_date_once(book, instance, slow_
     assert tick(instance, resources).run_requests == []
 
 
+@pytest.mark.integration
 def test_vendor_errors_keep_orders_open_and_stale_orders_expire(book, instance, slow_sandbox, tmp_path):
     sandbox, clock = slow_sandbox
     resources = imagery_resources(sandbox, book, tmp_path)
@@ -120,6 +122,7 @@ def test_vendor_errors_keep_orders_open_and_stale_orders_expire(book, instance, 
     assert (order_book(book)["status"] != "pending").sum() == 12  # the others answered this time
 
 
+@pytest.mark.integration
 def test_open_orders_are_paged_with_a_cursor(book, slow_sandbox, tmp_path):
     sandbox, _clock = slow_sandbox
     resources = imagery_resources(sandbox, book, tmp_path)
@@ -140,6 +143,7 @@ def test_open_orders_are_paged_with_a_cursor(book, slow_sandbox, tmp_path):
     assert hurried.checked == STATUS_CHUNK and hurried.next_cursor == ids[STATUS_CHUNK - 1]
 
 
+@pytest.mark.unit
 def test_schedules_target_yesterday_and_the_week_starting_on_the_sunday():
     sunday = dt.datetime(2025, 7, 27, 2, 0, tzinfo=dt.UTC)
     with dg.instance_for_test() as instance:
@@ -156,6 +160,7 @@ def test_schedules_target_yesterday_and_the_week_starting_on_the_sunday():
     assert weekly_partitions.get_last_partition_key() == this_sunday.isoformat()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("bulk_path", [None, "/orders/status"], ids=["per_order", "bulk"])
 def test_an_order_spexi_does_not_know_fails_with_that_reason(book, slow_sandbox, tmp_path, bulk_path):
     sandbox, _clock = slow_sandbox

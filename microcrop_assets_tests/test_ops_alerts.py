@@ -8,7 +8,9 @@ import dagster as dg
 import pytest
 
 from microcrop_assets.defs.monitoring.sensors import run_failure_alert, send_alert
-from microcrop_assets_tests.fixtures_ops import http_receiver
+from microcrop_assets_tests.fixtures.monitoring import http_receiver
+
+pytestmark = pytest.mark.integration
 
 API_KEY = "wxm-live-key-8c1f2e"
 

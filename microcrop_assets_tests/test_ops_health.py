@@ -16,11 +16,10 @@ from microcrop_assets.defs.monitoring.health import DOWN, NOT_CONFIGURED, UP, pi
 from microcrop_assets.defs.monitoring.sensors import service_health_sensor
 from microcrop_assets.defs.payouts.ledger import enqueue
 from microcrop_assets_tests.conftest import REDIS_URL, free_port, object_store_env
-from microcrop_assets_tests.fixtures_damage import add_plot
-from microcrop_assets_tests.fixtures_ops import http_receiver
-from microcrop_assets_tests.fixtures_proofs import clean_assessments, damage_db_fixture, proven
+from microcrop_assets_tests.fixtures.damage import add_plot
+from microcrop_assets_tests.fixtures.monitoring import http_receiver
 
-__all__ = ["clean_assessments", "damage_db_fixture", "proven"]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

@@ -18,24 +18,17 @@ from microcrop_assets.defs.payouts.ledger import _LEDGER_LOCK, report_of, settle
 from microcrop_assets.defs.payouts.schedules import every_minutes_cron, payout_proofs_nightly
 from microcrop_assets.proofs.document import recompute
 from microcrop_assets.resources.chain import ChainError, ChainResource, PayoutChain
-from microcrop_assets_tests.fixtures_clients import pinata
-from microcrop_assets_tests.fixtures_payouts import ADMIN, ADMIN_KEY, chain, ledger, mined_status, register, sent
-from microcrop_assets_tests.fixtures_proofs import (
-    DAY,
-    ORACLE_KEY,
-    assess_plots,
-    clean_assessments,
-    damage_db_fixture,
-    proven,
-)
-
-__all__ = ["chain", "clean_assessments", "damage_db_fixture", "proven"]
+from microcrop_assets_tests.fixtures.clients import pinata
+from microcrop_assets_tests.fixtures.payouts import ADMIN, ADMIN_KEY, ledger, mined_status, register, sent
+from microcrop_assets_tests.fixtures.proofs import DAY, ORACLE_KEY, assess_plots
 
 
+@pytest.mark.unit
 def test_committed_artifact_is_what_the_source_compiles_to():
     assert compile_receiver() == receiver_artifact()
 
 
+@pytest.mark.integration
 def test_reports_are_sent_once_and_decode_to_the_damage_report(proven, chain):
     assert register(proven, chain) == ["POL-plot-a", "POL-plot-b", "POL-plot-c"]  # every active plot's policy
     before = sent(chain)
@@ -79,6 +72,7 @@ def test_reports_are_sent_once_and_decode_to_the_damage_report(proven, chain):
     assert again.broadcast == 0 and again.enqueued == 0 and sent(chain) == before + 2
 
 
+@pytest.mark.integration
 def test_a_crash_between_sending_and_recording_never_sends_again(proven, chain, monkeypatch):
     register(proven, chain)
     real_broadcast = PayoutChain.broadcast
@@ -102,6 +96,7 @@ def test_a_crash_between_sending_and_recording_never_sends_again(proven, chain, 
     assert row.status == "confirmed" and row.tx_hash == crashed.tx_hash and row.attempts == 1
 
 
+@pytest.mark.integration
 def test_a_signed_report_that_never_left_is_sent_again_unchanged(proven, chain, monkeypatch):
     register(proven, chain)
 
@@ -121,6 +116,7 @@ def test_a_signed_report_that_never_left_is_sent_again_unchanged(proven, chain, 
     assert sent(chain) == before + 2
 
 
+@pytest.mark.integration
 def test_a_lost_ledger_finds_the_reports_on_chain(proven, chain):
     register(proven, chain)
     settle_payouts(proven, chain)
@@ -136,6 +132,7 @@ def test_a_lost_ledger_finds_the_reports_on_chain(proven, chain):
     assert sent(chain) == before
 
 
+@pytest.mark.integration
 def test_the_contract_refuses_a_second_report_for_the_same_assessment(proven, chain):
     register(proven, chain)
     settle_payouts(proven, chain)
@@ -149,6 +146,7 @@ def test_the_contract_refuses_a_second_report_for_the_same_assessment(proven, ch
     assert client.contract.functions.reportCount().call() == 2
 
 
+@pytest.mark.integration
 def test_without_a_chain_payouts_wait_with_the_reason(proven):
     summary = settle_payouts(proven, ChainResource())
     assert "BASE_RPC_URL" in summary.reason and "ORACLE_PRIVATE_KEY" in summary.reason
@@ -157,6 +155,7 @@ def test_without_a_chain_payouts_wait_with_the_reason(proven):
         assert row.reason == summary.reason
 
 
+@pytest.mark.integration
 def test_secrets_stay_out_of_errors_logs_and_metadata(proven, chain, caplog):
     caplog.set_level(logging.DEBUG)
     register(proven, chain)
@@ -197,6 +196,7 @@ def test_secrets_stay_out_of_errors_logs_and_metadata(proven, chain, caplog):
     assert ORACLE_KEY[2:] not in text and ADMIN_KEY[2:] not in text and "rpc-api-token" not in text
 
 
+@pytest.mark.integration
 def test_one_run_at_a_time_settles_the_ledger(proven, chain):
     register(proven, chain)
     with proven.engine.connect() as other_run:
@@ -208,6 +208,7 @@ def test_one_run_at_a_time_settles_the_ledger(proven, chain):
     assert settle_payouts(proven, chain).broadcast == 2
 
 
+@pytest.mark.integration
 def test_end_to_end_triggered_assessments_to_confirmed_payouts(
     clean_assessments, chain, sandbox, redis_resource, s3_store
 ):
@@ -235,6 +236,7 @@ def test_end_to_end_triggered_assessments_to_confirmed_payouts(
     assert recompute(document) == [] and document["inputs"]["ndvi"]["sources"][0]["ndvi_sha256"] == "ab" * 32
 
 
+@pytest.mark.integration
 def test_deploy_and_register_commands_then_the_payouts_confirm(proven, chain, database_url, monkeypatch, capsys):
     """`microcrop chain deploy-receiver --admin` and `microcrop chain register-policies` from the
     environment: payouts wait while their policies are unregistered, and confirm once they are."""
@@ -293,6 +295,7 @@ def test_deploy_and_register_commands_then_the_payouts_confirm(proven, chain, da
     assert "set ORACLE_PRIVATE_KEY" in capsys.readouterr().err
 
 
+@pytest.mark.unit
 def test_schedules():
     assert every_minutes_cron(10) == "*/10 * * * *" and every_minutes_cron(120) == "0 */2 * * *"
     with pytest.raises(ValueError, match="DAMAGE_PAYOUT_CHECK_INTERVAL=90"):
@@ -302,6 +305,7 @@ def test_schedules():
     assert request.partition_key == "2025-06-20" and request.run_key == "payout-proofs-2025-06-20"
 
 
+@pytest.mark.integration
 def test_a_report_the_contract_could_never_take_fails_without_sending(clean_assessments, chain):
     long_plot = "plot-long"
     [row] = assess_plots(clean_assessments, [(long_plot, 0.5, None, "POL-" + "x" * 70)])  # over String[64]

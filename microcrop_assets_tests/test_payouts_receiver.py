@@ -14,21 +14,9 @@ from microcrop_assets.defs.payouts.assets import payouts
 from microcrop_assets.defs.payouts.ledger import settle_payouts
 from microcrop_assets.defs.payouts.registration import register_policies
 from microcrop_assets.resources.chain import ChainResource, ContractRefused, DamageReport, PolicyTerms
-from microcrop_assets_tests.fixtures_damage import add_plot
-from microcrop_assets_tests.fixtures_payouts import (
-    ADMIN,
-    ADMIN_KEY,
-    ORACLE,
-    chain,
-    fund,
-    ledger,
-    mined_status,
-    register,
-    sent,
-)
-from microcrop_assets_tests.fixtures_proofs import ORACLE_KEY, clean_assessments, damage_db_fixture, proven
-
-__all__ = ["chain", "clean_assessments", "damage_db_fixture", "proven"]
+from microcrop_assets_tests.fixtures.damage import add_plot
+from microcrop_assets_tests.fixtures.payouts import ADMIN, ADMIN_KEY, ORACLE, fund, ledger, mined_status, register, sent
+from microcrop_assets_tests.fixtures.proofs import ORACLE_KEY
 
 FARMER = "0x00000000000000000000000000000000000fa4e5"
 OTHER = "0x0000000000000000000000000000000000000b0b"
@@ -85,6 +73,7 @@ def oracle_of(chain: ChainResource, key: str) -> ChainResource:
     return other
 
 
+@pytest.mark.unit
 def test_only_the_oracle_reports(chain):
     registered(chain, PolicyTerms("POL-1", 100, FARMER))
     assert refused(oracle_of(chain, STRANGER_KEY), report(1, 10)) == "only the oracle reports"
@@ -92,6 +81,7 @@ def test_only_the_oracle_reports(chain):
     accepted(chain, report(1, 10))
 
 
+@pytest.mark.unit
 def test_a_paused_receiver_takes_no_report_until_unpaused(chain):
     registered(chain, PolicyTerms("POL-1", 100, FARMER))
     admin = chain.admin(ADMIN_KEY)
@@ -109,18 +99,21 @@ def test_a_paused_receiver_takes_no_report_until_unpaused(chain):
     assert [e["args"]["admin"] for e in contract.events.Unpaused.get_logs(from_block=0)] == [ADMIN]
 
 
+@pytest.mark.unit
 def test_a_report_for_an_unregistered_policy_is_refused(chain):
     registered(chain, PolicyTerms("POL-1", 100, FARMER))
     assert refused(chain, report(1, 10, policy_id="POL-2")) == "policy not registered"
     assert not chain.client().policy("POL-2").registered
 
 
+@pytest.mark.unit
 def test_a_report_to_another_beneficiary_is_refused(chain):
     registered(chain, PolicyTerms("POL-1", 100, FARMER))
     assert refused(chain, report(1, 10, beneficiary=OTHER)) == "beneficiary is not the policy's"
     accepted(chain, report(1, 10, beneficiary=FARMER.upper().replace("0X", "0x")))  # any case of the same address
 
 
+@pytest.mark.unit
 def test_reports_never_total_more_than_the_sum_insured(chain):
     registered(chain, PolicyTerms("POL-1", 100, FARMER))
     assert refused(chain, report(1, MAX_UINT256)) == "payout above the remaining sum insured"
@@ -139,6 +132,7 @@ def test_reports_never_total_more_than_the_sum_insured(chain):
     assert client.policy("POL-1").paid_micro_usdc == 100 and client.contract.functions.reportCount().call() == 2
 
 
+@pytest.mark.unit
 def test_re_registration_changes_the_terms_but_never_below_what_was_paid(chain):
     registered(chain, PolicyTerms("POL-1", 100, FARMER))
     accepted(chain, report(1, 60))
@@ -159,6 +153,7 @@ def test_re_registration_changes_the_terms_but_never_below_what_was_paid(chain):
     assert chain.client().policy("POL-1").paid_micro_usdc == 200
 
 
+@pytest.mark.unit
 def test_only_the_admin_registers_rotates_pauses_and_hands_over(chain):
     not_admin = chain.admin(ORACLE_KEY)  # a funded key that is not the admin's: the oracle's
     assert not_admin.register_policies([PolicyTerms("POL-1", 100, FARMER)]) == {"POL-1": "only the admin"}
@@ -181,6 +176,7 @@ def test_only_the_admin_registers_rotates_pauses_and_hands_over(chain):
     assert revert_reason(functions.setOracle(zero), ADMIN) == "oracle is the zero address"
 
 
+@pytest.mark.unit
 def test_rotating_the_oracle(chain):
     registered(chain, PolicyTerms("POL-1", 100, FARMER))
     new_oracle = oracle_of(chain, STRANGER_KEY)
@@ -192,6 +188,7 @@ def test_rotating_the_oracle(chain):
     assert (changed["args"]["previousOracle"], changed["args"]["newOracle"]) == (ORACLE, new_address)
 
 
+@pytest.mark.unit
 def test_the_admin_hands_over_in_two_steps(chain):
     new_key = "0x" + "77" * 32
     new_admin = Account.from_key(new_key).address
@@ -208,6 +205,7 @@ def test_the_admin_hands_over_in_two_steps(chain):
     assert (changed["args"]["previousAdmin"], changed["args"]["newAdmin"]) == (ADMIN, new_admin)
 
 
+@pytest.mark.unit
 def test_events_carry_the_beneficiary(chain):
     registered(chain, PolicyTerms("POL-1", 100, FARMER), PolicyTerms("POL-2", 50, OTHER))
     accepted(chain, report(1, 10))
@@ -228,6 +226,7 @@ def test_events_carry_the_beneficiary(chain):
     assert (paid["args"]["policyId"], paid["args"]["payoutAmount"]) == ("POL-2", 20)
 
 
+@pytest.mark.unit
 def test_the_report_checks_stay(chain):
     registered(chain, PolicyTerms("POL-1", 100, FARMER))
     accepted(chain, report(1, 10))
@@ -240,6 +239,7 @@ def test_the_report_checks_stay(chain):
     assert revert_reason(submit(key, fields, ""), ORACLE) == "proof CID is empty"
 
 
+@pytest.mark.integration
 def test_a_payout_waits_for_its_policys_registration(proven, chain):
     """Only plot-a's policy is registered: its payout is sent; plot-b's waits with the reason, nothing
     counted against it, and is sent once its policy is registered."""
@@ -259,6 +259,7 @@ def test_a_payout_waits_for_its_policys_registration(proven, chain):
     assert row.status == "confirmed" and row.reason is None
 
 
+@pytest.mark.integration
 def test_a_report_the_receiver_refuses_fails_at_once_with_its_reason(proven, chain):
     """Registered to another beneficiary, or with less sum insured left than the payout: each report is
     failed on its first try with the receiver's reason, and no later run sends it."""
@@ -293,6 +294,7 @@ def test_a_report_the_receiver_refuses_fails_at_once_with_its_reason(proven, cha
     assert sent(chain) == before  # failed stays failed: never retried blindly
 
 
+@pytest.mark.integration
 def test_a_paused_receiver_or_a_rotated_oracle_holds_payouts_pending(proven, chain):
     register(proven, chain)
     admin = chain.admin(ADMIN_KEY)
@@ -313,6 +315,7 @@ def test_a_paused_receiver_or_a_rotated_oracle_holds_payouts_pending(proven, cha
     assert summary.reason is None and len(summary.confirmed) == 2
 
 
+@pytest.mark.integration
 def test_register_policies_sums_a_policys_plots_and_refuses_conflicting_farmers(clean_assessments, chain):
     db = clean_assessments
     for plot_id, policy_id, sum_insured in (("p1", "POL-shared", 100), ("p2", "POL-shared", 50), ("p3", "POL-3", 70)):

@@ -38,6 +38,7 @@ def snapshot(db):
     return db.read_frame("SELECT plot_id, content_sha256, active, updated_at FROM plots ORDER BY plot_id")
 
 
+@pytest.mark.unit
 def test_minimal_feature_gets_every_default():
     frame = parse_plots(collection(feature()), "mem")
     row = frame.iloc[0]
@@ -51,6 +52,7 @@ def test_minimal_feature_gets_every_default():
     assert row["centroid_lat"] == pytest.approx(0.2006, abs=1e-6)
 
 
+@pytest.mark.unit
 def test_numbers_as_json_numbers_or_strings_are_the_same_plot():
     as_numbers = parse_plots(collection(feature(sum_insured_usdc=1000.5, policy_terms={"deductible": 0.15})), "a")
     as_strings = parse_plots(collection(feature(sum_insured_usdc="1000.50", policy_terms={"deductible": "0.15"})), "b")
@@ -58,6 +60,7 @@ def test_numbers_as_json_numbers_or_strings_are_the_same_plot():
     assert as_numbers.iloc[0]["content_sha256"] == as_strings.iloc[0]["content_sha256"]
 
 
+@pytest.mark.unit
 def test_franchise_replaces_default_deductible():
     terms = parse_plots(collection(feature(policy_terms={"franchise": "0.2"})), "m").iloc[0]["policy_terms"]
     assert terms["franchise"] == "0.2" and terms["deductible"] is None
@@ -110,6 +113,7 @@ BAD = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", BAD, ids=[c[0] for c in BAD])
 def test_each_bad_plot_class_is_named_and_changes_nothing(case, clean_plots):
     _, bad, field, reason = case
@@ -125,6 +129,7 @@ def test_each_bad_plot_class_is_named_and_changes_nothing(case, clean_plots):
     assert snapshot(clean_plots).equals(before)
 
 
+@pytest.mark.unit
 def test_every_invalid_feature_is_reported_at_once():
     text = collection(
         feature(plot_id="A", crop="banana"),
@@ -139,6 +144,7 @@ def test_every_invalid_feature_is_reported_at_once():
     assert "duplicate of feature 1" in str(caught.value)
 
 
+@pytest.mark.unit
 def test_not_a_feature_collection():
     with pytest.raises(PlotsFileError, match="not valid JSON"):
         parse_plots("{nope", "broken.geojson")
@@ -146,6 +152,7 @@ def test_not_a_feature_collection():
         parse_plots(json.dumps({"type": "Feature"}), "x")
 
 
+@pytest.mark.integration
 def test_reimport_is_a_noop_and_missing_plots_become_inactive(clean_plots):
     text = DEMO_PLOTS.read_text()
     first = store_plots(clean_plots, parse_plots(text, "demo"), "demo")
@@ -166,6 +173,7 @@ def test_reimport_is_a_noop_and_missing_plots_become_inactive(clean_plots):
     assert rows.loc[~rows["active"], "deactivated_at"].notna().all()
 
 
+@pytest.mark.integration
 def test_plots_asset_materializes_from_object_store(clean_plots, s3_store):
     s3_store.put("registry/plots.geojson", DEMO_PLOTS.read_bytes())
     result = dg.materialize(
@@ -182,6 +190,7 @@ def test_plots_asset_materializes_from_object_store(clean_plots, s3_store):
         assert conn.scalar(sa.text("SELECT count(*) FROM plots WHERE active")) == 12
 
 
+@pytest.mark.integration
 def test_an_operator_upload_without_sha256_is_read_but_a_tampered_one_is_not(s3_store):
     # uploaded with any S3 tool: no sha256 metadata, accepted (each plot's content is hashed on import)
     s3_store._s3.put_object(Bucket=s3_store.bucket, Key="registry/console.geojson", Body=DEMO_PLOTS.read_bytes())
@@ -196,6 +205,7 @@ def test_an_operator_upload_without_sha256_is_read_but_a_tampered_one_is_not(s3_
         read_source(f"s3://{s3_store.bucket}/registry/plots.geojson", s3_store)
 
 
+@pytest.mark.integration
 def test_plots_import_command(clean_plots, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", clean_plots.url)
     assert cli(["plots", "import", str(DEMO_PLOTS)]) == 0
@@ -213,6 +223,7 @@ def table_bytes(db) -> list[str]:
     return db.read_frame("SELECT p::text AS row FROM plots p ORDER BY plot_id")["row"].tolist()
 
 
+@pytest.mark.integration
 def test_a_write_failing_inside_the_transaction_changes_nothing(clean_plots):
     """Parsing accepts the file; the database refuses its last row (a CHECK constraint) after the
     rows before it were written: the store's own transaction must leave the table as it was."""

@@ -6,6 +6,8 @@ import pytest
 
 from microcrop_assets.proofs.cid import DagNode, directory_cid, directory_dag, file_cid, file_dag
 
+pytestmark = pytest.mark.unit
+
 VECTORS_FILE = Path(__file__).parent / "data" / "cid_vectors.txt"
 SECTION_SETTINGS = {
     "kubo-default v0": (0, "classic"),

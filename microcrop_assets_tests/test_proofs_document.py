@@ -22,7 +22,9 @@ from microcrop_assets.proofs.document import (
 )
 from microcrop_assets.science.damage import assess_one
 from microcrop_assets.science.policy import resolve_terms
-from microcrop_assets_tests.fixtures_proofs import chain_document, inputs_document
+from microcrop_assets_tests.fixtures.proofs import chain_document, inputs_document
+
+pytestmark = pytest.mark.unit
 
 
 def proof_of(document: dict) -> tuple[dict, bytes]:

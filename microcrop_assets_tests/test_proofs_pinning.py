@@ -13,10 +13,11 @@ from microcrop_assets.proofs.cid import file_cid
 from microcrop_assets.proofs.document import recompute
 from microcrop_assets.proofs.pinning import CidMismatch, ProofDirectory, pin_directory, proof_directories, proof_file
 from microcrop_assets.resources.http import VendorNotFound
-from microcrop_assets_tests.fixtures_clients import pinata
-from microcrop_assets_tests.fixtures_proofs import DAY, assess_plots, clean_assessments, damage_db_fixture
+from microcrop_assets_tests.fixtures.clients import pinata
+from microcrop_assets_tests.fixtures.proofs import DAY, assess_plots
 
-__all__ = ["clean_assessments", "damage_db_fixture"]
+pytestmark = pytest.mark.integration
+
 PLOTS = [
     ("plot-a", 0.25, 0.42),
     ("plot-b", 0.5, None),  # no imagery: weather alone

@@ -1,5 +1,10 @@
-"""Every command README.md shows, read from the README itself, run as a new user would: from the root
-of a fresh clone, in a fresh environment holding only PATH, HOME and what the README says to set.
+"""Every command README.md and the docs show, read from the pages themselves, run as a new user would: from
+the root of a fresh clone, in a fresh environment holding only PATH, HOME and what the pages say to set.
+
+The pages are one reader's session, in the README's order: README.md, then the docs pages as its
+Documentation list gives them, then any page it does not list. `export` lines stay in effect for the
+commands after them, and the sandbox started where docs/pipeline.md opens a second terminal serves every
+later page.
 
 The clone reuses this checkout's `.venv` (a symlink) instead of installing again; PYTHONPATH points
 at the clone so its own package is the one imported, as an install into the clone would do.
@@ -17,27 +22,42 @@ import pytest
 
 from .conftest import free_port, start_server
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).parents[1]
 
-# commands the test does not run, each with the reason (every other README command runs)
+# commands the test does not run, keyed by the page and the command's start, each with the reason (every
+# other command of every page runs)
 EXCLUDED = {
-    "./dev demo": "installs, then the season demo over minutes: test_season_demo.py runs `microcrop demo`",
-    "./dev test": "the test suite itself",
-    "./dev bench": "the benchmarks, minutes of full load by design",
-    "./dev ui": "serves the UI until interrupted",
-    ".venv/bin/dagster dev": "serves the UI until interrupted",
-    ".venv/bin/microcrop sandbox serve": "serves until interrupted: started here in the background, like the "
-    "README's second terminal, for the commands after it",
-    ".venv/bin/microcrop demo": "the season demo over minutes: test_season_demo.py",
-    "cp .env.example .env": "deployment on a Docker host (no engine here): test_deploy_instances.py parses the "
-    "compose file with docker-compose and checks it against .env.example",
-    "docker compose": "needs a Docker engine: the compose file is parsed by test_deploy_instances.py",
+    ("README.md", "./dev demo"): "installs, then the season demo over minutes: test_season_demo.py runs "
+    "`microcrop demo`",
+    ("README.md", "./dev test"): "the test suite itself (whole, or one tier with -m)",
+    ("README.md", "./dev bench"): "the benchmarks, minutes of full load by design",
+    ("docs/pipeline.md", "./dev ui"): "serves the UI until interrupted: test_ui_command.py and test_ui_browser.py "
+    "run `microcrop ui`",
+    ("docs/pipeline.md", ".venv/bin/dagster dev"): "serves the UI until interrupted",
+    ("docs/pipeline.md", ".venv/bin/microcrop sandbox serve"): "serves until interrupted: started here in the "
+    "background, like the page's second terminal, for the commands after it",
+    ("docs/deployment.md", "cp .env.example .env"): "deployment on a Docker host (no engine here): "
+    "test_deploy_instances.py parses the compose file with docker-compose and checks it against .env.example",
+    ("docs/deployment.md", "docker compose"): "needs a Docker engine: the compose file is parsed by "
+    "test_deploy_instances.py",
+    ("docs/operations.md", ".venv/bin/microcrop demo"): "the season demo over minutes: test_season_demo.py",
+    ("docs/operations.md", ".venv/bin/microcrop orders "): "a runbook's template for a placement of unknown "
+    "outcome and Spexi's order id: test_imagery_orders.py records and releases real ones through the command",
+    ("docs/operations.md", ".venv/bin/dagster asset materialize"): "runbook templates for the day of an old "
+    "vendor gap or of a refused proof: test_weather_faults.py refetches gaps over a range, "
+    "test_proofs_pinning.py refuses stale inputs, test_damage_season_cap.py reruns a day",
+    ("docs/season-demo.md", "DAGSTER_HOME=.microcrop/season/dagster .venv/bin/dagster dev"): "serves the demo's "
+    "instance in the UI until interrupted",
 }
 
 # what each command run must print (stdout and stderr together), keyed by the command's start
 EXPECTED_OUTPUT = {
     ".venv/bin/dagster asset materialize": r"RUN_SUCCESS - Finished execution of run",
     ".venv/bin/dagster definitions validate": r"All code locations passed validation",
+    ".venv/bin/dg list defs": r"Schedules[\s\S]*weather_nightly[\s\S]*Sensors[\s\S]*stress_trigger_sensor",
+    ".venv/bin/dg check defs": r"All definitions loaded successfully",
     ".venv/bin/microcrop plots import": r"demo_plots\.geojson: \d+ inserted, \d+ updated, \d+ unchanged, "
     r"0 deactivated; 12 active plots",
     ".venv/bin/microcrop cid": r"^bafk[a-z2-7]{55}\n",
@@ -48,13 +68,21 @@ EXPECTED_OUTPUT = {
     r"spexi +up .*\npinata +up .*\nchain +not configured +BASE_RPC_URL not set$",
 }
 
-SANDBOX_PORT = "127.0.0.1:8700"  # the README's port; the test's sandbox listens on a free one instead
+SANDBOX_PORT = "127.0.0.1:8700"  # the pages' port; the test's sandbox listens on a free one instead
 
 
-def readme_commands(readme: str) -> list[str]:
-    """The command lines of the README's ```bash blocks, comments dropped, continuations joined."""
+def pages(root: Path) -> list[str]:
+    """README.md, then the docs pages in the order of the README's Documentation list, then any other page."""
+    listed = (root / "README.md").read_text().split("\n## Documentation\n")[1].split("\n## ")[0]
+    linked = re.findall(r"\]\((docs/[\w.-]+\.md)", listed)
+    every = sorted(f"docs/{page.name}" for page in (root / "docs").glob("*.md"))
+    return ["README.md", *dict.fromkeys(linked), *(page for page in every if page not in linked)]
+
+
+def page_commands(text: str) -> list[str]:
+    """The command lines of a page's ```bash blocks (indented ones too), comments dropped, continuations joined."""
     commands = []
-    for block in re.findall(r"^```bash\n(.*?)^```", readme, flags=re.S | re.M):
+    for block in re.findall(r"^ *```bash\n(.*?)^ *```", text, flags=re.S | re.M):
         for line in block.replace("\\\n", " ").splitlines():
             command = re.sub(r"\s+#.*$", "", line).strip()
             if command and not command.startswith("#"):
@@ -62,8 +90,13 @@ def readme_commands(readme: str) -> list[str]:
     return commands
 
 
-def excluded(command: str) -> str | None:
-    return next((reason for start, reason in EXCLUDED.items() if command.startswith(start)), None)
+def session_commands(root: Path) -> list[tuple[str, str]]:
+    """(page, command) for every command of every page, in the reader's order."""
+    return [(page, command) for page in pages(root) for command in page_commands((root / page).read_text())]
+
+
+def excluded(page: str, command: str) -> str | None:
+    return next((why for (where, start), why in EXCLUDED.items() if where == page and command.startswith(start)), None)
 
 
 def stop_embedded_postgres(home: Path) -> None:
@@ -105,34 +138,37 @@ def run(command: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedPro
     )
 
 
-def test_readme_commands_work_verbatim_from_a_fresh_clone(clone, user_env):
-    commands = readme_commands((clone / "README.md").read_text())
-    assert ".venv/bin/dagster asset materialize -m microcrop_assets.definitions --select plots" in commands
-    assert ".venv/bin/dagster definitions validate -w workspace.yaml" in commands
+def test_readme_and_docs_commands_work_verbatim_from_a_fresh_clone(clone, user_env):
+    commands = session_commands(clone)
+    pipeline = [command for page, command in commands if page == "docs/pipeline.md"]
+    assert ("README.md", ".venv/bin/dg check defs") in commands
+    assert ".venv/bin/dagster asset materialize -m microcrop_assets.definitions --select plots" in pipeline
+    assert ".venv/bin/dagster definitions validate -w workspace.yaml" in pipeline
 
     port = free_port()
     exports: list[str] = []  # `export` lines stay in effect for the commands after them, as in a shell
     sandbox = None
     try:
-        for command in commands:
-            reason = excluded(command)
+        for page, command in commands:
+            reason = excluded(page, command)
             if command.startswith(".venv/bin/microcrop sandbox serve"):
                 sandbox = start_sandbox(clone, user_env, port)
             if reason:
                 continue
             command = command.replace(SANDBOX_PORT, f"127.0.0.1:{port}")
+            shown = f"{page}: {command}"
             expected = next((out for start, out in EXPECTED_OUTPUT.items() if command.startswith(start)), None)
-            assert expected is not None, f"README command without an expected output in this test: {command}"
+            assert expected is not None, f"command without an expected output in this test: {shown}"
             began = time.monotonic()
             done = run("\n".join([*exports, command]), user_env, clone)
-            print(f"{time.monotonic() - began:5.1f} s  {command}")
+            print(f"{time.monotonic() - began:5.1f} s  {shown}")
             output = done.stdout + done.stderr
-            assert done.returncode == 0, f"{command}\n{output[-4000:]}"
+            assert done.returncode == 0, f"{shown}\n{output[-4000:]}"
             expected = expected.replace("{clone}", re.escape(str(clone)))
-            assert re.search(expected, output, flags=re.M), f"{command}\n{output}"
-            assert "Traceback" not in output and "BetaWarning" not in output, f"{command}\n{output}"
+            assert re.search(expected, output, flags=re.M), f"{shown}\n{output}"
+            assert "Traceback" not in output and "BetaWarning" not in output, f"{shown}\n{output}"
             if command.startswith(".venv/bin/microcrop"):
-                assert done.stderr == "", f"{command}\n{output}"  # our own command: no warnings at all
+                assert done.stderr == "", f"{shown}\n{output}"  # our own command: no warnings at all
             if command.startswith("export "):
                 exports.append(command)
     finally:
@@ -170,8 +206,9 @@ def test_state_folder_is_the_clones_from_any_folder(clone, user_env):
     assert list(elsewhere.iterdir()) == []
 
 
-def test_excluded_commands_are_in_the_readme():
-    """The exclusions name commands the README shows (a stale entry would hide nothing)."""
-    commands = readme_commands((ROOT / "README.md").read_text())
-    shown = {start for start in EXCLUDED if any(command.startswith(start) for command in commands)}
-    assert shown >= {"./dev demo", "./dev test", ".venv/bin/dagster dev", ".venv/bin/microcrop sandbox serve"}
+def test_every_exclusion_names_a_command_its_page_shows():
+    """A stale exclusion (a page that no longer shows the command) would hide nothing: none is left."""
+    commands = session_commands(ROOT)
+    stale = [key for key in EXCLUDED if not any(p == key[0] and c.startswith(key[1]) for p, c in commands)]
+    assert stale == []
+    assert len(pages(ROOT)) == 1 + len(list((ROOT / "docs").glob("*.md")))  # every page, each once

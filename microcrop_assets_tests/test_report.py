@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from microcrop_assets.season.report import ReportData, basis_risk, plot_outcomes, render_report, usdc
-from microcrop_assets_tests.fixtures_season import html_elements
+from microcrop_assets_tests.fixtures.season import html_elements
+
+pytestmark = pytest.mark.unit
 
 FIRST, LAST = dt.date(2025, 6, 1), dt.date(2025, 6, 10)
 DAYS = [FIRST + dt.timedelta(days=k) for k in range(10)]

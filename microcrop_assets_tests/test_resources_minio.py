@@ -6,7 +6,10 @@ import pytest
 from microcrop_assets.resources.object_store import ChecksumMismatch, ObjectNotFound, UnverifiedObject, validate_key
 
 
-@pytest.fixture(params=["local", "s3"])
+# the local folder needs no service, the S3 protocol a moto_server
+@pytest.fixture(
+    params=[pytest.param("local", marks=pytest.mark.unit), pytest.param("s3", marks=pytest.mark.integration)]
+)
 def store(request):
     return request.getfixturevalue(f"{request.param}_store")
 
@@ -113,11 +116,13 @@ def test_exists_list_delete(store):
         store.get_bytes("a/1.txt")
 
 
+@pytest.mark.integration
 def test_bucket_is_created_when_missing(s3_store):
     assert s3_store.ping()
     assert s3_store.bucket in [b["Name"] for b in s3_store._s3.list_buckets()["Buckets"]]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "key",
     [

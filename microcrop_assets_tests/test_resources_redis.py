@@ -8,6 +8,12 @@ from microcrop_assets.resources.redis import RateLimitTimeout, RedisResource
 
 from .conftest import REDIS_URL
 
+# Redis itself, and the in-process stand-in (no URL) that needs no server
+BACKENDS = [
+    pytest.param(REDIS_URL, id="redis", marks=pytest.mark.integration),
+    pytest.param(None, id="in-process", marks=pytest.mark.unit),
+]
+
 
 class StoppedClock:
     """Stands in for the `time` module in the limiter: time stands still and sleeps are recorded."""
@@ -36,6 +42,7 @@ def _hammer(prefix: str, attempts: int, start, results) -> None:
     results.put((granted, began, ended))
 
 
+@pytest.mark.integration
 def test_rate_limit_holds_across_two_processes():
     # 10 tokens, refilled at 10 an hour: two processes asking 60 times each, at the same time, may
     # get 10 in all. A read-then-write bucket (not one atomic script) hands out more here.
@@ -54,7 +61,7 @@ def test_rate_limit_holds_across_two_processes():
     RedisResource(url=REDIS_URL, key_prefix=prefix).client.delete(f"{prefix}:ratelimit:vendor", f"{prefix}:ticket")
 
 
-@pytest.mark.parametrize("url", [REDIS_URL, None], ids=["redis", "in-process"])
+@pytest.mark.parametrize("url", BACKENDS)
 def test_limiter_reports_wait_and_times_out(url, monkeypatch):
     resource = RedisResource(url=url, key_prefix=f"mctest-{uuid.uuid4().hex[:8]}")
     limiter = resource.rate_limiter("pinata", rate=2, per_seconds=60)
@@ -72,6 +79,7 @@ def test_limiter_reports_wait_and_times_out(url, monkeypatch):
         limiter.try_acquire(tokens=3)
 
 
+@pytest.mark.unit
 def test_in_process_limiter_is_shared_by_resources_in_one_process():
     prefix = f"mctest-{uuid.uuid4().hex[:8]}"
     a = RedisResource(key_prefix=prefix).rate_limiter("weatherxm", rate=3)
@@ -84,7 +92,7 @@ def test_in_process_limiter_is_shared_by_resources_in_one_process():
     ]
 
 
-@pytest.mark.parametrize("url", [REDIS_URL, None], ids=["redis", "in-process"])
+@pytest.mark.parametrize("url", BACKENDS)
 def test_lock_excludes_and_expires(url):
     resource = RedisResource(url=url, key_prefix=f"mctest-{uuid.uuid4().hex[:8]}")
     with resource.lock("order:KE-KAK-001", ttl_seconds=30) as first:
@@ -96,7 +104,7 @@ def test_lock_excludes_and_expires(url):
         assert again  # released on exit
 
 
-@pytest.mark.parametrize("url", [REDIS_URL, None], ids=["redis", "in-process"])
+@pytest.mark.parametrize("url", BACKENDS)
 def test_cache_with_ttl(url):
     resource = RedisResource(url=url, key_prefix=f"mctest-{uuid.uuid4().hex[:8]}")
     assert resource.cache_get("stations") is None

@@ -41,6 +41,7 @@ def day_frame(day: str, value: float, n: int = 24) -> pd.DataFrame:
     )
 
 
+@pytest.mark.integration
 def test_migrations_are_idempotent(db):
     head = current_revision(db.engine)
     upgrade(db.engine)
@@ -54,6 +55,7 @@ def test_migrations_are_idempotent(db):
     assert db.has_timescaledb() is False  # plain PostgreSQL here: same schema, no hypertables
 
 
+@pytest.mark.integration
 def test_copy_round_trip_keeps_nulls_quotes_and_timestamps(db, scratch_table):
     frame = day_frame("2025-03-01", 1.5)
     assert (
@@ -68,6 +70,7 @@ def test_copy_round_trip_keeps_nulls_quotes_and_timestamps(db, scratch_table):
     assert list(pd.to_datetime(back["ts"], utc=True)) == list(frame["ts"])
 
 
+@pytest.mark.integration
 def test_rerunning_a_partition_replaces_it_without_duplicates(db, scratch_table):
     window = (dt.datetime(2025, 3, 1, tzinfo=dt.UTC), dt.datetime(2025, 3, 2, tzinfo=dt.UTC))
     db.replace_time_window(scratch_table, "ts", *window, day_frame("2025-03-01", 1.0))
@@ -83,6 +86,7 @@ def test_rerunning_a_partition_replaces_it_without_duplicates(db, scratch_table)
     assert counts.to_dict("records") == [{"value": 2.0, "n": 24}, {"value": 7.0, "n": 24}]
 
 
+@pytest.mark.integration
 def test_crash_mid_write_leaves_previous_rows_intact(db, scratch_table):
     window = (dt.datetime(2025, 3, 1, tzinfo=dt.UTC), dt.datetime(2025, 3, 2, tzinfo=dt.UTC))
     db.replace_time_window(scratch_table, "ts", *window, day_frame("2025-03-01", 1.0))
@@ -94,6 +98,7 @@ def test_crash_mid_write_leaves_previous_rows_intact(db, scratch_table):
     assert len(back) == 24 and set(back["value"]) == {1.0}
 
 
+@pytest.mark.unit
 def test_database_url_spellings():
     assert normalise_url("postgres://u@h/d") == "postgresql+psycopg://u@h/d"
     assert normalise_url("postgresql+psycopg2://u@h/d") == "postgresql+psycopg://u@h/d"
@@ -110,6 +115,7 @@ def own_home():
     shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.integration
 def test_embedded_postgres_starts_migrates_and_is_reused(own_home, monkeypatch):
     tmp_path = own_home
     monkeypatch.setenv("MICROCROP_HOME", str(tmp_path))
@@ -133,6 +139,7 @@ def test_embedded_postgres_starts_migrates_and_is_reused(own_home, monkeypatch):
     assert subprocess.run(["pgrep", "-f", str(tmp_path / "postgres")], capture_output=True).returncode == 1
 
 
+@pytest.mark.integration
 def test_a_run_closes_its_connection_pool(database_url):
     """Each run or sensor tick builds the resource; its pool must close with it, not wait for the
     garbage collector (a code server ticking sensors for weeks would hold connections until then)."""

@@ -31,6 +31,7 @@ def statuses(client: httpx.Client, n: int, path: str = "/stations") -> list[int]
     return [client.get(path).status_code for _ in range(n)]
 
 
+@pytest.mark.integration
 def test_share_of_5xx_is_deterministic_for_a_seed(sandbox, weatherxm):
     sandbox.set_faults(share_5xx=0.5)
     first = statuses(weatherxm, 40)
@@ -44,6 +45,7 @@ def test_share_of_5xx_is_deterministic_for_a_seed(sandbox, weatherxm):
         client.close()
 
 
+@pytest.mark.integration
 def test_429_carries_retry_after_and_vendor_error_shape(sandbox, weatherxm):
     sandbox.set_faults(share_429=1.0, retry_after_s=7)
     response = weatherxm.get("/stations")
@@ -57,6 +59,7 @@ def test_429_carries_retry_after_and_vendor_error_shape(sandbox, weatherxm):
     assert pinata.status_code == 429 and "error" in pinata.json()
 
 
+@pytest.mark.integration
 def test_fail_next_n_is_exact_then_recovers(sandbox, weatherxm):
     sandbox.set_faults(fail_next=3, fail_next_status=503)
     assert statuses(weatherxm, 5) == [503, 503, 503, 200, 200]
@@ -66,6 +69,7 @@ def test_fail_next_n_is_exact_then_recovers(sandbox, weatherxm):
     assert weatherxm.get("/stations").status_code == 200
 
 
+@pytest.mark.integration
 def test_paths_select_which_vendor_fails(sandbox, weatherxm):
     sandbox.set_faults(share_5xx=1.0, paths=["/spexi/"])
     assert statuses(weatherxm, 3) == [200, 200, 200]
@@ -78,6 +82,7 @@ def test_paths_select_which_vendor_fails(sandbox, weatherxm):
     spexi.close()
 
 
+@pytest.mark.integration
 def test_malformed_json_bodies(sandbox, weatherxm):
     sandbox.set_faults(share_malformed=1.0)
     response = weatherxm.get("/stations")
@@ -89,6 +94,7 @@ def test_malformed_json_bodies(sandbox, weatherxm):
     assert weatherxm.get("/stations").json()["stations"]
 
 
+@pytest.mark.integration
 def test_truncated_download_is_detected_by_the_client(sandbox):
     headers = {"x-api-key": sandbox.credentials.spexi_api_key}
     body = {
@@ -116,6 +122,7 @@ def control_headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+@pytest.mark.integration
 def test_control_endpoint_drives_a_separately_running_sandbox(sandbox, weatherxm):
     control = f"{sandbox.root_url}/_sandbox/faults"
     headers = control_headers(sandbox.credentials.control_token)
@@ -131,6 +138,7 @@ def test_control_endpoint_drives_a_separately_running_sandbox(sandbox, weatherxm
     assert statuses(weatherxm, 2) == [200, 200]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "headers",
     [{}, control_headers("sandbox-control-tokeN"), {"Authorization": "sandbox-control-token"}],
@@ -148,6 +156,7 @@ def test_control_endpoint_refuses_requests_without_the_token(sandbox, weatherxm,
     assert httpx.get(f"{sandbox.root_url}/_sandbox/info").status_code == 200
 
 
+@pytest.mark.integration
 def test_served_sandbox_takes_its_control_token_from_the_environment():
     port = free_port()
     control = f"http://127.0.0.1:{port}/_sandbox/faults"
@@ -164,6 +173,7 @@ def test_served_sandbox_takes_its_control_token_from_the_environment():
         server.wait(15)
 
 
+@pytest.mark.integration
 def test_counter_reset_knob_changes_the_counter(sandbox, weatherxm):
     station = next(s for s in sandbox.sandbox.world.stations if not s.offline and s.data_start < dt.date(2025, 1, 1))
     path = f"/stations/{station.id}/history"
@@ -185,6 +195,7 @@ def test_counter_reset_knob_changes_the_counter(sandbox, weatherxm):
     assert all(b >= a for a, b in zip(values, values[1:], strict=False))
 
 
+@pytest.mark.unit
 def test_invalid_knobs_are_refused_with_their_name():
     with pytest.raises(ValueError, match="share_429"):
         Faults(share_429=1.5)
@@ -192,6 +203,7 @@ def test_invalid_knobs_are_refused_with_their_name():
         SandboxConfig(station_list_shape="flat")
 
 
+@pytest.mark.integration
 def test_sandbox_stops_cleanly_and_frees_its_port():
     threads_before = set(threading.enumerate())
     with running_sandbox(clock=ManualClock(NOW)) as sandbox:

@@ -20,6 +20,8 @@ from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 from .conftest import SANDBOX_NOW as NOW
 from .test_proofs_cid import js_importer_cid
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def client(sandbox):

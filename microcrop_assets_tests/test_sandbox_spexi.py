@@ -13,6 +13,8 @@ from rasterio.warp import transform_bounds, transform_geom
 from microcrop_assets.sandbox.config import SandboxConfig
 from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
+pytestmark = pytest.mark.integration
+
 NOW = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
 DROUGHT = {
     "events": [

@@ -62,6 +62,7 @@ def observations(client: httpx.Client, station, day: dt.date | str) -> list[dict
     return response.json()["observations"]
 
 
+@pytest.mark.integration
 def test_station_list_live_shape(client):
     response = client.get("/stations")
     assert response.status_code == 200
@@ -78,6 +79,7 @@ def test_station_list_live_shape(client):
     assert len({s["id"] for s in stations}) == len(stations)
 
 
+@pytest.mark.integration
 def test_reference_envelope_by_query_and_by_config(client):
     by_query = client.get("/stations", params={"_shape": "reference"}).json()
     assert isinstance(by_query, list) and "cellIndex" in by_query[0] and "cellId" not in by_query[0]
@@ -91,6 +93,7 @@ def test_reference_envelope_by_query_and_by_config(client):
     assert isinstance(response.json(), list) and "cellIndex" in response.json()[0]
 
 
+@pytest.mark.integration
 def test_every_demo_plot_has_several_stations_within_50_km(sandbox, client):
     for plot in sandbox.sandbox.world.plots:
         response = client.get("/stations/near", params={"lat": plot.lat, "lon": plot.lon, "radius": 50_000})
@@ -98,6 +101,7 @@ def test_every_demo_plot_has_several_stations_within_50_km(sandbox, client):
         assert len(response.json()["stations"]) >= 4, plot.plot_id
 
 
+@pytest.mark.integration
 def test_near_is_sorted_and_filtered_by_radius(client):
     near = client.get("/stations/near", params={"lat": 0.3, "lon": 34.75, "radius": 20_000}).json()["stations"]
     wide = client.get("/stations/near", params={"lat": 0.3, "lon": 34.75, "radius": 60_000}).json()["stations"]
@@ -105,6 +109,7 @@ def test_near_is_sorted_and_filtered_by_radius(client):
     assert {s["id"] for s in near} <= {s["id"] for s in wide}
 
 
+@pytest.mark.integration
 def test_bounds_and_cell_lists(client):
     box = {"min_lat": 0.15, "min_lon": 34.6, "max_lat": 0.45, "max_lon": 34.9}
     inside = client.get("/stations/bounds", params=box).json()["stations"]
@@ -116,6 +121,7 @@ def test_bounds_and_cell_lists(client):
     assert client.get("/cells/not-a-cell/stations").status_code == 400
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("path", "params"),
     [
@@ -132,6 +138,7 @@ def test_bad_parameters_are_400_with_a_message(client, path, params):
     assert isinstance(response.json()["message"], str) and response.json()["message"]
 
 
+@pytest.mark.integration
 def test_auth_missing_wrong_and_case_insensitive(sandbox):
     url = f"{sandbox.weatherxm_url}/stations"
     missing = httpx.get(url)
@@ -152,6 +159,7 @@ def test_auth_missing_wrong_and_case_insensitive(sandbox):
         assert httpx.get(sandbox.weatherxm_url + path).status_code == 401, path
 
 
+@pytest.mark.integration
 def test_history_shape_units_and_utc_day(sandbox, client):
     world = sandbox.sandbox.world
     local = next(
@@ -181,6 +189,7 @@ def test_history_shape_units_and_utc_day(sandbox, client):
     assert (values["dew_point"] <= values["temperature"]).all()
 
 
+@pytest.mark.integration
 def test_latest_and_health(sandbox, client):
     station = next(s for s in sandbox.sandbox.world.stations if not s.offline)
     latest = client.get(f"/stations/{station.id}/latest").json()
@@ -197,6 +206,7 @@ def test_latest_and_health(sandbox, client):
     assert {"LOCATION_NOT_VERIFIED", "LOCATION_UNKNOWN"} <= reasons
 
 
+@pytest.mark.integration
 def test_unknown_station_404_and_bad_dates_400(sandbox, client):
     unknown = "00000000-0000-4000-8000-000000000000"
     for path in ("latest", "health", "history"):
@@ -210,6 +220,7 @@ def test_unknown_station_404_and_bad_dates_400(sandbox, client):
     assert history(client, station, "2025-08-02").status_code == 404  # the future
 
 
+@pytest.mark.integration
 def test_counter_resets_and_walk_recovers_daily_rain(sandbox, client):
     world, share = sandbox.sandbox.world, sandbox.sandbox.faults.faults.counter_reset_share
     day = dt.date(2025, 4, 1)
@@ -242,6 +253,7 @@ def test_counter_resets_and_walk_recovers_daily_rain(sandbox, client):
         assert walk_rain(readings) == pytest.approx(world.station_daily(station, reset_day)["rain"], abs=0.05)
 
 
+@pytest.mark.integration
 def test_gaps_poor_qod_and_offline_stations(sandbox, client):
     world = sandbox.sandbox.world
     gappy = next(s for s in world.stations if s.long_gaps)
@@ -258,6 +270,7 @@ def test_gaps_poor_qod_and_offline_stations(sandbox, client):
     assert history(client, offline, start - dt.timedelta(days=1)).status_code == 200
 
 
+@pytest.mark.integration
 def test_same_seed_same_bytes_other_seed_differs(sandbox, client):
     station = sandbox.sandbox.world.stations[3]
     paths = [
@@ -276,6 +289,7 @@ def test_same_seed_same_bytes_other_seed_differs(sandbox, client):
         other_client.close()
 
 
+@pytest.mark.integration
 def test_drought_dries_stations_inside_and_leaves_outside_untouched(sandbox, client):
     world = sandbox.sandbox.world
     inside = [
@@ -307,6 +321,7 @@ def test_drought_dries_stations_inside_and_leaves_outside_untouched(sandbox, cli
         dry_client.close()
 
 
+@pytest.mark.integration
 def test_flood_and_heat_wave_events(sandbox):
     station = next(s for s in sandbox.sandbox.world.stations if not s.offline and not s.long_gaps and s.lat > 0)
     area = {"bbox": [station.lon - 0.01, station.lat - 0.01, station.lon + 0.01, station.lat + 0.01]}
@@ -330,6 +345,7 @@ def test_flood_and_heat_wave_events(sandbox):
     assert min(heat_tmax) > 35
 
 
+@pytest.mark.unit
 def test_scenario_validation_names_the_problem(tmp_path):
     event = {"kind": "drought", "start": "2025-06-01", "end": "2025-07-31", "area": {"bbox": KAKAMEGA}}
     cases = [

@@ -9,6 +9,8 @@ import pytest
 
 from microcrop_assets.science.baselines import baseline_window, daily_ndvi, ndvi_baselines
 
+pytestmark = pytest.mark.unit
+
 WEEK = dt.date(2025, 7, 27)  # a Sunday
 
 

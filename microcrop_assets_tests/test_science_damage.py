@@ -28,7 +28,9 @@ from microcrop_assets.science.damage import (
 )
 from microcrop_assets.science.policy import CROP_CALENDARS, PolicyTermsError, growth_stage, resolve_terms
 
-from .fixtures_damage import USDC, inputs_doc
+from .fixtures.damage import USDC, inputs_doc
+
+pytestmark = pytest.mark.unit
 
 
 def half_up(value: Fraction) -> int:

@@ -9,6 +9,8 @@ from pyproj import Geod
 
 from microcrop_assets.science.geo import EARTH_RADIUS_KM, assign_stations, haversine_km, query_bounds
 
+pytestmark = pytest.mark.unit
+
 RADIUS_KM = 50.0
 # pyproj's geodesic on a sphere of the haversine's radius: an independent great-circle oracle
 SPHERE = Geod(a=EARTH_RADIUS_KM * 1000, b=EARTH_RADIUS_KM * 1000)

@@ -9,6 +9,8 @@ import pytest
 
 from microcrop_assets.science import indices
 
+pytestmark = pytest.mark.unit
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # xclim warns about optional plotting extras on import
     import xarray as xr

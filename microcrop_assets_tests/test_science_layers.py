@@ -8,6 +8,8 @@ import pytest
 
 from microcrop_assets.science.layers import combine_stress, layer_fraction
 
+pytestmark = pytest.mark.unit
+
 
 def test_worked_example_of_science_md_section_6():
     germination = layer_fraction(32.0, trigger=40.0, exit=10.0)  # deficit: 8 of 30 mm

@@ -13,6 +13,8 @@ from microcrop_assets.science.policy import CROP_CALENDARS, DEFAULT_TERMS, resol
 
 from .test_science_plot_weather import station_day
 
+pytestmark = pytest.mark.unit
+
 SOWN = dt.date(2025, 3, 15)
 SEASON_END = dt.date(2025, 7, 31)
 DAY = dt.date(2025, 5, 20)  # day 66 after sowing: maize flowering (60..79); window = the 67 days since sowing

@@ -9,6 +9,8 @@ import pytest
 
 from microcrop_assets.science.plot_weather import PLOT_DAY_COLUMNS, plot_weather
 
+pytestmark = pytest.mark.unit
+
 DAY1, DAY2 = dt.date(2025, 3, 1), dt.date(2025, 3, 2)
 
 

@@ -18,6 +18,8 @@ from microcrop_assets.science.spi import (
     spi_from_parameters,
 )
 
+pytestmark = pytest.mark.unit
+
 logging.getLogger("climate_indices").setLevel(logging.WARNING)
 
 START_YEAR, YEARS = 1981, 40

@@ -8,6 +8,8 @@ import pytest
 
 from microcrop_assets.science.stations import STATION_DAY_COLUMNS, station_days
 
+pytestmark = pytest.mark.unit
+
 
 def readings(rows, station="st-a"):
     """rows: (ISO timestamp, temperature, humidity, precipitation_accumulated)."""

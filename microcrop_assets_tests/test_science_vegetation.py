@@ -24,6 +24,8 @@ from microcrop_assets.science.vegetation import (
     vegetation_indices,
 )
 
+pytestmark = pytest.mark.unit
+
 SCALE, OFFSET = 0.0001, -0.1
 
 

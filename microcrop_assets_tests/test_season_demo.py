@@ -27,7 +27,7 @@ from microcrop_assets.season.files import SEASON_PLOTS_FILE
 from microcrop_assets.season.plot_generator import region_of
 from microcrop_assets.season.run import load_season
 from microcrop_assets.season.truth import true_conditions, true_losses
-from microcrop_assets_tests.fixtures_season import html_elements
+from microcrop_assets_tests.fixtures.season import html_elements
 
 SCENARIO = Path(__file__).parent / "data" / "season_short.json"
 PLOTS = 12
@@ -67,6 +67,7 @@ def rows(engine, sql: str) -> list[dict]:
         return [dict(row) for row in conn.execute(sa.text(sql)).mappings()]
 
 
+@pytest.mark.e2e
 def test_the_demo_runs_and_prints_stages_summary_and_report(season_demo):
     done, home, _ = season_demo
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -83,6 +84,7 @@ def test_the_demo_runs_and_prints_stages_summary_and_report(season_demo):
     assert report.parent == home / "reports" and report.is_file()
 
 
+@pytest.mark.e2e
 def test_triggered_plots_lie_in_the_scenario_areas_and_every_event_triggers(season_demo):
     _, _, engine = season_demo
     events = load_scenario(SCENARIO).events
@@ -104,6 +106,7 @@ def test_triggered_plots_lie_in_the_scenario_areas_and_every_event_triggers(seas
     assert not any(region_of(plot["plot_id"]) == "KE-KIS" for plot in triggered)  # the control
 
 
+@pytest.mark.e2e
 def test_every_proof_verifies_and_every_payout_is_confirmed(season_demo):
     _, home, engine = season_demo
     proven = rows(
@@ -122,6 +125,7 @@ def test_every_proof_verifies_and_every_payout_is_confirmed(season_demo):
     assert all(row["status"] == "confirmed" and row["tx_hash"] for row in payouts)
 
 
+@pytest.mark.e2e
 def test_the_report_is_self_contained_with_every_section(season_demo):
     done, _, engine = season_demo
     report = Path(re.search(r"^report: (.+)$", done.stdout, re.M)[1])
@@ -144,6 +148,7 @@ def test_the_report_is_self_contained_with_every_section(season_demo):
         assert f"ipfs://{row['proof_cid']}" in text
 
 
+@pytest.mark.integration
 def test_bad_arguments_are_one_line():
     with pytest.raises(ValueError, match=r"--days 8: the scenario.s season has 7 days"):
         load_season(SCENARIO, days=8)
@@ -159,6 +164,7 @@ def test_bad_arguments_are_one_line():
     assert done.stderr == "microcrop demo: scenario file 'missing.json' does not exist\n"
 
 
+@pytest.mark.unit
 def test_plots_subset_keeps_every_region():
     season = load_season(SCENARIO, plots=6)
     ids = [f["properties"]["plot_id"] for f in season.plots["features"]]
@@ -184,6 +190,7 @@ def reference_condition(world, plot, day: dt.date) -> float:
     return round(0.05 + (green - 0.05) * water * heat * waterlogged, 4)
 
 
+@pytest.mark.unit
 def test_true_loss_is_zero_outside_the_events_and_the_series_is_the_daily_truth():
     config = SandboxConfig(scenario=load_scenario(SCENARIO), plots_file=SEASON_PLOTS_FILE)
     first, last = dt.date(2025, 6, 2), dt.date(2025, 6, 8)
@@ -201,6 +208,7 @@ def test_true_loss_is_zero_outside_the_events_and_the_series_is_the_daily_truth(
     assert drought["true_loss"].mean() > 0.8
 
 
+@pytest.mark.e2e
 def test_the_week_assessed_in_reverse_order_pays_the_same_per_plot(season_demo):
     """Issue 14: the demo assessed its days in order; the same inputs assessed last day first pay every
     plot-season the same total (its largest entitlement). Runs last: it replaces the demo's assessments."""

@@ -17,6 +17,8 @@ from microcrop_assets.season.calibration import (
 from microcrop_assets.season.files import SEASON_PLOTS_FILE
 from microcrop_assets.season.plot_generator import generate, region_of, subset
 
+pytestmark = pytest.mark.unit
+
 RAIN = DEFAULT_TERMS["layers"]["drought_rain"]  # deficit: 30 -> 5 mm
 DRY_SPELL = DEFAULT_TERMS["layers"]["drought_dry_spell"]  # excess: 7 -> 14 days
 

@@ -12,7 +12,9 @@ from affine import Affine
 import microcrop_assets.defs.imagery.rasters as rasters
 from microcrop_assets.cli import main
 from microcrop_assets.defs.imagery.rasters import ImageryError, process_image
-from microcrop_assets_tests.fixtures_imagery import Scene, field_reflectance
+from microcrop_assets_tests.fixtures.imagery import Scene, field_reflectance
+
+pytestmark = pytest.mark.unit
 
 RESOLUTION = 0.00005  # degrees: 100 x 100 pixels of about 5.5 m
 ORIGIN = (34.5, 0.3)  # upper-left corner (longitude, latitude)

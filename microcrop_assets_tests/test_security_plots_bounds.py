@@ -42,6 +42,7 @@ def round_ring(vertices: int) -> list[list[float]]:
     return [*ring, ring[0]]
 
 
+@pytest.mark.unit
 def test_a_file_over_the_size_limit_is_refused_in_one_line_before_it_is_parsed(monkeypatch):
     text = collection(feature("KE-1"))
     size = len(text.encode())
@@ -58,6 +59,7 @@ def test_a_file_over_the_size_limit_is_refused_in_one_line_before_it_is_parsed(m
     assert list(parse_plots(text, "upload.geojson")["plot_id"]) == ["KE-1"]
 
 
+@pytest.mark.unit
 def test_100000_deep_nesting_is_one_line_from_the_cli_never_a_recursion_error(tmp_path, capsys):
     """The finding's real size (200 kB): json.loads recursed until RecursionError and a traceback."""
     deep = feature("KE-1")
@@ -72,6 +74,7 @@ def test_100000_deep_nesting_is_one_line_from_the_cli_never_a_recursion_error(tm
     )
 
 
+@pytest.mark.unit
 def test_brackets_inside_strings_do_not_count_and_the_default_depth_takes_every_plots_file(monkeypatch):
     bracketed = feature("KE-1", policy_id='[[[[{{"[' * 40)  # text, not nesting
     multi = feature(
@@ -85,6 +88,7 @@ def test_brackets_inside_strings_do_not_count_and_the_default_depth_takes_every_
         parse_plots(collection(bracketed, multi), "deep-enough.geojson")
 
 
+@pytest.mark.unit
 def test_a_plot_over_the_vertex_limit_is_named_and_the_other_features_still_checked(monkeypatch):
     """Finding 8, small: a 64-vertex ring over a limit of 50 stands for the 2-million-vertex one."""
     monkeypatch.setenv("MICROCROP_MAX_PLOT_VERTICES", "50")
@@ -103,6 +107,7 @@ def test_a_plot_over_the_vertex_limit_is_named_and_the_other_features_still_chec
     assert [p.plot_id for p in caught.value.problems] == ["BANANA"]
 
 
+@pytest.mark.unit
 def test_a_plot_over_the_area_limit_is_named_with_its_area(monkeypatch):
     with pytest.raises(PlotsFileError) as caught:  # the default 50 ha, the finding's 0.4 degree plot
         parse_plots(collection(feature("GOOD"), feature("HUGE", DEGREE_SQUARE)), "upload.geojson")
@@ -119,6 +124,7 @@ def test_a_plot_over_the_area_limit_is_named_with_its_area(monkeypatch):
     assert parse_plots(collection(feature("GOOD")), "upload.geojson")["area_ha"].iloc[0] < 3
 
 
+@pytest.mark.integration
 def test_plots_import_refuses_a_huge_plot_by_name_and_changes_nothing(clean_plots, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", clean_plots.url)
     assert main(["plots", "import", str(DEMO_PLOTS)]) == 0
@@ -135,6 +141,7 @@ def test_plots_import_refuses_a_huge_plot_by_name_and_changes_nothing(clean_plot
     assert clean_plots.read_frame("SELECT * FROM plots ORDER BY plot_id").equals(before)
 
 
+@pytest.mark.integration
 def test_an_oversized_plots_source_is_refused_by_its_stored_size_before_a_byte_is_read(tmp_path, s3_store, monkeypatch):
     monkeypatch.setenv("MICROCROP_MAX_PLOTS_FILE_BYTES", "1000")
     big = tmp_path / "plots.geojson"

@@ -19,14 +19,14 @@ from dagster_k8s.job import construct_dagster_k8s_job
 from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 
+from microcrop_assets.definitions import defs
 from microcrop_assets.defs.monitoring.health import first_line
 from microcrop_assets.defs.monitoring.sensors import run_failure_alert
 from microcrop_assets.defs.payouts.jobs import ORACLE_KEY_DIR, ORACLE_KEY_SECRET, ORACLE_KEY_TAGS
 from microcrop_assets.deployment.launcher import CONTAINER_CONTEXT_TAG
 from microcrop_assets.resources.chain import ChainError, ChainResource
-from microcrop_assets.definitions import defs
 from microcrop_assets.resources.environment import build_resources
-from microcrop_assets_tests.fixtures_ops import http_receiver
+from microcrop_assets_tests.fixtures.monitoring import http_receiver
 from microcrop_assets_tests.test_deploy_instances import (
     COMPOSE_ENV,
     KUBECONFIG,
@@ -34,10 +34,7 @@ from microcrop_assets_tests.test_deploy_instances import (
     chart_instance,
     compose_config,
     helm_values,
-    pg_env,
 )
-
-__all__ = ["pg_env"]
 
 PAYOUTS_JOB = "payouts_job"
 KEY_FILE = f"{ORACLE_KEY_DIR}/ORACLE_PRIVATE_KEY"
@@ -52,6 +49,7 @@ def new_key() -> str:
 # -- finding 9: the oracle's key reaches payouts_job's runs only ----------------------------------------
 
 
+@pytest.mark.integration
 def test_no_compose_service_holds_the_oracle_key():
     key = new_key()
     env = {**COMPOSE_ENV, "ORACLE_PRIVATE_KEY": key, "ORACLE_PRIVATE_KEY_FILE": "/etc/microcrop/oracle.key"}
@@ -122,6 +120,7 @@ def docker_instance(tmp_path, daemon_env, monkeypatch):
         yield instance, recorded, leaked
 
 
+@pytest.mark.integration
 def test_docker_launcher_mounts_the_key_into_payouts_runs_only(docker_instance):
     instance, docker_client, leaked = docker_instance
     for job_name in JOBS:
@@ -138,6 +137,7 @@ def test_docker_launcher_mounts_the_key_into_payouts_runs_only(docker_instance):
             assert "volumes" not in container, job_name
 
 
+@pytest.mark.integration
 def test_a_tag_added_to_one_run_does_not_mount_the_key(docker_instance):
     instance, docker_client, _ = docker_instance
     # what someone could add from the launchpad: the launcher reads the job's definition, not the run
@@ -146,6 +146,7 @@ def test_a_tag_added_to_one_run_does_not_mount_the_key(docker_instance):
     assert "volumes" not in container and "ORACLE_PRIVATE_KEY_FILE" not in container["environment"]
 
 
+@pytest.mark.integration
 def test_helm_gives_the_key_secret_to_payouts_pods_only(tmp_path, daemon_env):
     values = helm_values()
     rendered = yaml.safe_dump(values)  # the values without their comments
@@ -187,6 +188,7 @@ def test_helm_gives_the_key_secret_to_payouts_pods_only(tmp_path, daemon_env):
             assert not pod_job.spec.template.spec.volumes, job_name
 
 
+@pytest.mark.unit
 def test_payouts_runs_read_the_key_from_its_file(tmp_path, monkeypatch):
     provider = EthereumTesterProvider()
     node = ChainResource.in_process(provider)  # registers the provider under an in-process:// URL
@@ -225,6 +227,7 @@ def payouts_probe() -> None:
     raise RuntimeError(f"node refused the transaction signed with {key} (raw key {key[2:]})")
 
 
+@pytest.mark.integration
 def test_health_and_alert_texts_never_show_a_signing_key(monkeypatch):
     oracle, admin = new_key(), new_key()
     monkeypatch.setenv("ORACLE_PRIVATE_KEY", oracle)

@@ -18,7 +18,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from microcrop_assets import settings
 from microcrop_assets.definitions import defs
-from microcrop_assets_tests.fixtures_ui import LOCATION, REPOSITORY, graphql, start_ui, stop_ui
+from microcrop_assets_tests.fixtures.ui import LOCATION, REPOSITORY, graphql, start_ui, stop_ui
+
+pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it); never a downloaded build
 # headless on a closed network: no GPU, and none of Chromium's background connections

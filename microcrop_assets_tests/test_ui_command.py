@@ -9,7 +9,9 @@ import httpx
 import psutil
 import pytest
 
-from microcrop_assets_tests.fixtures_ui import graphql, start_ui
+from microcrop_assets_tests.fixtures.ui import graphql, start_ui
+
+pytestmark = pytest.mark.e2e
 
 REPOSITORY_QUERY = """
 { repositoriesOrError { ... on RepositoryConnection { nodes {

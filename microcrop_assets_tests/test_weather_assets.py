@@ -1,51 +1,22 @@
 """The weather chain materialized against the sandbox over real HTTP, PostgreSQL and Redis."""
 
 import datetime as dt
-import json
 import math
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 
-from microcrop_assets.defs.plots.assets import DEMO_PLOTS
 from microcrop_assets.defs.weather.assets import weather_daily, weather_indices, weather_readings
 from microcrop_assets.defs.weather.schedules import weather_nightly, weather_readings_intraday
 from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 from microcrop_assets.sandbox.scenario import SCENARIOS_DIR
+from microcrop_assets_tests.fixtures.weather import SOWING_DAY, chain_resources, registered
 
-from .fixtures_weather import chain_resources, registered
+pytestmark = pytest.mark.integration
 
 DROUGHT = SCENARIOS_DIR / "drought_kakamega.json"
-FIRST, LAST = dt.date(2025, 7, 10), dt.date(2025, 7, 31)
+FIRST, LAST = SOWING_DAY, dt.date(2025, 7, 31)
 CLOCK = dt.datetime(2025, 8, 5, 12, tzinfo=dt.UTC)
-WEATHER_TABLES = (
-    "vendor_gaps",
-    "weather_indices",
-    "weather_daily",
-    "weather_station_health",
-    "weather_readings",
-    "plot_stations",
-    "weather_stations",
-)
-
-
-@pytest.fixture
-def late_sown_plots(tmp_path):
-    """The demo plots sown on FIRST, so a short range holds each plot's whole index window."""
-    document = json.loads(DEMO_PLOTS.read_text())
-    for feature in document["features"]:
-        feature["properties"].update(sowing_date=FIRST.isoformat(), season_end="2025-11-30")
-    path = tmp_path / "plots.geojson"
-    path.write_text(json.dumps(document))
-    return str(path)
-
-
-@pytest.fixture
-def empty_store(db):
-    with db.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {', '.join(WEATHER_TABLES)}, plots CASCADE"))
-    return db
 
 
 def run_chain(resources, plots_source: str, first: dt.date, last: dt.date) -> None:
@@ -65,12 +36,12 @@ def stresses(db, day: dt.date) -> dict[str, float]:
     return dict(zip(frame["plot_id"], frame["drought_stress"], strict=True))
 
 
-def test_drought_raises_drought_stress_for_exactly_the_plots_inside_its_area(empty_store, late_sown_plots, tmp_path):
+def test_drought_raises_drought_stress_for_exactly_the_plots_inside_its_area(empty_weather, late_sown_plots, tmp_path):
     results = {}
     for name, scenario in (("baseline", None), ("drought", DROUGHT)):
         with running_sandbox(scenario=scenario, clock=ManualClock(CLOCK)) as sandbox:
-            run_chain(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots, FIRST, LAST)
-        results[name] = stresses(empty_store, LAST)
+            run_chain(chain_resources(sandbox, empty_weather, tmp_path), late_sown_plots, FIRST, LAST)
+        results[name] = stresses(empty_weather, LAST)
     assert len(results["drought"]) == 12 and not any(math.isnan(v) for v in results["drought"].values())
     raised = {p for p in results["drought"] if results["drought"][p] > results["baseline"][p]}
     assert raised == {f"KE-KAK-{i:03d}" for i in range(1, 7)}, results
@@ -79,14 +50,14 @@ def test_drought_raises_drought_stress_for_exactly_the_plots_inside_its_area(emp
             assert results["drought"][plot] == results["baseline"][plot]
 
     # the chain's tables are consistent with each other
-    rows = empty_store.read_frame(
+    rows = empty_weather.read_frame(
         "SELECT count(*) AS n, count(DISTINCT station_id) AS stations, min(ts) AS first, max(ts) AS last"
         " FROM weather_readings"
     ).iloc[0]
     assert rows["n"] > 0 and rows["first"].date() == FIRST and rows["last"].date() == LAST
-    daily = empty_store.read_frame("SELECT count(*) AS n FROM weather_daily").iloc[0]["n"]
+    daily = empty_weather.read_frame("SELECT count(*) AS n FROM weather_daily").iloc[0]["n"]
     assert daily == rows["stations"] * ((LAST - FIRST).days + 1)
-    index_row = empty_store.read_frame(
+    index_row = empty_weather.read_frame(
         "SELECT * FROM weather_indices WHERE plot_id = 'KE-KAK-003' AND day = :d", {"d": LAST}
     ).iloc[0]
     assert index_row["in_season"] and index_row["window_days"] == 22 and index_row["n_stations"] >= 1
@@ -130,10 +101,10 @@ def events_text(result) -> str:
     return "".join(str(event) for event in result.all_events)
 
 
-def test_a_station_answering_404_is_listed_skipped_and_left_as_a_gap(empty_store, late_sown_plots, tmp_path):
+def test_a_station_answering_404_is_listed_skipped_and_left_as_a_gap(empty_weather, late_sown_plots, tmp_path):
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = registered(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots)
-        stations = empty_store.read_frame("SELECT DISTINCT station_id FROM plot_stations ORDER BY 1")["station_id"]
+        resources = registered(chain_resources(sandbox, empty_weather, tmp_path), late_sown_plots)
+        stations = empty_weather.read_frame("SELECT DISTINCT station_id FROM plot_stations ORDER BY 1")["station_id"]
         gone = stations.iloc[1]
         sandbox.set_faults(fail_next=1000, fail_next_status=404, paths=[history_path(gone)])
         result = dg.materialize([weather_readings], resources=resources, partition_key=LAST.isoformat())
@@ -144,22 +115,22 @@ def test_a_station_answering_404_is_listed_skipped_and_left_as_a_gap(empty_store
     failures = metadata["failures"].value
     assert metadata["station_days_failed"].value == 1 and list(failures) == [f"{LAST} {gone}"]
     assert failures[f"{LAST} {gone}"].startswith("VendorNotFound") and "HTTP 404" in failures[f"{LAST} {gone}"]
-    stored = set(empty_store.read_frame("SELECT DISTINCT station_id FROM weather_readings")["station_id"])
+    stored = set(empty_weather.read_frame("SELECT DISTINCT station_id FROM weather_readings")["station_id"])
     assert stored == set(stations) - {gone}
-    assert list(open_gap_keys(empty_store, LAST)) == [gone]
+    assert list(open_gap_keys(empty_weather, LAST)) == [gone]
     answered = [c for c in result.get_asset_check_evaluations() if c.check_name == "stations_answered"][0]
     assert not answered.passed and answered.metadata["gap_stations"].value == {LAST.isoformat(): [gone]}
     assert key not in events_text(result)
 
 
 @pytest.mark.parametrize("failing", [2, 3], ids=["exactly_at_the_share_stores", "just_above_the_share_fails"])
-def test_failed_share_threshold_at_its_boundary(empty_store, late_sown_plots, tmp_path, failing):
+def test_failed_share_threshold_at_its_boundary(empty_weather, late_sown_plots, tmp_path, failing):
     day = LAST
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = registered(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots)
-        stations = empty_store.read_frame("SELECT DISTINCT station_id FROM plot_stations ORDER BY 1")["station_id"]
+        resources = registered(chain_resources(sandbox, empty_weather, tmp_path), late_sown_plots)
+        stations = empty_weather.read_frame("SELECT DISTINCT station_id FROM plot_stations ORDER BY 1")["station_id"]
         assert dg.materialize([weather_readings], resources=resources, partition_key=day.isoformat()).success
-        before = day_content(empty_store, day)
+        before = day_content(empty_weather, day)
         broken = list(stations.iloc[:failing])
         sandbox.set_faults(share_5xx=1.0, paths=[history_path(s) for s in broken])
         threshold = {"ops": {"weather_readings": {"config": {"max_failed_share": 2 / len(stations)}}}}
@@ -173,11 +144,11 @@ def test_failed_share_threshold_at_its_boundary(empty_store, late_sown_plots, tm
         key = sandbox.credentials.weatherxm_api_key
 
     assert result.success is (failing == 2)
-    gaps = open_gap_keys(empty_store, day)
+    gaps = open_gap_keys(empty_weather, day)
     if failing == 2:  # stored: the failing stations keep their rows and are recorded as gaps
         assert sorted(gaps) == sorted(broken)
     else:  # the whole day is left exactly as it was, and every station of it is a gap to refetch
-        assert day_content(empty_store, day) == before
+        assert day_content(empty_weather, day) == before
         assert sorted(gaps) == sorted(stations) and all(gaps[s].startswith("VendorUnavailable") for s in broken)
         assert gaps[stations.iloc[-1]] == f"day not stored: 3 of {len(stations)} stations failed"
         failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
@@ -186,15 +157,15 @@ def test_failed_share_threshold_at_its_boundary(empty_store, late_sown_plots, tm
     assert key not in events_text(result) and "VendorUnavailable" in events_text(result)
 
 
-def test_rerunning_a_day_replaces_it(empty_store, late_sown_plots, tmp_path):
+def test_rerunning_a_day_replaces_it(empty_weather, late_sown_plots, tmp_path):
     day = LAST.isoformat()
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = registered(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots)
+        resources = registered(chain_resources(sandbox, empty_weather, tmp_path), late_sown_plots)
         counts = []
         for _ in range(2):
             assert dg.materialize([weather_readings, weather_daily], resources=resources, partition_key=day).success
             counts.append(
-                empty_store.read_frame(
+                empty_weather.read_frame(
                     "SELECT (SELECT count(*) FROM weather_readings) AS r, (SELECT count(*) FROM weather_daily) AS d"
                 )
                 .iloc[0]
@@ -203,20 +174,20 @@ def test_rerunning_a_day_replaces_it(empty_store, late_sown_plots, tmp_path):
     assert counts[0] == counts[1] and counts[0][0] > 0
 
 
-def test_physical_range_check_passes_on_sandbox_readings(empty_store, late_sown_plots, tmp_path):
+def test_physical_range_check_passes_on_sandbox_readings(empty_weather, late_sown_plots, tmp_path):
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = registered(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots)
+        resources = registered(chain_resources(sandbox, empty_weather, tmp_path), late_sown_plots)
         result = dg.materialize([weather_readings], resources=resources, partition_key=LAST.isoformat())
     check = [c for c in result.get_asset_check_evaluations() if c.check_name == "readings_physical_ranges"][0]
     assert check.passed and check.metadata["temperature"].value == 0
 
 
-def test_schedules_target_today_and_yesterday(empty_store):
+def test_schedules_target_today_and_yesterday(empty_weather):
     moment = dt.datetime(2025, 7, 31, 0, 15, tzinfo=dt.UTC)
     with dg.instance_for_test() as instance:
         today = weather_readings_intraday(dg.build_schedule_context(instance=instance, scheduled_execution_time=moment))
         with dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=moment, resources={"timescaledb": empty_store}
+            instance=instance, scheduled_execution_time=moment, resources={"timescaledb": empty_weather}
         ) as context:
             nightly = weather_nightly(context)
     assert today.partition_key == "2025-07-31"

@@ -21,12 +21,12 @@ from microcrop_assets.defs.weather.assets import weather_daily, weather_indices,
 from microcrop_assets.proofs.document import weather_differences
 from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 from microcrop_assets.science.plot_indices import LOOKBACK_DAYS, compute_weather_indices
+from microcrop_assets_tests.fixtures.damage import add_plot
+from microcrop_assets_tests.fixtures.weather import SOWING_DAY, chain_resources, registered
 
-from .fixtures_damage import add_plot, damage_db_fixture  # noqa: F401
-from .fixtures_weather import chain_resources, registered
-from .test_weather_assets import empty_store, late_sown_plots  # noqa: F401
+pytestmark = pytest.mark.integration
 
-FIRST, LAST = dt.date(2025, 7, 10), dt.date(2025, 7, 24)
+FIRST, LAST = SOWING_DAY, dt.date(2025, 7, 24)
 CLOCK = dt.datetime(2025, 8, 5, 12, tzinfo=dt.UTC)
 VARIABLES = ("rain_mm", "tmax_c", "tmin_c", "tmean_c")
 
@@ -43,16 +43,16 @@ def recomputed(stations: list[str], weights: list[float], station_day: dict, var
 
 
 @pytest.fixture
-def recorded_run(empty_store, late_sown_plots, tmp_path):  # noqa: F811 (fixtures imported above)
+def recorded_run(empty_weather, late_sown_plots, tmp_path):
     with running_sandbox(clock=ManualClock(CLOCK)) as sandbox:
-        resources = registered(chain_resources(sandbox, empty_store, tmp_path), late_sown_plots)
+        resources = registered(chain_resources(sandbox, empty_weather, tmp_path), late_sown_plots)
         window = {
             "dagster/asset_partition_range_start": FIRST.isoformat(),
             "dagster/asset_partition_range_end": LAST.isoformat(),
         }
         assert dg.materialize([weather_readings, weather_daily], resources=resources, tags=window).success
         assert dg.materialize([weather_indices], resources=resources, tags=window).success
-    return empty_store
+    return empty_weather
 
 
 def test_plot_weather_recomputes_exactly_from_the_record(recorded_run):

@@ -21,8 +21,10 @@ from microcrop_assets.defs.weather.assets import (
 from microcrop_assets.defs.weather.schedules import weather_nightly
 from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
-from .fixtures_clients import FAST, retries
-from .fixtures_weather import chain_resources, registered
+from .fixtures.clients import FAST, retries
+from .fixtures.weather import chain_resources, registered
+
+pytestmark = pytest.mark.integration
 
 FIRST, LAST = dt.date(2025, 7, 29), dt.date(2025, 7, 31)
 CLOCK = dt.datetime(2025, 8, 5, 12, tzinfo=dt.UTC)

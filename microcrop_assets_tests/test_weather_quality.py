@@ -9,6 +9,8 @@ import pytest
 from microcrop_assets.defs.weather.quality import PHYSICAL_RANGES, mask_implausible, out_of_range_counts
 from microcrop_assets.science.stations import station_days
 
+pytestmark = pytest.mark.unit
+
 # per field: values a sensor can report (bounds included), then values it cannot
 RULES = {
     "temperature": ([-60.0, -5.5, 0.0, 41.2, 60.0], [-60.01, 60.01, 85.0, -273.0, np.inf, -np.inf]),

@@ -6,8 +6,8 @@ vendor URLs and keys differ from production. The terminal shows one line per sta
 summary and where the report is.
 """
 
+import argparse
 import datetime as dt
-import logging
 import sys
 from pathlib import Path
 
@@ -19,6 +19,8 @@ DEMO_SCENARIO = Path(__file__).resolve().parent.parent / "sandbox" / "scenarios"
 
 
 def run_demo(days: int | None = None, plots: int | None = None, scenario: str | None = None) -> int:
+    import logging  # here: every `microcrop` command imports this module to build its parser
+
     import dagster as dg
 
     from microcrop_assets.sandbox.scenario import ScenarioError
@@ -55,6 +57,18 @@ def run_demo(days: int | None = None, plots: int | None = None, scenario: str | 
     print(summary_text(data))
     print(f"\nreport: {report}", flush=True)
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(days=args.days, plots=args.plots, scenario=args.scenario)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser("demo", help="run the pipeline end to end on embedded defaults and the sandbox")
+    demo.add_argument("--days", type=int, default=None, help="first N days of the season (default: all 120)")
+    demo.add_argument("--plots", type=int, default=None, help="N plots taken evenly over the regions (default 220)")
+    demo.add_argument("--scenario", default=None, help="scenario JSON with a season window (default season_2025)")
+    demo.set_defaults(func=cmd_demo)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ installs handlers before starting it). Whatever still runs after the grace perio
 no webserver, daemon, code server or run process outlives the command.
 """
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -15,8 +16,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-
-import psutil
 
 from microcrop_assets import settings
 
@@ -52,6 +51,8 @@ def dev_command(home: Path, host: str, port: int) -> list[str]:
 
 def stop_process_tree(process: subprocess.Popen, grace_s: float = SHUTDOWN_GRACE_S) -> None:
     """SIGINT to the process group `process` leads, wait, then kill whatever of the tree is left."""
+    import psutil  # here, not at the top: every `microcrop` command imports this module to build its parser
+
     try:
         tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
     except psutil.NoSuchProcess:
@@ -107,3 +108,16 @@ def run_ui(host: str = "127.0.0.1", port: int = 3000, seed: int | None = None, s
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    return run_ui(host=args.host, port=args.port, seed=args.seed, scenario=args.scenario)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    ui = commands.add_parser("ui", help="the Dagster UI with its daemon, wired to the vendor sandbox")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--seed", type=int, default=None, help="sandbox seed")
+    ui.add_argument("--scenario", default=None, help="sandbox scenario JSON (default: the demo's drought)")
+    ui.set_defaults(func=cmd_ui)

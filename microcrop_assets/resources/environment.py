@@ -1,5 +1,5 @@
 """The resources every asset, sensor and schedule uses, bound once from the environment: each unset
-setting takes its embedded default (README, Configuration)."""
+setting takes its embedded default (docs/configuration.md)."""
 
 import os
 

@@ -69,14 +69,6 @@ class Pin:
     blocks: dict[str, bytes] = field(default_factory=dict)  # CID -> every block of the pin's DAG
 
 
-class PinStore:
-    def __init__(self):
-        self.pins: list[Pin] = []
-        self.active: dict[tuple[str, str], Pin] = {}  # (network, cid)
-        self.blobs: dict[str, bytes] = {}  # file CIDs of public content, including files inside folders
-        self.lock = threading.Lock()
-
-
 class RateLimiter:
     """A fixed per-minute window on the sandbox clock."""
 
@@ -109,14 +101,33 @@ def _timestamp(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
-    """(legacy + v3 listing routes, v3 upload routes, gateway routes)."""
-    store = PinStore()
-    limiter = RateLimiter(sandbox.config.pinata_rate_limit_per_minute)
-    seed = sandbox.config.seed
+class PinataSimulator:
+    """Pinata over one sandbox: pins held in memory under their true CIDs, the v3 files API and a gateway."""
 
-    def authorise(request: Request) -> None:
-        credentials = sandbox.config.credentials
+    def __init__(self, sandbox: "Sandbox"):
+        self.sandbox = sandbox
+        self.limiter = RateLimiter(sandbox.config.pinata_rate_limit_per_minute)
+        self.pins: list[Pin] = []
+        self.active: dict[tuple[str, str], Pin] = {}  # (network, cid)
+        self.blobs: dict[str, bytes] = {}  # file CIDs of public content, including files inside folders
+        self.lock = threading.Lock()  # guards the pins, the active pins and the blobs
+
+    def routes(self) -> tuple[list[Route], list[Route], list[Route]]:
+        """(legacy + v3 listing routes, v3 upload routes, gateway routes)."""
+        legacy = [
+            Route("/data/testAuthentication", self._api(self.test_authentication)),
+            Route("/pinning/pinFileToIPFS", self._api(self.pin_file), methods=["POST"]),
+            Route("/pinning/pinJSONToIPFS", self._api(self.pin_json), methods=["POST"]),
+            Route("/pinning/unpin/{cid}", self._api(self.unpin), methods=["DELETE"]),
+            Route("/data/pinList", self._api(self.pin_list)),
+            Route("/v3/files/{network}", self._api(self.list_v3)),
+        ]
+        uploads = [Route("/v3/files", self._api(self.upload_v3), methods=["POST"])]
+        gateways = [Route("/{cid}", self.gateway), Route("/{cid}/{path:path}", self.gateway)]
+        return legacy, uploads, gateways
+
+    def _authorise(self, request: Request) -> None:
+        credentials = self.sandbox.config.credentials
         header = request.headers.get("authorization")
         if header is not None:
             scheme, _, jwt = header.partition(" ")
@@ -138,17 +149,19 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
         ):
             raise ApiError(401, "Invalid API key or secret")
 
-    def api(handler):
+    def _api(self, handler):
         """Rate limit, then authenticate; rate-limit headers on every answer, errors included."""
 
         async def endpoint(request: Request) -> Response:
-            headers, wait = limiter.hit(sandbox.now())
+            headers, wait = self.limiter.hit(self.sandbox.now())
             try:
                 if wait is not None:
                     raise ApiError(
-                        429, f"rate limit of {limiter.limit} requests per minute exceeded", {"Retry-After": str(wait)}
+                        429,
+                        f"rate limit of {self.limiter.limit} requests per minute exceeded",
+                        {"Retry-After": str(wait)},
                     )
-                authorise(request)
+                self._authorise(request)
                 response = await handler(request)
             except ApiError as error:
                 error.headers.update(headers)
@@ -158,33 +171,23 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
 
         return endpoint
 
-    def add(pin: Pin) -> tuple[Pin, bool]:
+    def _add(self, pin: Pin) -> tuple[Pin, bool]:
         """Store a pin; an active pin of the same CID on the same network is returned as a duplicate."""
-        with store.lock:
-            existing = store.active.get((pin.network, pin.cid))
+        with self.lock:
+            existing = self.active.get((pin.network, pin.cid))
             if existing is not None:
                 return existing, True
-            pin.id = uuid_for(seed, "pin", len(store.pins))
-            store.pins.append(pin)
-            store.active[(pin.network, pin.cid)] = pin
+            pin.id = uuid_for(self.sandbox.config.seed, "pin", len(self.pins))
+            self.pins.append(pin)
+            self.active[(pin.network, pin.cid)] = pin
             if pin.network == "public":
-                store.blobs.update(pin.blobs)
+                self.blobs.update(pin.blobs)
             return pin, False
 
-    def legacy_answer(pin: Pin, duplicate: bool) -> JSONResponse:
-        return JSONResponse(
-            {
-                "IpfsHash": pin.cid,
-                "PinSize": pin.size,
-                "Timestamp": _timestamp(pin.date_pinned),
-                "isDuplicate": duplicate,
-            }
-        )
-
-    async def test_authentication(request: Request) -> JSONResponse:
+    async def test_authentication(self, request: Request) -> JSONResponse:
         return JSONResponse({"message": AUTH_MESSAGE})
 
-    async def pin_file(request: Request) -> JSONResponse:
+    async def pin_file(self, request: Request) -> JSONResponse:
         async with _form(request) as form:
             parts = [part for part in form.getlist("file") if isinstance(part, UploadFile)]
             if not parts:
@@ -225,14 +228,14 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             mime,
             options.get("groupId"),
             "public",
-            sandbox.now(),
+            self.sandbox.now(),
             files,
             blobs=blobs,
             blocks=blocks,
         )
-        return legacy_answer(*add(pin))
+        return _legacy_answer(*self._add(pin))
 
-    async def pin_json(request: Request) -> JSONResponse:
+    async def pin_json(self, request: Request) -> JSONResponse:
         raw = await request.body()
         if len(raw) > MAX_JSON_BYTES:
             raise ApiError(413, f"pinJSONToIPFS body is {len(raw)} bytes; the limit is {MAX_JSON_BYTES}")
@@ -261,35 +264,35 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             "application/json",
             options.get("groupId"),
             "public",
-            sandbox.now(),
+            self.sandbox.now(),
             {"": data},
             blobs={dag.cid: data},
             blocks=blocks,
         )
-        return legacy_answer(*add(pin))
+        return _legacy_answer(*self._add(pin))
 
-    async def unpin(request: Request) -> Response:
+    async def unpin(self, request: Request) -> Response:
         cid = request.path_params["cid"]
-        with store.lock:
-            pin = store.active.pop(("public", cid), None)
+        with self.lock:
+            pin = self.active.pop(("public", cid), None)
             if pin is None:
                 raise ApiError(404, f"CID {cid} is not pinned by this account")
-            pin.date_unpinned = sandbox.now()
-            still_held = {blob for (net, _), other in store.active.items() if net == "public" for blob in other.blobs}
+            pin.date_unpinned = self.sandbox.now()
+            still_held = {blob for (net, _), other in self.active.items() if net == "public" for blob in other.blobs}
             for blob in pin.blobs:
                 if blob not in still_held:
-                    store.blobs.pop(blob, None)
+                    self.blobs.pop(blob, None)
         return PlainTextResponse("OK")
 
-    async def pin_list(request: Request) -> JSONResponse:
+    async def pin_list(self, request: Request) -> JSONResponse:
         params = request.query_params
         limit = _int_param(params, "pageLimit", 10, 1, 1000)
         offset = _int_param(params, "pageOffset", 0, 0, 10**9)
         status = params.get("status", "all")
         if status not in ("all", "pinned", "unpinned"):
             raise ApiError(400, f"status={status!r} must be all, pinned or unpinned")
-        with store.lock:
-            rows = [p for p in reversed(store.pins) if p.network == "public"]
+        with self.lock:
+            rows = [p for p in reversed(self.pins) if p.network == "public"]
         if "cid" in params:
             rows = [p for p in rows if p.cid == params["cid"]]
         if "hashContains" in params:
@@ -298,7 +301,7 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             rows = [p for p in rows if (p.date_unpinned is None) == (status == "pinned")]
         return JSONResponse({"count": len(rows), "rows": [_pin_row(p) for p in rows[offset : offset + limit]]})
 
-    async def upload_v3(request: Request) -> JSONResponse:
+    async def upload_v3(self, request: Request) -> JSONResponse:
         async with _form(request) as form:
             parts = [part for part in form.getlist("file") if isinstance(part, UploadFile)]
             if len(parts) != 1:
@@ -324,15 +327,15 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             content_type or "application/octet-stream",
             group_id or None,
             network,
-            sandbox.now(),
+            self.sandbox.now(),
             {"": data},
             blobs={dag.cid: data},
             blocks=blocks,
         )
-        pin, duplicate = add(pin)
+        pin, duplicate = self._add(pin)
         return JSONResponse({"data": {**_v3_file(pin), "is_duplicate": duplicate}})
 
-    async def list_v3(request: Request) -> JSONResponse:
+    async def list_v3(self, request: Request) -> JSONResponse:
         network = request.path_params["network"]
         if network not in NETWORKS:
             raise ApiError(400, f"network={network!r} must be 'public' or 'private'")
@@ -343,8 +346,8 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             offset = int(base64.urlsafe_b64decode(token.encode()).decode()) if token else 0
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, f"pageToken={token!r} is not a token this API returned") from None
-        with store.lock:
-            files = [p for p in reversed(store.pins) if p.network == network and p.date_unpinned is None]
+        with self.lock:
+            files = [p for p in reversed(self.pins) if p.network == network and p.date_unpinned is None]
         for key in ("cid", "name"):
             if key in params:
                 files = [p for p in files if getattr(p, key) == params[key]]
@@ -353,13 +356,13 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
         next_token = base64.urlsafe_b64encode(str(offset + limit).encode()).decode() if more else None
         return JSONResponse({"data": {"files": [_v3_file(p) for p in page], "next_page_token": next_token}})
 
-    async def gateway(request: Request) -> Response:
+    async def gateway(self, request: Request) -> Response:
         cid, path = request.path_params["cid"], request.path_params.get("path", "").strip("/")
         if request.query_params.get("format") == "raw" or RAW_BLOCK in request.headers.get("accept", ""):
-            return raw_block(cid, path)
-        with store.lock:
-            pin = store.active.get(("public", cid))
-            blob = store.blobs.get(cid)
+            return self._raw_block(cid, path)
+        with self.lock:
+            pin = self.active.get(("public", cid))
+            blob = self.blobs.get(cid)
         headers = {"Etag": f'"{cid}"', "X-Ipfs-Path": f"/ipfs/{cid}" + (f"/{path}" if path else "")}
         if pin is not None and "" not in pin.files:  # a folder
             if path in pin.files:
@@ -378,15 +381,15 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
         mime = pin.mime_type if pin is not None else "application/octet-stream"
         return Response(blob, media_type=mime, headers=headers)
 
-    def raw_block(cid: str, path: str) -> Response:
+    def _raw_block(self, cid: str, path: str) -> Response:
         """Trustless gateway: the block exactly as hashed, from any public pin whose DAG holds it."""
         if path:
             raise ApiError(400, f"a raw block is asked for by its own CID, not a path ({cid}/{path})")
-        with store.lock:
+        with self.lock:
             block = next(
                 (
                     pin.blocks[cid]
-                    for (network, _), pin in store.active.items()
+                    for (network, _), pin in self.active.items()
                     if network == "public" and cid in pin.blocks
                 ),
                 None,
@@ -395,17 +398,16 @@ def routes(sandbox: "Sandbox") -> tuple[list[Route], list[Route], list[Route]]:
             raise ApiError(404, f"no block {cid} on this gateway")
         return Response(block, media_type=RAW_BLOCK, headers={"Etag": f'"{cid}.raw"', "X-Ipfs-Path": f"/ipfs/{cid}"})
 
-    legacy = [
-        Route("/data/testAuthentication", api(test_authentication)),
-        Route("/pinning/pinFileToIPFS", api(pin_file), methods=["POST"]),
-        Route("/pinning/pinJSONToIPFS", api(pin_json), methods=["POST"]),
-        Route("/pinning/unpin/{cid}", api(unpin), methods=["DELETE"]),
-        Route("/data/pinList", api(pin_list)),
-        Route("/v3/files/{network}", api(list_v3)),
-    ]
-    uploads = [Route("/v3/files", api(upload_v3), methods=["POST"])]
-    gateways = [Route("/{cid}", gateway), Route("/{cid}/{path:path}", gateway)]
-    return legacy, uploads, gateways
+
+def _legacy_answer(pin: Pin, duplicate: bool) -> JSONResponse:
+    return JSONResponse(
+        {
+            "IpfsHash": pin.cid,
+            "PinSize": pin.size,
+            "Timestamp": _timestamp(pin.date_pinned),
+            "isDuplicate": duplicate,
+        }
+    )
 
 
 @contextlib.asynccontextmanager

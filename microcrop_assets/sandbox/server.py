@@ -87,10 +87,10 @@ def create_app(config: SandboxConfig) -> Starlette:
             }
         )
 
-    legacy, uploads, gateway = pinata.routes(sandbox)
+    legacy, uploads, gateway = pinata.PinataSimulator(sandbox).routes()
     routes = [
-        Mount(weatherxm.PREFIX, routes=weatherxm.routes(sandbox)),
-        Mount(spexi.PREFIX, routes=spexi.routes(sandbox)),
+        Mount(weatherxm.PREFIX, routes=weatherxm.WeatherXMSimulator(sandbox).routes()),
+        Mount(spexi.PREFIX, routes=spexi.SpexiSimulator(sandbox).routes()),
         Mount(pinata.UPLOADS_PREFIX, routes=uploads),
         Mount(pinata.PREFIX, routes=legacy),
         Mount(pinata.GATEWAY_PREFIX, routes=gateway),

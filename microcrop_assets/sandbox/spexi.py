@@ -68,35 +68,43 @@ class Order:
         return "processing" if elapsed >= self.delay_s / 2 else "pending"
 
 
-class Orders:
-    def __init__(self):
-        self.by_id: dict[str, Order] = {}
-        self.per_plot: dict[str, int] = {}
-        self.lock = threading.Lock()
+class SpexiSimulator:
+    """Spexi over one sandbox's world: image search, image downloads and the order lifecycle."""
 
+    def __init__(self, sandbox: "Sandbox"):
+        self.sandbox = sandbox
+        self.world = sandbox.world
+        self.orders: dict[str, Order] = {}
+        self.orders_per_plot: dict[str, int] = {}
+        self.lock = threading.Lock()  # guards the orders and their cancellation
+        self.footprints: dict[tuple[str, float], object] = {}  # (plot, resolution) -> the capture's extent
 
-def routes(sandbox: "Sandbox") -> list[Route]:
-    world, orders = sandbox.world, Orders()
-    footprints: dict[tuple[str, float], object] = {}
+    def routes(self) -> list[Route]:
+        return [
+            Route("/image", self.search),
+            Route("/image/{image_id}/download", self.image_download),
+            Route("/orders", self.create, methods=["POST"]),
+            Route("/orders/status", self.statuses, methods=["POST"]),
+            Route("/orders/{order_id}", self.get, methods=["GET"]),
+            Route("/orders/{order_id}", self.cancel, methods=["DELETE"]),
+            Route("/orders/{order_id}/download", self.download),
+        ]
 
-    def authorise(request: Request) -> None:
+    def _authorise(self, request: Request) -> None:
         key = request.headers.get("x-api-key")
         if key is None:
             raise ApiError(401, "Missing API key: send it in the x-api-key header")
-        if not hmac.compare_digest(key.encode(), sandbox.config.credentials.spexi_api_key.encode()):
+        if not hmac.compare_digest(key.encode(), self.sandbox.config.credentials.spexi_api_key.encode()):
             raise ApiError(401, "Invalid API key")
 
-    def base_url(request: Request) -> str:
-        return str(request.base_url).rstrip("/") + PREFIX
-
-    def footprint(capture: Capture):
+    def _footprint(self, capture: Capture):
         key = (capture.plot_id, capture.resolution_m)
-        if key not in footprints:
-            footprints[key] = grid_for(capture.geometry, capture.resolution_m).footprint()
-        return footprints[key]
+        if key not in self.footprints:
+            self.footprints[key] = grid_for(capture.geometry, capture.resolution_m).footprint()
+        return self.footprints[key]
 
-    def order_json(order: Order, request: Request) -> dict:
-        status = order.status(sandbox.now())
+    def _order_json(self, order: Order, request: Request) -> dict:
+        status = order.status(self.sandbox.now())
         body = {
             "order_id": order.order_id,
             "status": status,
@@ -104,25 +112,25 @@ def routes(sandbox: "Sandbox") -> list[Route]:
             "created_at": order.created_at.isoformat(),
         }
         if status == "completed":
-            body["download_url"] = f"{base_url(request)}/orders/{order.order_id}/download"
+            body["download_url"] = f"{_base_url(request)}/orders/{order.order_id}/download"
         if status == "failed":
             body["failure_reason"] = order.failure_reason
         return body
 
-    def find(request: Request) -> Order:
-        order = orders.by_id.get(request.path_params["order_id"])
+    def _find(self, request: Request) -> Order:
+        order = self.orders.get(request.path_params["order_id"])
         if order is None:
             raise ApiError(404, f"order {request.path_params['order_id']!r} not found")
         return order
 
-    async def create(request: Request) -> JSONResponse:
-        authorise(request)
+    async def create(self, request: Request) -> JSONResponse:
+        self._authorise(request)
         try:
             body = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ApiError(400, f"request body is not JSON: {error}") from None
-        validated, capture_date = _validate_order(body, sandbox.now().date(), world.start)
-        plot = world.plot_by_id.get(validated["plot_id"])
+        validated, capture_date = _validate_order(body, self.sandbox.now().date(), self.world.start)
+        plot = self.world.plot_by_id.get(validated["plot_id"])
         if plot is not None:
             geometry, crop, sowing = plot.geometry, plot.crop, plot.sowing_date
         else:
@@ -136,12 +144,12 @@ def routes(sandbox: "Sandbox") -> list[Route]:
                 f"resolution_meters={validated['resolution_meters']} over plot {validated['plot_id']!r} gives "
                 f"{pixels} pixels per band; the sandbox renders at most {MAX_PIXELS}",
             )
-        seed = sandbox.config.seed
-        with orders.lock:
-            sequence = orders.per_plot.get(validated["plot_id"], 0)
-            orders.per_plot[validated["plot_id"]] = sequence + 1
+        seed = self.sandbox.config.seed
+        with self.lock:
+            sequence = self.orders_per_plot.get(validated["plot_id"], 0)
+            self.orders_per_plot[validated["plot_id"]] = sequence + 1
             order_id = "ord_" + token(seed, "order", json.dumps(validated, sort_keys=True), sequence, length=24)
-            fails = unit(seed, "order-fails", order_id) < sandbox.config.order_failure_share
+            fails = unit(seed, "order-fails", order_id) < self.sandbox.config.order_failure_share
             order = Order(
                 order_id=order_id,
                 request=validated,
@@ -155,12 +163,12 @@ def routes(sandbox: "Sandbox") -> list[Route]:
                     validated["resolution_meters"],
                     tuple(b for b in BANDS if b in validated["bands"]),
                 ),
-                created_at=sandbox.now(),
-                delay_s=sandbox.config.order_delay_s,
+                created_at=self.sandbox.now(),
+                delay_s=self.sandbox.config.order_delay_s,
                 fails=fails,
                 failure_reason=FAILURE_REASONS[int(unit(seed, "order-reason", order_id) * 3)] if fails else None,
             )
-            orders.by_id[order_id] = order
+            self.orders[order_id] = order
         return JSONResponse(
             {
                 "order_id": order_id,
@@ -172,13 +180,13 @@ def routes(sandbox: "Sandbox") -> list[Route]:
             status_code=201,
         )
 
-    async def get(request: Request) -> JSONResponse:
-        authorise(request)
-        return JSONResponse(order_json(find(request), request))
+    async def get(self, request: Request) -> JSONResponse:
+        self._authorise(request)
+        return JSONResponse(self._order_json(self._find(request), request))
 
-    async def statuses(request: Request) -> JSONResponse:
+    async def statuses(self, request: Request) -> JSONResponse:
         """Sandbox addition (not in the contract API): many orders' statuses in one call."""
-        authorise(request)
+        self._authorise(request)
         try:
             body = json.loads(await request.body())
         except json.JSONDecodeError as error:
@@ -188,36 +196,36 @@ def routes(sandbox: "Sandbox") -> list[Route]:
             raise ApiError(400, 'body must be {"order_ids": ["ord_...", ...]}')
         if len(ids) > BULK_STATUS_MAX:
             raise ApiError(400, f"{len(ids)} order ids asked; at most {BULK_STATUS_MAX} per call")
-        found = [orders.by_id[i] for i in ids if i in orders.by_id]
+        found = [self.orders[i] for i in ids if i in self.orders]
         return JSONResponse(
             {
-                "orders": [order_json(order, request) for order in found],
-                "not_found": [i for i in ids if i not in orders.by_id],
+                "orders": [self._order_json(order, request) for order in found],
+                "not_found": [i for i in ids if i not in self.orders],
             }
         )
 
-    async def cancel(request: Request) -> JSONResponse:
-        authorise(request)
-        order = find(request)
-        now = sandbox.now()
-        with orders.lock:
+    async def cancel(self, request: Request) -> JSONResponse:
+        self._authorise(request)
+        order = self._find(request)
+        now = self.sandbox.now()
+        with self.lock:
             status = order.status(now)
             if status in ("completed", "failed"):
                 raise ApiError(409, f"order {order.order_id} is {status} and can no longer be cancelled")
             if order.cancelled_at is None:
                 order.cancelled_at = now
-        return JSONResponse(order_json(order, request))
+        return JSONResponse(self._order_json(order, request))
 
-    async def download(request: Request) -> Response:
-        authorise(request)
-        order = find(request)
-        status = order.status(sandbox.now())
+    async def download(self, request: Request) -> Response:
+        self._authorise(request)
+        order = self._find(request)
+        status = order.status(self.sandbox.now())
         if status != "completed":
             raise ApiError(409, f"order {order.order_id} is {status}; its imagery downloads once it is completed")
-        return await stream(order.capture)
+        return await self._stream(order.capture)
 
-    async def stream(capture: Capture) -> Response:
-        data = await run_in_threadpool(sandbox.imagery.geotiff, capture)
+    async def _stream(self, capture: Capture) -> Response:
+        data = await run_in_threadpool(self.sandbox.imagery.geotiff, capture)
 
         async def chunks():
             for start in range(0, len(data), CHUNK_BYTES):
@@ -232,8 +240,9 @@ def routes(sandbox: "Sandbox") -> list[Route]:
             },
         )
 
-    def catalogue(today: dt.date) -> list[Capture]:
+    def _catalogue(self, today: dt.date) -> list[Capture]:
         """Standard-refresh captures of every plot up to today, about every three months."""
+        world = self.world
         captures = []
         for plot in world.plots:
             for cycle in range(max(0, (today - world.start).days // REFRESH_EVERY_DAYS + 1)):
@@ -257,13 +266,13 @@ def routes(sandbox: "Sandbox") -> list[Route]:
                 )
         return captures
 
-    def existing(now: dt.datetime) -> list[tuple[Capture, Order | None]]:
-        found = [(capture, None) for capture in catalogue(now.date())]
-        found += [(order.capture, order) for order in list(orders.by_id.values()) if order.status(now) == "completed"]
+    def _existing(self, now: dt.datetime) -> list[tuple[Capture, Order | None]]:
+        found = [(capture, None) for capture in self._catalogue(now.date())]
+        found += [(order.capture, order) for order in list(self.orders.values()) if order.status(now) == "completed"]
         return found
 
-    async def search(request: Request) -> JSONResponse:
-        authorise(request)
+    async def search(self, request: Request) -> JSONResponse:
+        self._authorise(request)
         area = _search_area(request)
         pitch = request.query_params.get("pitch")
         if pitch is not None:
@@ -277,30 +286,24 @@ def routes(sandbox: "Sandbox") -> list[Route]:
 
         def matching() -> list[dict]:
             found = []
-            for capture, order in existing(sandbox.now()):
-                if first <= capture.capture_date <= last and area.intersects(footprint(capture)):
-                    found.append(_feature(capture, order, footprint(capture), base_url(request)))
+            for capture, order in self._existing(self.sandbox.now()):
+                if first <= capture.capture_date <= last and area.intersects(self._footprint(capture)):
+                    found.append(_feature(capture, order, self._footprint(capture), _base_url(request)))
             return sorted(found, key=lambda f: (f["properties"]["captured_at"], f["id"]))
 
         return JSONResponse({"type": "FeatureCollection", "features": await run_in_threadpool(matching)})
 
-    async def image_download(request: Request) -> Response:
-        authorise(request)
+    async def image_download(self, request: Request) -> Response:
+        self._authorise(request)
         image_id = request.path_params["image_id"]
-        for capture, _ in existing(sandbox.now()):
+        for capture, _ in self._existing(self.sandbox.now()):
             if capture.image_id == image_id:
-                return await stream(capture)
+                return await self._stream(capture)
         raise ApiError(404, f"image {image_id!r} not found")
 
-    return [
-        Route("/image", search),
-        Route("/image/{image_id}/download", image_download),
-        Route("/orders", create, methods=["POST"]),
-        Route("/orders/status", statuses, methods=["POST"]),
-        Route("/orders/{order_id}", get, methods=["GET"]),
-        Route("/orders/{order_id}", cancel, methods=["DELETE"]),
-        Route("/orders/{order_id}/download", download),
-    ]
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + PREFIX
 
 
 def _feature(capture: Capture, order, extent, base: str) -> dict:

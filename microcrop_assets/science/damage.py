@@ -236,6 +236,218 @@ def _growth_stage(frame: pd.DataFrame, calendars: np.ndarray) -> np.ndarray:
     return (since[:, None] >= table).sum(axis=1) - 1
 
 
+@dataclass(frozen=True)
+class _Source:
+    """One damage source over the plots: which plots it serves, its damage share (read only where it
+    serves: elsewhere its weight is 0), and why it serves none of the others, as (reason, plots) pairs."""
+
+    used: np.ndarray
+    damage: np.ndarray
+    unused_reasons: tuple[tuple[str, np.ndarray], ...]
+
+
+@dataclass(frozen=True)
+class _SatelliteSource(_Source):
+    valid_fraction: np.ndarray  # the NDVI's share of valid pixels (0 without NDVI): its quality in the confidence
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """The policy's source weights renormalised over the sources each plot has."""
+
+    weather: np.ndarray
+    satellite: np.ndarray
+    assessable: np.ndarray  # a source with a positive weight: the plot has a damage
+
+
+@dataclass(frozen=True)
+class _StageDamage:
+    stage_index: np.ndarray  # into GROWTH_STAGES
+    multiplier: np.ndarray  # the stage's sensitivity
+    damage: np.ndarray  # share, at most 1
+    triggered: np.ndarray  # damage at or above the policy's trigger threshold
+
+
+def _weather_source(frame: pd.DataFrame) -> _Source:
+    """The weather stress as the weather damage. A stress outside 0..1 is a broken upstream row: that
+    plot's weather source is dropped, and its reason says why."""
+    stress = _shares(frame, "weather_stress")
+    implausible = np.array([s is not None and not _ZERO <= s <= _ONE for s in stress], dtype=bool)
+    stress = np.where(implausible, None, stress)
+    used = _present(stress)
+    return _Source(
+        used,
+        _filled(stress),
+        (
+            ("weather: weather_stress outside 0..1", implausible),
+            ("weather: no weather stress (see weather_indices.missing_reason)", ~used & ~implausible),
+        ),
+    )
+
+
+def _satellite_source(frame: pd.DataFrame, terms: dict[str, np.ndarray]) -> _SatelliteSource:
+    """The satellite damage: the policy's layer over the NDVI's decline from its baseline (or its z-score),
+    for plots with a recent enough NDVI with enough valid pixels, against a usable baseline."""
+    ndvi, valid = _shares(frame, "ndvi_mean"), _shares(frame, "ndvi_valid_fraction")
+    base_mean, base_std = _shares(frame, "baseline_mean"), _shares(frame, "baseline_std")
+    age = np.array(
+        [
+            None if d is None or d != d else (day - d).days
+            for d, day in zip(frame["ndvi_day"], frame["day"], strict=True)
+        ],
+        dtype=object,
+    )
+    has_ndvi = _present(ndvi) & _present(valid)
+    fresh = np.array([a is not None and 0 <= a <= m for a, m in zip(age, terms["max_age_days"], strict=True)])
+    valid_0, ndvi_0, mean_0 = _filled(valid), _filled(ndvi), _filled(base_mean)
+    enough = has_ndvi & (valid_0 >= terms["min_valid_fraction"])
+    zscore = terms["zscore"].astype(bool)
+    scale = np.where(zscore, _filled(base_std), mean_0)
+    has_base = _present(base_mean) & (~zscore | _present(base_std)) & (scale > _ZERO)
+    used = has_ndvi & fresh & enough & has_base
+    safe_scale = np.where(used, scale, _ONE)
+    # decline (baseline - NDVI) / baseline, or z = (NDVI - mean) / std
+    x = _q(np.where(zscore, ndvi_0 - mean_0, mean_0 - ndvi_0) / safe_scale)
+    return _SatelliteSource(
+        used,
+        layer_share(x, terms["sat_trigger"], terms["sat_exit"]),
+        (
+            ("satellite: no NDVI within max_age_days", ~(has_ndvi & fresh)),
+            ("satellite: NDVI valid fraction below the minimum", has_ndvi & fresh & ~enough),
+            ("satellite: no usable NDVI baseline", has_ndvi & fresh & enough & ~has_base),
+        ),
+        valid_0,
+    )
+
+
+def _missing_reasons(*sources: _Source) -> list[str | None]:
+    """Per plot, why sources are missing ("; "-joined, in the sources' order), or None."""
+    reasons = [reason for source in sources for reason in source.unused_reasons]
+    texts = [text for text, _ in reasons]
+    return [
+        "; ".join(text for text, missing in zip(texts, flags, strict=True) if missing) or None
+        for flags in zip(*(plots for _, plots in reasons), strict=True)
+    ]
+
+
+def _weights(terms: dict[str, np.ndarray], weather: _Source, satellite: _Source) -> _Weights:
+    """The policy's weather and satellite weights over the sources a plot has, renormalised to sum to 1."""
+    w_w = np.where(weather.used, terms["w_weather"], _ZERO)
+    w_s = np.where(satellite.used, terms["w_satellite"], _ZERO)
+    total = w_w + w_s
+    assessable = total > _ZERO
+    safe_total = np.where(assessable, total, _ONE)
+    return _Weights(_q(w_w / safe_total), _q(w_s / safe_total), assessable)
+
+
+def _window_completeness(frame: pd.DataFrame) -> np.ndarray:
+    """The share of the weather index window's days with data (1 for an empty window)."""
+    plot_ids = frame["plot_id"]
+    window = [_days(p, v, "weather.window_days") for p, v in zip(plot_ids, frame["weather_window_days"], strict=True)]
+    gaps = [_days(p, v, "weather.missing_days") for p, v in zip(plot_ids, frame["weather_missing_days"], strict=True)]
+    shares: dict[tuple[int, int], Decimal] = {}  # few distinct (window, gaps) pairs
+    for pair in set(zip(window, gaps, strict=True)):
+        shares[pair] = _ONE if pair[0] <= 0 else _q(np.array([Decimal(pair[0] - pair[1]) / Decimal(pair[0])]))[0]
+    return np.array([shares[pair] for pair in zip(window, gaps, strict=True)], dtype=object)
+
+
+def _confidence(
+    frame: pd.DataFrame, terms: dict[str, np.ndarray], weather: _Source, satellite: _SatelliteSource
+) -> np.ndarray:
+    """The sources' original weights times their quality (window completeness, valid pixels), to 4 places."""
+    completeness = _window_completeness(frame)
+    confidence = np.where(weather.used, terms["w_weather"] * completeness, _ZERO) + np.where(
+        satellite.used, terms["w_satellite"] * np.minimum(satellite.valid_fraction, _ONE), _ZERO
+    )
+    return np.array([c.quantize(_CONFIDENCE, context=_CONTEXT) for c in confidence], dtype=object)
+
+
+def _stage_damage(
+    frame: pd.DataFrame, terms: dict[str, np.ndarray], weights: _Weights, weather: _Source, satellite: _Source
+) -> _StageDamage:
+    """The weighted sources' damage times the growth stage's sensitivity, at most 1, against the trigger."""
+    composite = _q(weights.weather * weather.damage + weights.satellite * satellite.damage)
+    stage_index = _growth_stage(frame, terms["calendar"])
+    if (stage_index < 0).any():
+        first = int(np.argmax(stage_index < 0))
+        raise AssessmentInputError(f"plot {frame['plot_id'][first]}: day {frame['day'][first]} is before sowing")
+    multiplier = np.array([s[i] for s, i in zip(terms["sensitivity"], stage_index, strict=True)], dtype=object)
+    damage = np.minimum(_q(composite * multiplier), _ONE_SHARE)
+    return _StageDamage(stage_index, multiplier, damage, damage >= terms["trigger_threshold"])
+
+
+def _payout_share(damage: np.ndarray, terms: dict[str, np.ndarray]) -> np.ndarray:
+    """The share of the sum insured paid: the damage above the deductible, or all of it at or above a franchise."""
+    has_franchise = _present(terms["franchise"])
+    franchise_share = np.where(damage >= _filled(terms["franchise"]), damage, _ZERO)
+    deductible_share = np.maximum(damage - _filled(terms["deductible"]), _ZERO)
+    return np.where(has_franchise, franchise_share, deductible_share)
+
+
+def _entitlement_and_payout(
+    frame: pd.DataFrame, payout_share: np.ndarray, pays: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Micro-USDC per plot: the entitlement (the payout share of the sum insured, at most the maximum
+    payout, where `pays`) and what this assessment adds to its season (`season_payout`)."""
+    sum_insured = frame["sum_insured_micro_usdc"].to_numpy(dtype=object)
+    max_payout = frame["max_payout_micro_usdc"].to_numpy(dtype=object)
+    paid = frame["season_paid_micro_usdc"].to_numpy(dtype=object)
+    entitlement = np.where(pays, np.minimum(money(sum_insured, payout_share), max_payout), 0)
+    return entitlement, season_payout(entitlement, sum_insured, paid)
+
+
+def _assessment_rows(
+    frame: pd.DataFrame,
+    weather: _Source,
+    satellite: _Source,
+    weights: _Weights,
+    confidence: np.ndarray,
+    stage: _StageDamage,
+    entitlement: np.ndarray,
+    payout: np.ndarray,
+) -> pd.DataFrame:
+    """The steps' results as rows of `damage_assessments`: a source's values only where it was used, the
+    damage and money only where the plot is assessable."""
+    assessable = weights.assessable
+    ends: dict[dt.date, dt.datetime] = {}
+    return pd.DataFrame(
+        {
+            "assessment_id": [
+                assessment_id(p, q, d)
+                for p, q, d in zip(frame["plot_id"], frame["policy_id"], frame["day"], strict=True)
+            ],
+            "plot_id": frame["plot_id"],
+            "policy_id": frame["policy_id"],
+            "day": frame["day"],
+            "method_version": METHOD_VERSION,
+            "weather_damage": np.where(weather.used, weather.damage, None),
+            "satellite_damage": np.where(satellite.used, satellite.damage, None),
+            "sources": [
+                [s for s, used in (("weather", w), ("satellite", s_)) if used]
+                for w, s_ in zip(weather.used, satellite.used, strict=True)
+            ],
+            "weights": [
+                {k: str(v) for k, v, used in (("weather", a, uw), ("satellite", b, us)) if used}
+                for a, b, uw, us in zip(weights.weather, weights.satellite, weather.used, satellite.used, strict=True)
+            ],
+            "confidence": confidence,
+            "growth_stage": np.array(GROWTH_STAGES, dtype=object)[stage.stage_index],
+            "stage_multiplier": stage.multiplier,
+            "damage": np.where(assessable, stage.damage, None),
+            "severity": np.where(assessable, severity(stage.damage), None),
+            "triggered": stage.triggered & assessable,
+            "entitlement_micro_usdc": entitlement.astype(object),
+            "payout_micro_usdc": np.where(assessable, payout, 0).astype(object),
+            "damage_bps": np.where(assessable, to_bps(stage.damage), None),
+            "weather_damage_bps": np.where(weather.used, to_bps(weather.damage), None),
+            "satellite_damage_bps": np.where(satellite.used, to_bps(satellite.damage), None),
+            "assessed_at": [ends.setdefault(d, assessed_at(d)) for d in frame["day"]],
+            "missing_reason": _missing_reasons(weather, satellite),
+        },
+        dtype=object,  # keeps None as None and Decimals, ints and bools as they are
+    )
+
+
 def assess(frame: pd.DataFrame) -> pd.DataFrame:
     """One assessment per row of `frame` (columns INPUT_COLUMNS), as rows of `damage_assessments`.
 
@@ -246,137 +458,18 @@ def assess(frame: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise AssessmentInputError(f"assessment inputs lack column(s) {missing}")
     frame = frame.reset_index(drop=True)
-    n = len(frame)
-    if n == 0:
+    if len(frame) == 0:
         return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
     with localcontext(_CONTEXT):
-        t = _term_arrays(frame)
-        weather = _shares(frame, "weather_stress")
-        ndvi, valid = _shares(frame, "ndvi_mean"), _shares(frame, "ndvi_valid_fraction")
-        base_mean, base_std = _shares(frame, "baseline_mean"), _shares(frame, "baseline_std")
-        # a stress outside 0..1 is a broken upstream row: that plot's weather source is dropped, said why
-        implausible = np.array([w is not None and not _ZERO <= w <= _ONE for w in weather], dtype=bool)
-        weather = np.where(implausible, None, weather)
-
-        # satellite source: a recent enough NDVI with enough valid pixels, against a usable baseline
-        age = np.array(
-            [
-                None if d is None or d != d else (day - d).days
-                for d, day in zip(frame["ndvi_day"], frame["day"], strict=True)
-            ],
-            dtype=object,
-        )
-        has_ndvi = _present(ndvi) & _present(valid)
-        fresh = np.array([a is not None and 0 <= a <= m for a, m in zip(age, t["max_age_days"], strict=True)])
-        valid_0, ndvi_0, mean_0 = _filled(valid), _filled(ndvi), _filled(base_mean)
-        enough = has_ndvi & (valid_0 >= t["min_valid_fraction"])
-        zscore = t["zscore"].astype(bool)
-        scale = np.where(zscore, _filled(base_std), mean_0)
-        has_base = _present(base_mean) & (~zscore | _present(base_std)) & (scale > _ZERO)
-        use_sat = has_ndvi & fresh & enough & has_base
-        safe_scale = np.where(use_sat, scale, _ONE)
-        # decline (baseline - NDVI) / baseline, or z = (NDVI - mean) / std
-        x = _q(np.where(zscore, ndvi_0 - mean_0, mean_0 - ndvi_0) / safe_scale)
-        sat_damage = layer_share(x, t["sat_trigger"], t["sat_exit"])
-        use_weather = _present(weather)
-        reasons = [
-            "; ".join(reason for reason, missing in pair if missing) or None
-            for pair in zip(
-                (("weather: weather_stress outside 0..1", m) for m in implausible),
-                (
-                    ("weather: no weather stress (see weather_indices.missing_reason)", m)
-                    for m in ~use_weather & ~implausible
-                ),
-                (("satellite: no NDVI within max_age_days", m) for m in ~(has_ndvi & fresh)),
-                (("satellite: NDVI valid fraction below the minimum", m) for m in has_ndvi & fresh & ~enough),
-                (("satellite: no usable NDVI baseline", m) for m in has_ndvi & fresh & enough & ~has_base),
-                strict=True,
-            )
-        ]
-
-        w_w = np.where(use_weather, t["w_weather"], _ZERO)
-        w_s = np.where(use_sat, t["w_satellite"], _ZERO)
-        total = w_w + w_s
-        assessable = total > _ZERO
-        safe_total = np.where(assessable, total, _ONE)
-        w_w, w_s = _q(w_w / safe_total), _q(w_s / safe_total)
-        weather_damage = _filled(weather)
-        composite = _q(w_w * weather_damage + w_s * sat_damage)
-
-        # confidence: the sources' original weights times their quality (window completeness, valid pixels)
-        plot_ids = frame["plot_id"]
-        window = [
-            _days(p, v, "weather.window_days") for p, v in zip(plot_ids, frame["weather_window_days"], strict=True)
-        ]
-        gaps = [
-            _days(p, v, "weather.missing_days") for p, v in zip(plot_ids, frame["weather_missing_days"], strict=True)
-        ]
-        shares: dict[tuple[int, int], Decimal] = {}  # few distinct (window, gaps) pairs
-        for pair in set(zip(window, gaps, strict=True)):
-            shares[pair] = _ONE if pair[0] <= 0 else _q(np.array([Decimal(pair[0] - pair[1]) / Decimal(pair[0])]))[0]
-        completeness = np.array([shares[pair] for pair in zip(window, gaps, strict=True)], dtype=object)
-        confidence = np.where(use_weather, t["w_weather"] * completeness, _ZERO) + np.where(
-            use_sat, t["w_satellite"] * np.minimum(valid_0, _ONE), _ZERO
-        )
-        confidence = np.array([c.quantize(_CONFIDENCE, context=_CONTEXT) for c in confidence], dtype=object)
-
-        stage_index = _growth_stage(frame, t["calendar"])
-        if (stage_index < 0).any():
-            first = int(np.argmax(stage_index < 0))
-            raise AssessmentInputError(f"plot {frame['plot_id'][first]}: day {frame['day'][first]} is before sowing")
-        multiplier = np.array([s[i] for s, i in zip(t["sensitivity"], stage_index, strict=True)], dtype=object)
-        damage = np.minimum(_q(composite * multiplier), _ONE_SHARE)
-        triggered = damage >= t["trigger_threshold"]
-
-        # payout share: damage above the deductible, or all of it at or above a franchise
-        has_franchise = _present(t["franchise"])
-        franchise_share = np.where(damage >= _filled(t["franchise"]), damage, _ZERO)
-        deductible_share = np.maximum(damage - _filled(t["deductible"]), _ZERO)
-        payout_share = np.where(has_franchise, franchise_share, deductible_share)
-        sum_insured = frame["sum_insured_micro_usdc"].to_numpy(dtype=object)
-        max_payout = frame["max_payout_micro_usdc"].to_numpy(dtype=object)
-        paid = frame["season_paid_micro_usdc"].to_numpy(dtype=object)
-        entitlement = np.where(triggered & assessable, np.minimum(money(sum_insured, payout_share), max_payout), 0)
-        payout = season_payout(entitlement, sum_insured, paid)
-
-    ends: dict[dt.date, dt.datetime] = {}
-    out = pd.DataFrame(
-        {
-            "assessment_id": [
-                assessment_id(p, q, d)
-                for p, q, d in zip(frame["plot_id"], frame["policy_id"], frame["day"], strict=True)
-            ],
-            "plot_id": frame["plot_id"],
-            "policy_id": frame["policy_id"],
-            "day": frame["day"],
-            "method_version": METHOD_VERSION,
-            "weather_damage": np.where(use_weather, weather_damage, None),
-            "satellite_damage": np.where(use_sat, sat_damage, None),
-            "sources": [
-                [s for s, used in (("weather", w), ("satellite", s_)) if used]
-                for w, s_ in zip(use_weather, use_sat, strict=True)
-            ],
-            "weights": [
-                {k: str(v) for k, v, used in (("weather", a, uw), ("satellite", b, us)) if used}
-                for a, b, uw, us in zip(w_w, w_s, use_weather, use_sat, strict=True)
-            ],
-            "confidence": confidence,
-            "growth_stage": np.array(GROWTH_STAGES, dtype=object)[stage_index],
-            "stage_multiplier": multiplier,
-            "damage": np.where(assessable, damage, None),
-            "severity": np.where(assessable, severity(damage), None),
-            "triggered": triggered & assessable,
-            "entitlement_micro_usdc": entitlement.astype(object),
-            "payout_micro_usdc": np.where(assessable, payout, 0).astype(object),
-            "damage_bps": np.where(assessable, to_bps(damage), None),
-            "weather_damage_bps": np.where(use_weather, to_bps(weather_damage), None),
-            "satellite_damage_bps": np.where(use_sat, to_bps(sat_damage), None),
-            "assessed_at": [ends.setdefault(d, assessed_at(d)) for d in frame["day"]],
-            "missing_reason": reasons,
-        },
-        dtype=object,  # keeps None as None and Decimals, ints and bools as they are
-    )
-    return out
+        terms = _term_arrays(frame)
+        weather = _weather_source(frame)
+        satellite = _satellite_source(frame, terms)
+        weights = _weights(terms, weather, satellite)
+        confidence = _confidence(frame, terms, weather, satellite)
+        stage = _stage_damage(frame, terms, weights, weather, satellite)
+        pays = stage.triggered & weights.assessable
+        entitlement, payout = _entitlement_and_payout(frame, _payout_share(stage.damage, terms), pays)
+    return _assessment_rows(frame, weather, satellite, weights, confidence, stage, entitlement, payout)
 
 
 # -- one plot's inputs as JSON (what the assessment stores and a proof carries) ---------------------------

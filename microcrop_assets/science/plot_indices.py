@@ -10,6 +10,7 @@ computed together, so the work is a few dozen vectorised calls per day whatever 
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 
 from microcrop_assets.science import indices as ix
 from microcrop_assets.science.layers import combine_stress, layer_fraction
-from microcrop_assets.science.plot_weather import plot_weather_grid
+from microcrop_assets.science.plot_weather import PlotWeatherGrid, plot_weather_grid
 from microcrop_assets.science.policy import GROWTH_STAGES, PERILS
 from microcrop_assets.science.spi import spi_from_parameters
 
@@ -189,6 +190,130 @@ def _spi_columns(frame, rain, first, day, terms, in_season) -> list[str | None]:
     return reasons
 
 
+@dataclass(frozen=True)
+class _InsuredPlots:
+    """The plots of one call and what every assessed day reads of them: their policy terms, crop
+    calendars and seasons, and their weather grid, whose column 0 is the day `first`."""
+
+    plot_ids: pd.Series
+    terms: list[dict]  # parsed policy terms per plot (identical terms: one dict)
+    params: pd.DataFrame  # per plot: terms text ("key"), heat threshold, GDD base, missing-share gate
+    calendars: np.ndarray  # (plots x stages) days from sowing to each growth stage
+    sowing: np.ndarray
+    season_end: np.ndarray
+    since_sowing_first: np.ndarray  # days since sowing at the grid's first day
+    first: dt.date
+    grid: PlotWeatherGrid
+
+
+def _parsed_terms(policy_terms: pd.Series) -> tuple[list[str], list[dict]]:
+    """Each plot's terms as canonical text and parsed. Terms arrive as JSON text (straight from the
+    database) or dicts; identical terms are parsed once."""
+    texts = [t if isinstance(t, str) else json.dumps(t, sort_keys=True) for t in policy_terms]
+    parsed = {text: json.loads(text) for text in set(texts)}
+    return texts, [parsed[text] for text in texts]
+
+
+def _first_weather_day(days: Sequence[dt.date], terms: Sequence[Mapping]) -> dt.date:
+    """The first day of station weather the days need: the first day's index window, or with SPI the
+    three whole months before the first day's month (SPI-3 of the last complete month)."""
+    first = days[0] - dt.timedelta(days=WINDOW_DAYS - 1)
+    if any(t["spi"]["gamma_parameters"] for t in terms):
+        first = min(first, (pd.Period(days[0] + dt.timedelta(days=1), "M") - 3).start_time.date())
+    return first
+
+
+def _window_index_values(
+    plots: _InsuredPlots, col: int, width: np.ndarray, phase_start: np.ndarray, in_season: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Every index of the day at grid column `col` for the plots in season (NaN elsewhere), their reasons
+    and each window's missing days. Plots sharing a window start and policy parameters are one block."""
+    n_plots = len(in_season)
+    grids, params = plots.grid.values, plots.params
+    start = col - width + 1
+    values = {c: np.full(n_plots, np.nan) for c in INDEX_COLUMNS}
+    reason = np.full(n_plots, None, dtype=object)
+    missing_days = np.zeros(n_plots, dtype=int)
+    season_rows = pd.DataFrame(
+        {"start": start, "key": params["key"], "heat": params["heat"], "gdd": params["gdd"], "gate": params["gate"]}
+    )[in_season]
+    for (s, _, heat, gdd, gate), group in season_rows.groupby(["start", "key", "heat", "gdd", "gate"]):
+        idx = group.index.to_numpy()
+        block = slice(int(s), col + 1)
+        rain = grids["rain_mm"][idx, block]
+        result = _window_indices(rain, grids["tmax_c"][idx, block], grids["tmean_c"][idx, block], heat, gdd, gate)
+        for c in INDEX_COLUMNS:
+            if c in result:
+                values[c][idx] = result[c]
+        reason[idx] = result["reason"]
+        missing_days[idx] = np.isnan(rain).sum(axis=1)
+    full = slice(col - WINDOW_DAYS + 1, col + 1)
+    for gate, group in season_rows.groupby("gate"):
+        idx = group.index.to_numpy()
+        values["worst_14d_rain_mm"][idx], worst_reason = _worst_in_phase(
+            grids["rain_mm"][idx, full], phase_start[idx], gate
+        )
+        reason[idx] = [
+            ("; ".join(x for x in pair if x) or None) for pair in zip(reason[idx], worst_reason, strict=True)
+        ]
+    return values, reason, missing_days
+
+
+def _stress_columns(frame: pd.DataFrame, plots: _InsuredPlots, in_season: np.ndarray) -> None:
+    """Fill the layers and the stress columns of the plots in season, by groups sharing policy terms."""
+    frame["layers"] = None
+    for c in ("drought_stress", "flood_stress", "heat_stress", "weather_stress"):
+        frame[c] = np.nan
+    for _, group in plots.params[in_season].groupby("key"):
+        idx = group.index.to_numpy()
+        perils, weather_stress, layers = _stress(frame.loc[idx], plots.terms[idx[0]])
+        for peril, stress in perils.items():
+            frame.loc[idx, f"{peril}_stress"] = stress
+        frame.loc[idx, "weather_stress"] = weather_stress
+        frame.loc[idx, "layers"] = layers
+
+
+def _day_rows(plots: _InsuredPlots, day: dt.date) -> pd.DataFrame:
+    """One assessed day's rows for every plot: season and growth stage, the day's weather and stations,
+    the window's indices, SPI, the stresses and why any is missing."""
+    n_plots = len(plots.plot_ids)
+    grid, grids = plots.grid, plots.grid.values
+    col = (day - plots.first).days
+    since = plots.since_sowing_first + col
+    in_season = (since >= 0) & np.array([day <= e for e in plots.season_end])
+    frame = pd.DataFrame({"plot_id": plots.plot_ids, "day": day, "in_season": in_season})
+    stage_index = (since[:, None] >= plots.calendars).sum(axis=1) - 1
+    frame["growth_stage"] = np.where(in_season, np.array(GROWTH_STAGES)[np.clip(stage_index, 0, 5)], None)
+    for name in _WEATHER:
+        frame[name] = grids[name][:, col]
+    frame["stations"], frame["weights"] = grid.day_cells(col)
+    frame["n_stations"] = grid.n_stations[:, col]
+
+    width = np.minimum(since, WINDOW_DAYS - 1) + 1  # window length per plot (days)
+    stage_start = plots.calendars[np.arange(n_plots), np.clip(stage_index, 0, 5)]
+    phase_start = np.clip(since - stage_start, 0, None)  # days since the stage began
+    frame["window_start"] = [
+        day - dt.timedelta(days=int(w) - 1) if ok else None for w, ok in zip(width, in_season, strict=True)
+    ]
+    frame["window_days"] = np.where(in_season, width, 0)
+    values, reason, missing_days = _window_index_values(plots, col, width, phase_start, in_season)
+    for c in INDEX_COLUMNS:
+        frame[c] = values[c]
+    frame["missing_days"] = np.where(in_season, missing_days, None)
+
+    spi_reason = _spi_columns(frame, grids["rain_mm"], plots.first, day, plots.terms, in_season)
+    _stress_columns(frame, plots, in_season)
+    season_reason = [
+        f"outside the insured season ({s}..{e})" for s, e in zip(plots.sowing, plots.season_end, strict=True)
+    ]
+    frame["missing_reason"] = np.where(
+        in_season,
+        [("; ".join(x for x in (r, q) if x) or None) for r, q in zip(reason, spi_reason, strict=True)],
+        season_reason,
+    )
+    return frame
+
+
 def compute_weather_indices(
     plots: pd.DataFrame,
     assignments: pd.DataFrame,
@@ -206,21 +331,11 @@ def compute_weather_indices(
     """
     days = sorted(days)
     plots = plots.reset_index(drop=True)
-    n_plots = len(plots)
-    if n_plots == 0:
+    if len(plots) == 0:
         return pd.DataFrame(columns=list(OUTPUT_COLUMNS))
-
-    # terms arrive as JSON text (straight from the database) or dicts; identical terms are parsed once
-    texts = [t if isinstance(t, str) else json.dumps(t, sort_keys=True) for t in plots["policy_terms"]]
-    parsed = {text: json.loads(text) for text in set(texts)}
-    terms = [parsed[text] for text in texts]
-
-    first = days[0] - dt.timedelta(days=WINDOW_DAYS - 1)
-    if any(t["spi"]["gamma_parameters"] for t in parsed.values()):
-        # SPI-3 of the last complete month needs the three whole months before the current one
-        first = min(first, (pd.Period(days[0] + dt.timedelta(days=1), "M") - 3).start_time.date())
+    texts, terms = _parsed_terms(plots["policy_terms"])
+    first = _first_weather_day(days, terms)
     n_days = (days[-1] - first).days + 1
-
     grid = plot_weather_grid(
         assignments,
         station_days,
@@ -230,88 +345,24 @@ def compute_weather_indices(
         max_stations=max_stations,
         plot_ids=plots["plot_id"],
     )
-    grids = grid.values
-
     sowing = pd.to_datetime(plots["sowing_date"]).dt.date.to_numpy()
-    season_end = pd.to_datetime(plots["season_end"]).dt.date.to_numpy()
-    calendars = np.array([[t["crop_calendar"][s] for s in GROWTH_STAGES] for t in terms])
-    params = pd.DataFrame(
-        {
-            "key": texts,
-            "heat": [float(t["heat_threshold_c"]) for t in terms],
-            "gdd": [float(t["gdd_base_c"]) for t in terms],
-            "gate": [float(t["max_missing_share"]) for t in terms],
-        }
+    insured = _InsuredPlots(
+        plot_ids=plots["plot_id"],
+        terms=terms,
+        params=pd.DataFrame(
+            {
+                "key": texts,
+                "heat": [float(t["heat_threshold_c"]) for t in terms],
+                "gdd": [float(t["gdd_base_c"]) for t in terms],
+                "gate": [float(t["max_missing_share"]) for t in terms],
+            }
+        ),
+        calendars=np.array([[t["crop_calendar"][s] for s in GROWTH_STAGES] for t in terms]),
+        sowing=sowing,
+        season_end=pd.to_datetime(plots["season_end"]).dt.date.to_numpy(),
+        since_sowing_first=np.array([(first - s).days for s in sowing]),
+        first=first,
+        grid=grid,
     )
-    since_sowing_base = np.array([(first - s).days for s in sowing])  # days since sowing at column 0
-
-    out = []
-    for day in days:
-        col = (day - first).days
-        since = since_sowing_base + col
-        in_season = (since >= 0) & np.array([day <= e for e in season_end])
-        frame = pd.DataFrame({"plot_id": plots["plot_id"], "day": day, "in_season": in_season})
-        stage_index = (since[:, None] >= calendars).sum(axis=1) - 1
-        frame["growth_stage"] = np.where(in_season, np.array(GROWTH_STAGES)[np.clip(stage_index, 0, 5)], None)
-        for name in _WEATHER:
-            frame[name] = grids[name][:, col]
-        frame["stations"], frame["weights"] = grid.day_cells(col)
-        frame["n_stations"] = grid.n_stations[:, col]
-
-        width = np.minimum(since, WINDOW_DAYS - 1) + 1  # window length per plot (days)
-        start = col - width + 1
-        stage_start = calendars[np.arange(n_plots), np.clip(stage_index, 0, 5)]
-        phase_start = np.clip(since - stage_start, 0, None)  # days since the stage began
-        frame["window_start"] = [
-            day - dt.timedelta(days=int(w) - 1) if ok else None for w, ok in zip(width, in_season, strict=True)
-        ]
-        frame["window_days"] = np.where(in_season, width, 0)
-        values = {c: np.full(n_plots, np.nan) for c in INDEX_COLUMNS}
-        reason = np.full(n_plots, None, dtype=object)
-        missing_days = np.zeros(n_plots, dtype=int)
-        season_rows = pd.DataFrame(
-            {"start": start, "key": params["key"], "heat": params["heat"], "gdd": params["gdd"], "gate": params["gate"]}
-        )[in_season]
-        for (s, _, heat, gdd, gate), group in season_rows.groupby(["start", "key", "heat", "gdd", "gate"]):
-            idx = group.index.to_numpy()
-            block = slice(int(s), col + 1)
-            rain = grids["rain_mm"][idx, block]
-            result = _window_indices(rain, grids["tmax_c"][idx, block], grids["tmean_c"][idx, block], heat, gdd, gate)
-            for c in INDEX_COLUMNS:
-                if c in result:
-                    values[c][idx] = result[c]
-            reason[idx] = result["reason"]
-            missing_days[idx] = np.isnan(rain).sum(axis=1)
-        full = slice(col - WINDOW_DAYS + 1, col + 1)
-        for gate, group in season_rows.groupby("gate"):
-            idx = group.index.to_numpy()
-            values["worst_14d_rain_mm"][idx], worst_reason = _worst_in_phase(
-                grids["rain_mm"][idx, full], phase_start[idx], gate
-            )
-            reason[idx] = [
-                ("; ".join(x for x in pair if x) or None) for pair in zip(reason[idx], worst_reason, strict=True)
-            ]
-        for c in INDEX_COLUMNS:
-            frame[c] = values[c]
-        frame["missing_days"] = np.where(in_season, missing_days, None)
-
-        spi_reason = _spi_columns(frame, grids["rain_mm"], first, day, terms, in_season)
-        frame["layers"] = None
-        for c in ("drought_stress", "flood_stress", "heat_stress", "weather_stress"):
-            frame[c] = np.nan
-        for _, group in params[in_season].groupby("key"):
-            idx = group.index.to_numpy()
-            perils, weather_stress, layers = _stress(frame.loc[idx], terms[idx[0]])
-            for peril, stress in perils.items():
-                frame.loc[idx, f"{peril}_stress"] = stress
-            frame.loc[idx, "weather_stress"] = weather_stress
-            frame.loc[idx, "layers"] = layers
-        season_reason = [f"outside the insured season ({s}..{e})" for s, e in zip(sowing, season_end, strict=True)]
-        frame["missing_reason"] = np.where(
-            in_season,
-            [("; ".join(x for x in (r, q) if x) or None) for r, q in zip(reason, spi_reason, strict=True)],
-            season_reason,
-        )
-        out.append(frame)
-    result = pd.concat(out, ignore_index=True)
+    result = pd.concat([_day_rows(insured, day) for day in days], ignore_index=True)
     return result[list(OUTPUT_COLUMNS)]

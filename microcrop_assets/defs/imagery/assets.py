@@ -6,6 +6,7 @@ the daily rule and baselines `science/baselines.py`.
 
 import datetime as dt
 import json
+import math
 import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +68,7 @@ class OrdersConfig(dg.Config):
 
 UNKNOWN_ACTION = (
     "ask Spexi whether it holds an order for each, then `microcrop orders record REQUEST_ID ORDER_ID` "
-    "or `microcrop orders release REQUEST_ID` (README, Imagery chain)"
+    "or `microcrop orders release REQUEST_ID` (docs/operations.md, Unknown placements)"
 )
 
 # baselines on Sundays at 02:00 UTC
@@ -403,7 +404,7 @@ class BaselinesConfig(dg.Config):
         dg.AssetDep(
             daily_ndvi,
             partition_mapping=dg.TimeWindowPartitionMapping(
-                start_offset=-(-baselines.BASELINE_WINDOW_DAYS // 7), end_offset=-1
+                start_offset=-math.ceil(baselines.BASELINE_WINDOW_DAYS / 7), end_offset=-1
             ),
         ),
     ],

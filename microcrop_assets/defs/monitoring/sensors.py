@@ -81,7 +81,8 @@ def run_failure_alert(context: dg.RunFailureSensorContext) -> None:
     "required service goes down.",
 )
 def service_health_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    from microcrop_assets.resources.environment import build_resources  # definitions imports this module
+    # the clients as the definitions bind them, opened only when the sensor ticks
+    from microcrop_assets.resources.environment import build_resources
 
     resources = build_resources()
     statuses = check_all(resources)

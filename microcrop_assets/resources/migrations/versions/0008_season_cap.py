@@ -5,8 +5,8 @@ Revises: 0007
 
 Each assessment now names its plot-season (`season_start`, the sowing date) and the sum insured it
 was assessed under. A statement trigger runs after every INSERT (COPY included) and UPDATE of
-`damage_assessments`: it takes a transaction lock per paying plot (so two writers of one plot-season
-queue instead of both passing against the committed rows), then refuses the whole statement when a
+`damage_assessments`: when the statement writes a payout it takes a transaction lock (so two writers
+of one plot-season queue instead of both passing against the committed rows), then refuses the whole statement when a
 plot-season's paying assessments, of any day and any policy id, add up to more than its smallest
 sum insured. The asset computes payouts under its own lock so that this never fires; the trigger is
 what makes a breach impossible to store, whatever code writes the table.
@@ -25,10 +25,12 @@ CREATE FUNCTION damage_assessments_season_cap() RETURNS trigger LANGUAGE plpgsql
 DECLARE
     breach record;
 BEGIN
-    -- in plot order, so two writers of overlapping plots cannot deadlock
-    PERFORM pg_advisory_xact_lock(hashtextextended('microcrop.season_cap:' || plot_id, 0))
-    FROM (SELECT DISTINCT plot_id FROM changed WHERE payout_micro_usdc > 0 ORDER BY plot_id) AS paying;
-    -- a new snapshot after the locks: the rows another writer committed meanwhile count too
+    -- one lock for every writer of payouts (a lock per plot would exhaust the lock table on a day
+    -- with 100,000 paying plots); the asset already writes one day at a time
+    IF EXISTS (SELECT 1 FROM changed WHERE payout_micro_usdc > 0) THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('microcrop.season_cap', 0));
+    END IF;
+    -- a new snapshot after the lock: the rows another writer committed meanwhile count too
     SELECT d.plot_id, d.season_start, sum(d.payout_micro_usdc) AS paid, min(d.sum_insured_micro_usdc) AS cap
     INTO breach
     FROM damage_assessments d
