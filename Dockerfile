@@ -6,14 +6,14 @@ RUN pip install --no-cache-dir uv==0.13.9
 # compiled bytecode: every run is a new process importing dagster (about 2x faster start)
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
-# dependencies first (cached layer), exactly as locked, without the test extra
+# dependencies first (cached layer), exactly as locked: the demo extra (its in-process chain), not the test one
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-dev --extra demo --no-install-project
 COPY README.md ./
 COPY microcrop_assets ./microcrop_assets
 # an editable install: the package runs from /app beside pyproject.toml, whose [tool.dg] section
 # tells microcrop_assets/definitions.py where the defs folder is
-RUN uv sync --frozen --no-dev
+RUN uv sync --frozen --no-dev --extra demo
 
 FROM python:3.11-slim-bookworm
 RUN useradd --create-home --uid 10001 microcrop

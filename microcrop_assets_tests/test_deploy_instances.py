@@ -21,6 +21,8 @@ COMPOSE_ENV = {"POSTGRES_PASSWORD": "compose-pw", "MINIO_ACCESS_KEY": "ak", "MIN
 COMPOSE_ONLY = {"POSTGRES_PASSWORD", "DOCKER_GID", "MICROCROP_IMAGE", "MICROCROP_HOME", "SANDBOX_CONTROL_TOKEN"}
 # the oracle's key reaches payouts_job's runs alone, never every process (test_security_secrets.py)
 PAYOUTS_RUNS_ONLY = {"ORACLE_PRIVATE_KEY", "ORACLE_PRIVATE_KEY_FILE"}
+# the receiver admin's key is read by the operator's `microcrop chain` commands, by no Dagster process
+OPERATOR_ONLY = {"RECEIVER_ADMIN_PRIVATE_KEY"}
 KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters: [{name: test, cluster: {server: "https://127.0.0.1:6443"}}]
@@ -32,9 +34,9 @@ current-context: test
 
 def pipeline_settings() -> set[str]:
     """Every setting .env.example lists (what a run reads), without the compose-only ones and the
-    oracle's key."""
+    signing keys."""
     names = re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
-    return set(names) - COMPOSE_ONLY - PAYOUTS_RUNS_ONLY
+    return set(names) - COMPOSE_ONLY - PAYOUTS_RUNS_ONLY - OPERATOR_ONLY
 
 
 def test_docker_instance_launches_each_run_in_a_container_with_every_setting(tmp_path, pg_env):
@@ -204,6 +206,18 @@ def test_compose_file_parses_and_matches_the_docker_instance():
     assert services["daemon"]["environment"]["DAGSTER_PG_PASSWORD"] == "compose-pw"
     assert services["webserver"]["command"][-1] == "workspace-compose.yaml"
     assert (ROOT / "deploy" / "workspace-compose.yaml").exists()
+
+
+def test_env_example_copied_to_env_gives_empty_settings_not_comments(tmp_path):
+    """`cp .env.example .env`: compose reads `KEY=   # note` as the value '# note', so every comment
+    stands on its own line and every empty setting stays empty."""
+    result = compose_config("--env-file", str(ROOT / ".env.example"))
+    assert result.returncode == 0, result.stderr
+    environment = yaml.safe_load(result.stdout)["services"]["code-server"]["environment"]
+    commented = {k: v for k, v in environment.items() if "#" in str(v)}
+    assert not commented
+    assert environment["MICROCROP_PLOTS_SOURCE"] in ("", None) and environment["BASE_RPC_URL"] in ("", None)
+    assert environment["WEATHER_FETCH_INTERVAL"] in ("5", 5)
 
 
 def test_compose_names_a_missing_secret():
