@@ -11,16 +11,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from microcrop_assets.cli import main
 from microcrop_assets.defs.imagery.rasters import process_image
-from microcrop_assets_tests.fixtures.imagery import Scene, field_reflectance
-
-PLOT_PROPERTIES = {
-    "policy_id": "POL-1",
-    "farmer_address": "0x3b1612dd272d1371c17149d439536b3216fdaeeb",
-    "crop": "maize",
-    "sowing_date": "2025-03-15",
-    "season_end": "2025-09-30",
-    "sum_insured_usdc": "750",
-}
+from microcrop_assets_tests.fixtures.imagery import PLOT_PROPERTIES, Scene, field_reflectance
 
 
 def plots_file(path, scene: Scene, boxes: dict[str, tuple]) -> str:

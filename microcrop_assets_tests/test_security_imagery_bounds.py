@@ -12,20 +12,12 @@ from affine import Affine
 import microcrop_assets.defs.imagery.rasters as rasters
 from microcrop_assets.cli import main
 from microcrop_assets.defs.imagery.rasters import ImageryError, process_image
-from microcrop_assets_tests.fixtures.imagery import Scene, field_reflectance
+from microcrop_assets_tests.fixtures.imagery import PLOT_PROPERTIES, Scene, field_reflectance
 
 pytestmark = pytest.mark.unit
 
 RESOLUTION = 0.00005  # degrees: 100 x 100 pixels of about 5.5 m
 ORIGIN = (34.5, 0.3)  # upper-left corner (longitude, latitude)
-PLOT_PROPERTIES = {
-    "policy_id": "POL-1",
-    "farmer_address": "0x3b1612dd272d1371c17149d439536b3216fdaeeb",
-    "crop": "maize",
-    "sowing_date": "2025-03-15",
-    "season_end": "2025-09-30",
-    "sum_insured_usdc": "750",
-}
 
 
 def lonlat_scene() -> Scene:
