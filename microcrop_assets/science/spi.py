@@ -14,7 +14,6 @@ a 1981 record) has only 29 January SPI-3 totals, and WMO practice still calibrat
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 SPI_LIMIT = 3.09
 DEFAULT_MIN_CALIBRATION_YEARS = 30  # WMO-1090 asks for about 30 years
@@ -148,6 +147,8 @@ def spi_from_parameters(monthly_totals: pd.Series, scale: int, parameters) -> pd
     as the DataFrame `gamma_parameters` returns or a mapping {month: {"alpha", "beta", "q"}}. A month
     with NaN parameters gives NaN. Returns SPI on the input's index.
     """
+    from scipy import stats  # ~0.5 s to import: only here, not when the definitions load
+
     table = _parameter_table(parameters)
     scaled = _scaled(_monthly(monthly_totals), scale)
     month = table.reindex(scaled.index.month)
