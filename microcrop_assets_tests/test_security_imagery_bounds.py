@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import rasterio
+import rasterio.features
+import rio_stac
 from affine import Affine
 
 import microcrop_assets.defs.imagery.rasters as rasters
@@ -49,13 +51,13 @@ def test_a_plot_far_larger_than_the_image_costs_memory_bounded_by_the_image(tmp_
     process_image(image, [("warm-up", inside)], tmp_path / "warm", item_id="w")  # imports, GDAL caches
 
     masks = []
-    geometry_mask = rasters.geometry_mask
+    geometry_mask = rasterio.features.geometry_mask
 
     def recorded(geometries, out_shape, transform, **kwargs):
         masks.append(out_shape)
         return geometry_mask(geometries, out_shape, transform, **kwargs)
 
-    monkeypatch.setattr(rasters, "geometry_mask", recorded)
+    monkeypatch.setattr(rasterio.features, "geometry_mask", recorded)  # rasters imports it on use
     tracemalloc.start()
     try:
         result = process_image(image, [("huge", plot)], tmp_path / "out", item_id="big")
@@ -137,7 +139,7 @@ def test_a_small_sparse_tiff_claiming_100000_by_100000_pixels_is_refused_at_once
 def test_a_failure_while_publishing_leaves_no_output_and_no_partial_folder(tmp_path, monkeypatch):
     """The six outputs appear together or not at all: the STAC Item of the second index fails."""
     image = lonlat_scene().write(tmp_path / "order-3.tif")
-    build_item = rasters.create_stac_item
+    build_item = rio_stac.create_stac_item
     calls = []
 
     def failing_second(*args, **kwargs):
@@ -146,7 +148,7 @@ def test_a_failure_while_publishing_leaves_no_output_and_no_partial_folder(tmp_p
             raise OSError("disk full")
         return build_item(*args, **kwargs)
 
-    monkeypatch.setattr(rasters, "create_stac_item", failing_second)
+    monkeypatch.setattr(rio_stac, "create_stac_item", failing_second)  # rasters imports it on use
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk full"):
         process_image(image, [], out, item_id="o3")

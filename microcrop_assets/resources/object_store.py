@@ -23,11 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
-import boto3
 import dagster as dg
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
-from botocore.exceptions import ClientError
 from pydantic import Field
 
 from microcrop_assets import settings
@@ -153,6 +149,11 @@ class ObjectStoreResource(dg.ConfigurableResource):
 
     @cached_property
     def _s3(self):
+        # boto3 is imported here, by the first S3 call: the definitions load without it
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import ClientError
+
         client = boto3.client(
             "s3",
             endpoint_url=self.endpoint,
@@ -203,6 +204,8 @@ class ObjectStoreResource(dg.ConfigurableResource):
                 extra = {"Metadata": {"sha256": sha}}
                 if content_type:
                     extra["ContentType"] = content_type
+                from boto3.s3.transfer import TransferConfig
+
                 transfer = TransferConfig(
                     multipart_threshold=self.multipart_threshold, multipart_chunksize=self.multipart_chunksize
                 )
@@ -229,6 +232,8 @@ class ObjectStoreResource(dg.ConfigurableResource):
             meta = self._meta_path(key)
             info = json.loads(meta.read_text()) if meta.exists() else {}
             return StoredObject(key, path.stat().st_size, info.get("sha256"), info.get("content_type"))
+        from botocore.exceptions import ClientError
+
         try:
             response = self._s3.head_object(Bucket=self.bucket, Key=validate_key(key))
         except ClientError as error:

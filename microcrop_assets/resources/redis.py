@@ -9,12 +9,14 @@ server stands in: same commands, same script, shared by every resource in the pr
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cache, cached_property
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import fakeredis
-import redis
 from pydantic import Field
+
+if TYPE_CHECKING:
+    import redis
 
 # KEYS[1] bucket hash; ARGV: capacity, refill tokens per second, tokens requested.
 # Returns 0 when granted, otherwise the milliseconds until enough tokens will be there.
@@ -43,7 +45,14 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
 return wait_ms
 """
 
-_IN_PROCESS_SERVER = fakeredis.FakeServer()
+
+@cache
+def _in_process_server():
+    """One fakeredis server per process, made on first use: fakeredis (and numpy under it) is not
+    imported when the definitions load."""
+    import fakeredis
+
+    return fakeredis.FakeServer()
 
 
 class RateLimitTimeout(TimeoutError):
@@ -53,7 +62,7 @@ class RateLimitTimeout(TimeoutError):
 class RateLimiter:
     """Token bucket of `capacity` tokens refilled at `rate` tokens per `per_seconds`."""
 
-    def __init__(self, client: redis.Redis, key: str, rate: float, per_seconds: float, capacity: float):
+    def __init__(self, client: "redis.Redis", key: str, rate: float, per_seconds: float, capacity: float):
         if rate <= 0 or per_seconds <= 0 or capacity < 1:
             raise ValueError(
                 f"rate limiter {key!r}: rate={rate}, per_seconds={per_seconds}, capacity={capacity}; "
@@ -92,10 +101,13 @@ class RedisResource(dg.ConfigurableResource):
     key_prefix: str = Field(default="microcrop", description="namespace for every key this project writes")
 
     @cached_property
-    def client(self) -> redis.Redis:
+    def client(self) -> "redis.Redis":
+        import fakeredis
+        import redis
+
         if self.url:
             return redis.Redis.from_url(self.url, socket_timeout=10, health_check_interval=30)
-        return fakeredis.FakeRedis(server=_IN_PROCESS_SERVER)
+        return fakeredis.FakeRedis(server=_in_process_server())
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         client = self.__dict__.get("client")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-import shapely
 from pydantic import Field
 
 from microcrop_assets.resources.http import (
@@ -108,6 +107,8 @@ def search_params(
             raise ValueError(f"bbox {tuple(bbox)!r} needs min_lon < max_lon and min_lat < max_lat")
         params["bbox"] = ",".join(str(v) for v in bbox)
     else:
+        import shapely  # imported on use: the definitions load without it
+
         try:
             shapely.from_wkt(polygon_wkt)
         except shapely.errors.GEOSException as exc:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import h3
 import pandas as pd
 from pydantic import Field
 
@@ -236,6 +235,8 @@ class WeatherXMResource(VendorResource):
         return self._client.request_json("GET", "/stations/bounds", params=params, parse=parse_stations)
 
     def stations_in_cell(self, h3_index: str) -> list[Station]:
+        import h3  # imported on use: the definitions load without it
+
         if not isinstance(h3_index, str) or not h3.is_valid_cell(h3_index):
             raise ValueError(f"{h3_index!r} is not a valid H3 cell index")
         return self._client.request_json("GET", f"/cells/{h3_index}/stations", parse=parse_stations)

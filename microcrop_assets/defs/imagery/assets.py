@@ -16,7 +16,6 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 from pydantic import Field
-from rio_cogeo.cogeo import cog_validate
 
 from microcrop_assets.defs.imagery import orders as book
 from microcrop_assets.defs.imagery.rasters import ImageryError, process_image
@@ -322,6 +321,8 @@ def ndvi_rasters(
 
 def invalid_cogs(store: ObjectStoreResource, keys: list[str]) -> dict[str, str]:
     """The stored rasters that are not valid Cloud-Optimized GeoTIFFs, with rio-cogeo's errors."""
+    from rio_cogeo.cogeo import cog_validate  # rasterio: not when the definitions load
+
     invalid = {}
     with tempfile.TemporaryDirectory(prefix="cog-check-") as tmp:
         for number, key in enumerate(dict.fromkeys(keys)):

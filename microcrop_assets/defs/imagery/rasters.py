@@ -53,6 +53,8 @@ the edge are counted tile by tile (tiles wholly inside or outside it without ras
 far larger than the image costs memory bounded by the image, not by the plot.
 """
 
+from __future__ import annotations  # no Dagster definitions here; rasterio's Window is for type checking only
+
 import datetime as dt
 import hashlib
 import math
@@ -62,21 +64,10 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pystac
-import rasterio
-import rasterio.shutil
-import shapely
-import shapely.affinity
 from affine import Affine
-from pyproj import Transformer
-from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio.errors import RasterioError
-from rasterio.features import geometry_mask
-from rasterio.windows import Window
-from rio_stac import create_stac_item
-from shapely.geometry import shape
 
 from microcrop_assets import settings
 from microcrop_assets.science.vegetation import (
@@ -95,6 +86,11 @@ from microcrop_assets.science.vegetation import (
     saturation_value,
     vegetation_indices,
 )
+
+# rasterio, shapely, pyproj, pystac and rio-stac are imported by the functions that use them: loading
+# the definitions imports this module and needs none of them (issue 18)
+if TYPE_CHECKING:
+    from rasterio.windows import Window
 
 __all__ = ["ImageResult", "ImageryError", "PlotStatistics", "RasterOutput", "VegetationParams", "process_image"]
 
@@ -138,7 +134,6 @@ _NAMES = {
     "mask": "qa:cloud_mask",
 }
 _WAVELENGTHS_NM = (("blue", 450, 520), ("green", 520, 600), ("red", 600, 690), ("other", 690, 750), ("nir", 750, 1000))
-_COLORINTERP = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue", ColorInterp.nir: "nir"}
 _NAME_TAGS = ("name", "bandname", "band_name", "common_name")
 _WAVELENGTH_TAGS = ("wavelength", "wavelength_nm", "central_wavelength", "center_wavelength", "centre_wavelength")
 _SCALE_TAGS = ("scale", "scale_factor")
@@ -201,6 +196,9 @@ def _wavelength_role(value: str, where: str, image: Path) -> str | None:
 
 def identify_bands(src, image: Path) -> BandLayout:
     """Each needed band's index and calibration, from the file's metadata (see module docstring)."""
+    from rasterio.enums import ColorInterp, MaskFlags
+
+    colorinterp = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue", ColorInterp.nir: "nir"}
     file_tags = _lower_keys(src.tags())
     listed = next((file_tags[key] for key in ("bands", "band_names") if key in file_tags), None)
     listed_names = [part.strip() for part in listed.split(",")] if listed else None
@@ -235,8 +233,8 @@ def identify_bands(src, image: Path) -> BandLayout:
         role = role or next(iter(by_wavelength), None)
         if role:
             strong[number] = role
-        elif src.colorinterp[number - 1] in _COLORINTERP:
-            weak[number] = _COLORINTERP[src.colorinterp[number - 1]]
+        elif src.colorinterp[number - 1] in colorinterp:
+            weak[number] = colorinterp[src.colorinterp[number - 1]]
 
     roles: dict[str, int] = {}
     for number, role in strong.items():
@@ -319,6 +317,12 @@ class _PlotWindow:
     """A plot's pixels: its window on the raster and the polygon mask over it, filled strip by strip."""
 
     def __init__(self, plot_id: str, geometry: dict, src, to_raster):
+        import shapely
+        import shapely.affinity
+        from rasterio.features import geometry_mask
+        from rasterio.windows import Window
+        from shapely.geometry import shape
+
         self.plot_id = plot_id
         try:
             # to_raster: pyproj's transform, arrays of x and y in, arrays out
@@ -410,6 +414,10 @@ def _pixels_in(polygon, outline, window: Window, transform) -> int:
     wholly inside or outside the polygon is counted from its box, a part on the boundary is halved
     until it is small enough to rasterise. `outline`: the polygon in (column, row) pixel coordinates,
     where each part is a box (right for any affine grid, rotated ones too)."""
+    import shapely
+    from rasterio.features import geometry_mask
+    from rasterio.windows import Window
+
     col, row, width, height = window.col_off, window.row_off, window.width, window.height
     part = shapely.box(col, row, col + width, row + height)
     if shapely.contains_properly(outline, part):  # every centre is inside: no tie on the boundary
@@ -445,6 +453,9 @@ def _sha256(path: Path) -> str:
 
 
 def _open(image: Path):
+    import rasterio
+    from rasterio.errors import RasterioError
+
     try:
         src = rasterio.open(image)
     except RasterioError as error:
@@ -488,6 +499,9 @@ def process_image(
     image (corrupt, truncated, not a GeoTIFF, bands not identifiable), ValueError naming a plot
     whose geometry is unusable.
     """
+    import rasterio
+    from pyproj import Transformer
+
     image, out_dir = Path(image), Path(out_dir)
     if not _ITEM_ID.match(item_id):
         raise ValueError(f"item_id {item_id!r} must be 1-128 letters, digits, '.', '_' or '-'")
@@ -521,6 +535,11 @@ def _compute(
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Strip by strip: read, compute, write the plain tiled int16 intermediates, collect plot pixels.
     The pixels masked per reason, and the pixels clipped per index."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.errors import RasterioError
+    from rasterio.windows import Window
+
     profile = {
         "driver": "GTiff",
         "width": src.width,
@@ -600,6 +619,10 @@ def overview_factors(width: int, height: int) -> list[int]:
 
 def _build(work: Path, item_id: str, index: str, image: Path, captured_at: dt.datetime, clipped: int) -> RasterOutput:
     """The COG and its STAC Item, built in `work`."""
+    import pystac
+    import rasterio.shutil
+    from rio_stac import create_stac_item
+
     name = f"{item_id}_{index}"
     cog, item_json = work / f"{name}.tif", work / f"{name}.json"
     rasterio.shutil.copy(
