@@ -24,14 +24,16 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import pandas as pd
 
 from microcrop_assets.science import damage
 from microcrop_assets.science.plot_indices import stored_layers, weather_stresses
 from microcrop_assets.science.policy import PERILS
+
+if TYPE_CHECKING:
+    import jsonschema  # imported on first validation: the definitions load without it
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
 PROOF_KIND = "microcrop/damage-proof"
@@ -109,16 +111,20 @@ def validate(document: Any) -> None:
     errors = list(_validator(method).iter_errors(document))
     if errors:
         # the most specific error, descending into anyOf branches (a null-or-object field, say)
-        first = jsonschema.exceptions.best_match(errors)
+        from jsonschema.exceptions import best_match
+
+        first = best_match(errors)
         where = "/".join(str(part) for part in first.absolute_path) or "(document)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ProofError(f"proof field {where}: {first.message[:300]}{more}")
 
 
 @cache
-def _validator(method_version: str) -> jsonschema.Draft202012Validator:
+def _validator(method_version: str) -> "jsonschema.Draft202012Validator":
     """The schema with its local `#/$defs/...` references inlined: the same constraints, and
     validation several times faster (resolving a reference is the validator's costliest step)."""
+    import jsonschema
+
     schema = proof_schema(method_version)
     jsonschema.Draft202012Validator.check_schema(schema)
     defs = schema.get("$defs", {})

@@ -17,14 +17,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from pyproj import Geod
-from shapely.geometry import shape
-from shapely.validation import explain_validity
 
 from microcrop_assets import settings
 from microcrop_assets.science.policy import CROPS, PolicyTermsError, resolve_terms, to_decimal
@@ -44,7 +42,6 @@ FIELDS = (
 REQUIRED = ("plot_id", "policy_id", "farmer_address", "crop", "sowing_date", "season_end", "sum_insured_usdc")
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _PLOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_GEOD = Geod(ellps="WGS84")
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # brackets inside strings do not nest
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 
@@ -156,7 +153,19 @@ def _check_usdc(feature: _Feature, name: str, value: Any) -> int | None:
     return int(micro)
 
 
+@cache
+def _wgs84():
+    """The WGS84 ellipsoid for geodesic areas, made on first use: pyproj loads with the first plot
+    file, not with the definitions."""
+    from pyproj import Geod
+
+    return Geod(ellps="WGS84")
+
+
 def _check_geometry(feature: _Feature, geometry: Any, limits: PlotLimits) -> dict[str, Any] | None:
+    from shapely.geometry import shape  # imported on use, like pyproj (see _wgs84)
+    from shapely.validation import explain_validity
+
     if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
         kind = geometry.get("type") if isinstance(geometry, dict) else geometry
         feature.bad("geometry", kind, "must be a GeoJSON Polygon or MultiPolygon")
@@ -202,7 +211,7 @@ def _check_geometry(feature: _Feature, geometry: Any, limits: PlotLimits) -> dic
     if not polygon_shape.is_valid:
         feature.bad("geometry", geometry["type"], f"invalid polygon: {explain_validity(polygon_shape)}")
         return None
-    area_m2 = abs(_GEOD.geometry_area_perimeter(polygon_shape)[0])
+    area_m2 = abs(_wgs84().geometry_area_perimeter(polygon_shape)[0])
     if area_m2 <= 0:
         feature.bad("geometry", geometry["type"], "polygon has zero area")
         return None
