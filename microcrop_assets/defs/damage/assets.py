@@ -273,7 +273,13 @@ def season_ledgers(conn: sa.Connection, day: dt.date, inputs: list[dict]) -> dic
     return ledgers
 
 
-def _rederive_later(conn: sa.Connection, day: dt.date, ledgers: dict, inputs: list[dict], written) -> int:
+def _rederive_later(
+    conn: sa.Connection,
+    day: dt.date,
+    ledgers: dict[SeasonKey, list[SeasonEntry]],
+    inputs: list[dict],
+    written: list[SeasonEntry | None],
+) -> int:
     """Re-derive, in order, the provisional payouts after `day` of the day's plot-seasons now that the
     day's own payouts changed (an earlier day assessed late, a rerun); returns how many rows changed."""
     new = {(doc["plot_id"], doc["sowing_date"]): entry for doc, entry in zip(inputs, written, strict=True) if entry}
