@@ -6,7 +6,8 @@ TEST_REDIS_URL) under a per-session key prefix. S3: a `moto_server` started on l
 
 Every test carries exactly one tier marker (pyproject.toml lists them): `unit` uses none of these
 services, no server and no subprocess; `integration` uses them on loopback; `e2e` runs the season demo,
-a browser, the UI command or a clean clone. Collection fails on a test without its tier, and a unit test
+a browser, the UI command or a clean clone; `container` runs the built image (`./dev image-test`).
+Collection fails on a test without its tier, and a unit test
 that asks for a service fixture or opens a connection fails naming what it used.
 
 The domain fixtures live in the `fixtures` package, each module a plugin (`pytest_plugins`).
@@ -52,7 +53,7 @@ pytest_plugins = [
     "microcrop_assets_tests.fixtures.weather",
 ]
 
-TIERS = ("unit", "integration", "e2e")
+TIERS = ("unit", "integration", "e2e", "container")
 # the fixtures below that start or reach a service (any fixture depending on them too)
 SERVICE_FIXTURES = ("database_url", "db", "redis_resource", "moto_endpoint", "s3_store", "sandbox")
 
@@ -154,17 +155,28 @@ def _definitions_load_context():
     DefinitionsLoadContext.set(None)
 
 
-@pytest.fixture(scope="session")
-def database_url():
-    name = f"microcrop_test_{uuid.uuid4().hex[:10]}"
+def create_database(prefix: str = "microcrop_test") -> str:
+    """A new empty database on the test server; its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+    return sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    url = create_database()
+    yield url
+    drop_database(url)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Both deployed instances load with their run launchers (Docker for compose.yaml, Kubernetes for
 the Helm values), and compose.yaml parses with docker-compose and agrees with the instance."""
 
+import json
 import os
 import re
 import shutil
@@ -8,14 +9,19 @@ import subprocess
 from pathlib import Path
 
 import dagster as dg
+import jsonschema
 import pytest
 import yaml
 from dagster_docker import DockerRunLauncher
 from dagster_k8s import K8sRunLauncher
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[1]
+# Dagster's chart: its values schema and default values, vendored (data/helm/SOURCE.md says from where)
+CHART = Path(__file__).parent / "data" / "helm"
 COMPOSE_ENV = {"POSTGRES_PASSWORD": "compose-pw", "MINIO_ACCESS_KEY": "ak", "MINIO_SECRET_KEY": "sk", "DOCKER_GID": "9"}
 # settings of compose itself (and of its sandbox), and MICROCROP_HOME which the image sets
 COMPOSE_ONLY = {"POSTGRES_PASSWORD", "DOCKER_GID", "MICROCROP_IMAGE", "MICROCROP_HOME", "SANDBOX_CONTROL_TOKEN"}
@@ -163,6 +169,103 @@ def test_helm_values_give_a_k8s_instance_with_the_same_queues(tmp_path, pg_env):
     docker_queues = {limit["value"] for limit in docker["concurrency"]["runs"]["tag_concurrency_limits"]}
     assert k8s_queues == docker_queues == {"default", "weather", "satellite", "damage", "priority"}
     assert values["dagsterDaemon"]["runRetries"]["maxRetries"] == docker["run_retries"]["max_retries"]
+
+
+def coalesce(defaults: dict, overrides: dict) -> dict:
+    """Helm's merge of a values file over the chart's defaults: maps merge key by key, anything else
+    (lists included) replaces, and null removes the key."""
+    merged = dict(defaults)
+    for key, value in overrides.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = coalesce(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def chart_validator() -> jsonschema.protocols.Validator:
+    """A validator for the chart's schema that never downloads. The schema's Kubernetes types are
+    $refs into the Kubernetes JSON schema that Helm fetches at install time; here every one of them
+    resolves to the empty schema, so only the chart's own constraints on those fields apply."""
+    schema = json.loads((CHART / "dagster-1.13.27.values.schema.json").read_text())
+    documents: dict[str, dict] = {}
+    for ref in re.findall(r'"\$ref": "(https://[^"]+)"', json.dumps(schema)):
+        url, _, pointer = ref.partition("#")
+        node = documents.setdefault(url, {})
+        for part in pointer.strip("/").split("/"):
+            node = node.setdefault(part, {})
+    registry = Registry().with_resources(
+        (url, DRAFT202012.create_resource(document)) for url, document in documents.items()
+    )
+    # no $schema in the file: jsonschema's default, Draft 2020-12 (the dialect of its $defs)
+    validator = jsonschema.validators.validator_for(schema)
+    validator.check_schema(schema)
+    return validator(schema, registry=registry)
+
+
+def schema_errors(validator: jsonschema.protocols.Validator, values: dict) -> list[str]:
+    """Path and message of every error. A value matching none of an anyOf (the schema's optional
+    fields) gets the errors of the branches for its own type, which name the bad key or value."""
+
+    def leaves(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+        if not error.context:
+            return [error]
+        branches: dict[int, list[jsonschema.ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        # the other branches fail on `type` at the value itself
+        fitting = [subs for subs in branches.values() if not any(s.validator == "type" and not s.path for s in subs)]
+        return [leaf for subs in fitting or branches.values() for sub in subs for leaf in leaves(sub)]
+
+    return [f"{leaf.json_path}: {leaf.message}" for error in validator.iter_errors(values) for leaf in leaves(error)]
+
+
+def test_helm_values_validate_against_the_chart_schema():
+    """What `helm install` checks before rendering: our values merged over the chart's defaults
+    satisfy the chart's values.schema.json, with the settings the deployment relies on switched on."""
+    validator = chart_validator()
+    defaults = yaml.safe_load((CHART / "dagster-1.13.27.values.yaml").read_text())
+    assert not schema_errors(validator, defaults), "the vendored defaults and schema are not one chart"
+    values = coalesce(defaults, helm_values())
+    errors = schema_errors(validator, values)
+    assert not errors, "deploy/helm/values.yaml breaks the chart schema:\n" + "\n".join(errors)
+    # the schema is applied: a wrong type where ours has a number is an error at that path
+    wrong = coalesce(values, {"concurrency": {"runs": {"maxConcurrentRuns": "30"}}})
+    assert schema_errors(validator, wrong) == [
+        "$.concurrency.runs.maxConcurrentRuns: '30' is not of type 'integer'",
+        "$.concurrency.runs.maxConcurrentRuns: '30' is not of type 'null'",
+    ]
+
+    docker = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
+    # the code server: the chart's subchart runs our single deployment, the image pinned to a tag
+    user_code = values["dagster-user-deployments"]
+    assert user_code["enabled"] and user_code["enableSubchart"]
+    (deployment,) = user_code["deployments"]
+    assert deployment["image"]["repository"] == "ghcr.io/microcrop/microcrop-assets" and deployment["image"]["tag"]
+    # run Jobs get the settings secret; the oracle's key reaches none of the chart's processes
+    assert values["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"] == [{"name": "microcrop-secrets"}]
+    assert "microcrop-oracle-key" not in json.dumps(values)
+    # run monitoring, on in the chart's daemon with the Docker instance's timings
+    monitoring = values["dagsterDaemon"]["runMonitoring"]
+    assert monitoring["enabled"] is True
+    assert monitoring["startTimeoutSeconds"] == docker["run_monitoring"]["start_timeout_seconds"]
+    assert monitoring["pollIntervalSeconds"] == docker["run_monitoring"]["poll_interval_seconds"]
+    # retention: the chart renders it only when enabled (its default is off)
+    assert values["retention"]["enabled"] is True
+    assert values["retention"]["schedule"]["purgeAfterDays"] == docker["retention"]["schedule"]["purge_after_days"]
+    sensor_days = values["retention"]["sensor"]["purgeAfterDays"]
+    assert docker["retention"]["sensor"]["purge_after_days"].items() <= sensor_days.items()
+    # run concurrency: the queued coordinator carries no limits of its own (the chart refuses limits in
+    # both places); the concurrency block, off by default in the chart, holds them, per queue below the total
+    coordinator = values["dagsterDaemon"]["runCoordinator"]
+    assert coordinator["type"] == "QueuedRunCoordinator"
+    queued = coordinator["config"]["queuedRunCoordinator"]
+    assert queued["maxConcurrentRuns"] is None and queued["tagConcurrencyLimits"] == []
+    runs = values["concurrency"]["runs"]
+    assert values["concurrency"]["enabled"] is True and runs["maxConcurrentRuns"] > 0
+    assert all(0 < limit["limit"] <= runs["maxConcurrentRuns"] for limit in runs["tagConcurrencyLimits"])
 
 
 def compose_config(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

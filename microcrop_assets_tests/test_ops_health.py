@@ -15,7 +15,8 @@ from microcrop_assets.defs.monitoring.assets import pipeline_health
 from microcrop_assets.defs.monitoring.health import DOWN, NOT_CONFIGURED, UP, pipeline_metrics
 from microcrop_assets.defs.monitoring.sensors import service_health_sensor
 from microcrop_assets.defs.payouts.ledger import enqueue
-from microcrop_assets_tests.conftest import REDIS_URL, free_port, object_store_env
+from microcrop_assets.resources.timescaledb import TimescaleDBResource
+from microcrop_assets_tests.conftest import REDIS_URL, create_database, drop_database, free_port, object_store_env
 from microcrop_assets_tests.fixtures.damage import add_plot
 from microcrop_assets_tests.fixtures.monitoring import http_receiver
 
@@ -146,6 +147,17 @@ def seed_pipeline_rows(db) -> dict[str, int]:
 def test_pipeline_metrics_count_recent_rows(proven):
     expected = seed_pipeline_rows(proven)
     assert pipeline_metrics(proven) == expected
+
+
+def test_pipeline_metrics_are_none_before_the_tables_exist():
+    """A new deployment: the health sensor ticks before any run has migrated the database."""
+    url = create_database()
+    try:
+        fresh = TimescaleDBResource(url=url, migrate=False)
+        assert pipeline_metrics(fresh) == {}
+        fresh.engine.dispose()
+    finally:
+        drop_database(url)
 
 
 def test_health_sensor_observes_states_and_figures(services_env, proven):

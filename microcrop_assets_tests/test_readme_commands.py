@@ -42,6 +42,14 @@ EXCLUDED = {
     "test_deploy_instances.py parses the compose file with docker-compose and checks it against .env.example",
     ("docs/deployment.md", "docker compose"): "needs a Docker engine: the compose file is parsed by "
     "test_deploy_instances.py",
+    ("docs/deployment.md", "deploy/build-image.sh"): "needs a Docker engine: `./dev image-test` (.ci/run) builds "
+    "the image and test_image.py runs it",
+    ("docs/deployment.md", "MICROCROP_CA_BUNDLE="): "the same build with a private CA: `./dev image-test` passes "
+    "this machine's bundle",
+    ("docs/deployment.md", "sudo deploy/base-image.sh"): "needs root and a Docker engine: `./dev image-test` "
+    "builds the base when it is missing",
+    ("README.md", "./dev image-test"): "builds the base and the image, then the container test (test_image.py); "
+    ".ci/run runs it",
     ("docs/operations.md", ".venv/bin/microcrop demo"): "the season demo over minutes: test_season_demo.py",
     ("docs/operations.md", ".venv/bin/microcrop orders "): "a runbook's template for a placement of unknown "
     "outcome and Spexi's order id: test_imagery_orders.py records and releases real ones through the command",

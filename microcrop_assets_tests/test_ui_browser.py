@@ -10,7 +10,6 @@ import datetime as dt
 import os
 import re
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,17 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from microcrop_assets import settings
 from microcrop_assets.definitions import defs
-from microcrop_assets_tests.fixtures.ui import LOCATION, REPOSITORY, graphql, start_ui, stop_ui
+from microcrop_assets_tests.fixtures.ui import (
+    LOCATION,
+    REPOSITORY_SELECTOR,
+    graphql,
+    instigators,
+    launch,
+    start_ui,
+    stop_all,
+    stop_ui,
+    wait_for_run,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -29,26 +38,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 VIEWPORT = {"width": 1600, "height": 1000}
-RUN_TIMEOUT_S = 240
-REPOSITORY_SELECTOR = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
 
-INSTIGATORS = """
-query($selector: RepositorySelector!) {
-  schedulesOrError(repositorySelector: $selector) {
-    __typename ... on Schedules { results { name scheduleState { id status } } }
-  }
-  sensorsOrError(repositorySelector: $selector) {
-    __typename ... on Sensors { results { name sensorState { id status } } }
-  }
-}
-"""
 START_SCHEDULE = """
 mutation($selector: ScheduleSelector!) { startSchedule(scheduleSelector: $selector) {
-  __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message }
-} }
-"""
-STOP_SCHEDULE = """
-mutation($id: String!) { stopRunningSchedule(id: $id) {
   __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message }
 } }
 """
@@ -56,22 +48,6 @@ START_SENSOR = """
 mutation($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
   __typename ... on Sensor { sensorState { status } } ... on PythonError { message }
 } }
-"""
-STOP_SENSOR = """
-mutation($id: String!) { stopSensor(id: $id) {
-  __typename ... on StopSensorMutationResult { instigationState { status } } ... on PythonError { message }
-} }
-"""
-LAUNCH = """
-mutation($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) {
-  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-} }
-"""
-RUN = """
-query($id: ID!) { runOrError(runId: $id) { __typename ... on Run {
-  status tags { key value } assetSelection { path }
-  assetMaterializations { assetKey { path } partition metadataEntries { label ... on IntMetadataEntry { intValue } } }
-} } }
 """
 
 
@@ -122,46 +98,6 @@ def screenshot(page: Page, folder: Path, name: str, full_page: bool = False) -> 
     assert len(data) > 30_000, f"{path} is only {len(data)} bytes: an empty page?"
     print(f"screenshot: {path}")
     return path
-
-
-def instigators(url: str) -> tuple[dict, dict]:
-    data = graphql(url, INSTIGATORS, selector=REPOSITORY_SELECTOR)
-    assert data["schedulesOrError"]["__typename"] == "Schedules", data
-    assert data["sensorsOrError"]["__typename"] == "Sensors", data
-    schedules = {s["name"]: s["scheduleState"] for s in data["schedulesOrError"]["results"]}
-    sensors = {s["name"]: s["sensorState"] for s in data["sensorsOrError"]["results"]}
-    return schedules, sensors
-
-
-def stop_all(url: str) -> None:
-    schedules, sensors = instigators(url)
-    for name, state in schedules.items():
-        if state["status"] == "RUNNING":
-            answer = graphql(url, STOP_SCHEDULE, id=state["id"])["stopRunningSchedule"]
-            assert answer.get("scheduleState", {}).get("status") == "STOPPED", (name, answer)
-    for name, state in sensors.items():
-        if state["status"] == "RUNNING":
-            answer = graphql(url, STOP_SENSOR, id=state["id"])["stopSensor"]
-            assert answer.get("instigationState", {}).get("status") == "STOPPED", (name, answer)
-
-
-def wait_for_run(url: str, run_id: str) -> dict:
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    while True:
-        run = graphql(url, RUN, id=run_id)["runOrError"]
-        assert run["__typename"] == "Run", run
-        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} still {run['status']} after {RUN_TIMEOUT_S} s"
-        time.sleep(1)
-
-
-def launch(url: str, *assets: str) -> str:
-    """The id of one run of `assets` launched through the API."""
-    selector = {**REPOSITORY_SELECTOR, "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": [a]} for a in assets]}
-    launched = graphql(url, LAUNCH, params={"selector": selector, "mode": "default"})["launchPipelineExecution"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    return launched["run"]["runId"]
 
 
 @pytest.fixture(scope="module")

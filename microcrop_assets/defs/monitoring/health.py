@@ -223,6 +223,9 @@ METRICS = {
 
 
 def pipeline_metrics(db) -> dict[str, int]:
-    """Each figure, counted now."""
+    """Each figure, counted now; none before the first run has created the tables (a new deployment:
+    the sensor reads without migrating, and starts ticking before any run)."""
     with db.engine.connect() as conn:
+        if not sa.inspect(conn).has_table("microcrop_schema_version"):
+            return {}
         return {name: int(conn.scalar(sa.text(query))) for name, query in METRICS.items()}
