@@ -98,9 +98,7 @@ def main() -> None:
     site_packages = next(venv.glob("lib/python3*/site-packages"))
     freed = prune(site_packages)
     # a fresh interpreter, so that bytecode is written for exactly what the imports reach
-    subprocess.run(
-        [str(venv / "bin/python"), __file__, "--import", str(package_dir)], check=True
-    )
+    subprocess.run([str(venv / "bin/python"), __file__, "--import", str(package_dir)], check=True)
     compileall.compile_dir(package_dir, quiet=1)
     print(f"slim_venv: removed {freed / 1e6:.0f} MB; bytecode for the imported modules written")
 

@@ -20,6 +20,8 @@ from microcrop_assets.definitions import defs
 from microcrop_assets_tests.fixtures.ui import (
     LOCATION,
     REPOSITORY_SELECTOR,
+    START_SCHEDULE,
+    START_SENSOR,
     graphql,
     instigators,
     launch,
@@ -38,17 +40,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 VIEWPORT = {"width": 1600, "height": 1000}
-
-START_SCHEDULE = """
-mutation($selector: ScheduleSelector!) { startSchedule(scheduleSelector: $selector) {
-  __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message }
-} }
-"""
-START_SENSOR = """
-mutation($selector: SensorSelector!) { startSensor(sensorSelector: $selector) {
-  __typename ... on Sensor { sensorState { status } } ... on PythonError { message }
-} }
-"""
 
 
 @pytest.fixture(scope="module")
