@@ -44,9 +44,7 @@ def float_indices(scene: Scene):
     """The float32 indices process_image holds in memory: the kernel on the scene's whole arrays (block
     by block is bitwise the same, test_science_vegetation), with the scene's calibration."""
     dns = scene.digital_numbers()
-    calibration = {
-        band: BandCalibration(scene.scale, scene.offset, scene.nodata, saturation_value(scene.dtype)) for band in BANDS
-    }
+    calibration = {band: BandCalibration(*scene.calibration(band), saturation_value(scene.dtype)) for band in BANDS}
     return vegetation_indices(*(dns[band] for band in BANDS), calibration)
 
 
@@ -237,6 +235,84 @@ def test_block_by_block_output_is_bitwise_whole_image(southern_scene, tmp_path):
 
 def small_scene(**kwargs) -> Scene:
     return Scene(field_reflectance((64, 80), seed=2), **kwargs)
+
+
+# each band its own scale, offset and nodata (band 1 is nir): reading any band with another's is wrong
+OWN_CALIBRATION = {  # band -> (scale, offset, nodata)
+    "nir": (0.00002, 0.05, 1000),
+    "green": (0.0001, 0.0, 3),
+    "red": (0.0001, -0.1, 0),
+    "blue": (0.00005, -0.02, 2000),
+}
+
+
+def test_each_band_is_read_with_its_own_scale_offset_and_nodata(tmp_path):
+    scene = Scene(
+        field_reflectance((64, 80), seed=4),
+        order=("nir", "green", "red", "blue"),
+        band_scales={band: scale for band, (scale, _, _) in OWN_CALIBRATION.items()},
+        band_offsets={band: offset for band, (_, offset, _) in OWN_CALIBRATION.items()},
+        band_nodata={band: nodata for band, (_, _, nodata) in OWN_CALIBRATION.items()},
+    )
+    nodata = {band: OWN_CALIBRATION[band][2] for band in ("red", "nir", "blue")}
+    own_nodata = {(10, 10): "red", (20, 30): "nir", (40, 50): "blue"}  # nodata in this band only
+    others_nodata = {  # a band's valid DN that is another band's nodata value
+        (11, 11): ("red", nodata["nir"]),
+        (12, 12): ("red", nodata["blue"]),
+        (21, 31): ("nir", nodata["red"]),
+        (22, 32): ("nir", nodata["blue"]),
+        (41, 51): ("blue", nodata["red"]),
+        (42, 52): ("blue", nodata["nir"]),
+    }
+    for (row, col), band in own_nodata.items():
+        scene.raw[(band, row, col)] = nodata[band]
+    for (row, col), (band, dn) in others_nodata.items():
+        scene.raw[(band, row, col)] = dn
+    path = scene.write(tmp_path / "calibrated.tif")
+    with rasterio.open(path) as src:  # the file really holds a different calibration per band
+        assert src.scales == tuple(OWN_CALIBRATION[band][0] for band in scene.order)
+        assert src.offsets == tuple(OWN_CALIBRATION[band][1] for band in scene.order)
+        assert src.nodatavals == tuple(float(OWN_CALIBRATION[band][2]) for band in scene.order)
+    plot = scene.plot(2.2, 3.4, 77.6, 60.7)
+    result = process_image(path, [("p", plot)], tmp_path / "out", item_id="own")
+
+    # expected by hand from the raw digital numbers: DN x the band's scale + its offset, its own nodata
+    dns = {band: values.astype(np.float64) for band, values in scene.digital_numbers().items()}
+    r, n, b = (dns[band] * OWN_CALIBRATION[band][0] + OWN_CALIBRATION[band][1] for band in ("red", "nir", "blue"))
+    params = VegetationParams()
+    reasons = {
+        "nodata": np.any([dns[band] == nodata[band] for band in nodata], axis=0),
+        "saturated": np.any([dns[band] == 65535 for band in nodata], axis=0),
+        "zero_sum": n + r == 0,
+        "cloud": b > params.cloud_blue,
+        "shadow": (n < params.shadow_nir) & (r < params.shadow_visible) & (b < params.shadow_visible),
+    }
+    masked = np.zeros(scene.shape, bool)
+    for reason, pixels in reasons.items():  # a pixel counts under the first reason that applies
+        reasons[reason] = pixels & ~masked
+        masked |= pixels
+    assert [bool(reasons["nodata"][pixel]) for pixel in own_nodata] == [True, True, True]
+    assert not any(masked[pixel] for pixel in others_nodata)
+    assert reasons["nodata"].sum() == len(own_nodata)  # the field's own DNs hit no band's nodata
+    assert result.masked == {reason: int(pixels.sum()) for reason, pixels in reasons.items()}
+
+    ndvi = (n - r) / (n + r)
+    evi = 2.5 * (n - r) / (n + 6 * r - 7.5 * b + 1)
+    constants = {name: spyndex.constants[name].default for name in ("g", "C1", "C2", "L")}
+    spyndex_ndvi, spyndex_evi = spyndex.computeIndex(["NDVI", "EVI"], params={"N": n, "R": r, "B": b, **constants})
+    np.testing.assert_allclose(ndvi, spyndex_ndvi, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(evi, spyndex_evi, rtol=0, atol=1e-12)
+    for index, expected in (("ndvi", ndvi), ("evi", evi)):
+        got = physical(result.rasters[index].path)
+        assert np.array_equal(np.isnan(got), masked), index
+        np.testing.assert_allclose(got[~masked], expected[~masked], rtol=0, atol=NDVI_TOLERANCE, err_msg=index)
+
+    inside = pixels_in(plot, scene.epsg, scene.transform, scene.shape)
+    (stats,) = result.plots
+    assert stats.masked == {reason: int((pixels & inside).sum()) for reason, pixels in reasons.items()}
+    assert stats.masked["nodata"] == len(own_nodata)  # all three inside the plot
+    assert stats.ndvi_mean == pytest.approx(ndvi[inside & ~masked].mean(), abs=1e-6)
+    assert stats.evi_mean == pytest.approx(evi[inside & ~masked].mean(), abs=1e-6)
 
 
 def test_values_beyond_int16_are_clipped_counted_and_kept_in_the_statistics(tmp_path):
