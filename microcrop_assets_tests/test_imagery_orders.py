@@ -11,7 +11,14 @@ import sqlalchemy as sa
 
 from microcrop_assets.cli import main as cli
 from microcrop_assets.defs.imagery.assets import satellite_orders
-from microcrop_assets.defs.imagery.orders import WINDOW_HOLDING, check_open_orders, plan_orders
+from microcrop_assets.defs.imagery.orders import (
+    WINDOW_HOLDING,
+    OrderRequest,
+    Placement,
+    check_open_orders,
+    place_order,
+    plan_orders,
+)
 from microcrop_assets.sandbox.embedded import ManualClock, running_sandbox
 
 from .fixtures.orders import (
@@ -232,6 +239,16 @@ def test_an_order_whose_answer_is_lost_is_never_placed_again(book, instant_sandb
     capture = first_day + dt.timedelta(days=1)
     assert set(vendor_orders(instant_sandbox, capture).items()) == {(plot, 1) for plot in STRESS}
 
+    # the same day again (a rerun of the partition): the stressed plots are planned again and meet
+    # their own request, which stays unknown; Spexi receives no second order
+    rerun = order(resources, first_day)
+    assert handled[ORDERS] - before == 12
+    assert set(vendor_orders(instant_sandbox, capture).items()) == {(plot, 1) for plot in STRESS}
+    assert rerun.success and outcomes(rerun) == {"already_requested": 6}, outcomes(rerun)
+    rows = order_book(book)
+    assert (rows["status"] == "placement_unknown").all() and (rows["placement_attempts"] == 1).all()
+    assert not unknown_check(rerun).passed
+
     # the next day: the stressed plots meet their held window, the others are not due; nothing is placed
     set_stress(book, first_day + dt.timedelta(days=1), STRESS)
     second = order(resources, first_day + dt.timedelta(days=1))
@@ -242,6 +259,34 @@ def test_an_order_whose_answer_is_lost_is_never_placed_again(book, instant_sandb
     # still counted, and the check still fails, until a person settles them
     assert second.asset_materializations_for_node("satellite_orders")[0].metadata["placement_unknown"].value == 12
     assert not unknown_check(second).passed
+
+
+@pytest.mark.integration
+def test_a_plot_whose_order_lock_another_run_holds_is_not_ordered(book, instant_sandbox, tmp_path):
+    day = DAY - dt.timedelta(days=30)
+    resources = imagery_resources(instant_sandbox, book, tmp_path)
+    plot = book.read_frame(
+        "SELECT centroid_lat, centroid_lon, CAST(area_ha AS float8) AS area_ha FROM plots WHERE plot_id = 'KE-KAK-001'"
+    ).iloc[0]
+    request = OrderRequest("KE-KAK-001", "stress", "high", plot.centroid_lat, plot.centroid_lon, plot.area_ha)
+    handled = instant_sandbox.sandbox.faults.handled
+    before = handled[ORDERS]
+
+    def place() -> Placement:
+        capture = day + dt.timedelta(days=1)
+        return place_order(book, resources["redis"], resources["spexi"], request, day, capture, 5, 0.5, CLOCK)
+
+    # another run ordering for the plot holds its lock (the key every run shares); no row in the
+    # database, so only the lock can stop this placement
+    with resources["redis"].lock("satellite-order:KE-KAK-001", ttl_seconds=60) as held:
+        assert held
+        skipped = place()
+    assert skipped.outcome == "locked", skipped
+    assert handled[ORDERS] == before
+    assert order_book(book).empty
+    # once the lock is free the same request is placed, once
+    assert place().outcome == "placed"
+    assert handled[ORDERS] - before == 1
 
 
 @pytest.mark.integration
