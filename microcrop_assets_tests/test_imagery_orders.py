@@ -290,6 +290,26 @@ def test_a_plot_whose_order_lock_another_run_holds_is_not_ordered(book, instant_
 
 
 @pytest.mark.integration
+def test_an_unexpected_error_while_ordering_leaves_the_placement_unknown_not_placing(book, instant_sandbox, tmp_path):
+    """Not the client's VendorError (a bug, an answer it could not read): the row must not stay
+    `placing`, which holds the window and is reported by nothing."""
+    day = DAY - dt.timedelta(days=40)
+    resources = imagery_resources(instant_sandbox, book, tmp_path)
+
+    class BrokenSpexi:
+        def create_order(self, *args, **kwargs):
+            raise KeyError("orderId")
+
+    request = OrderRequest("KE-KAK-001", "stress", "high", 0.28, 34.75, 1.0)
+    placement = place_order(
+        book, resources["redis"], BrokenSpexi(), request, day, day + dt.timedelta(days=1), 5, 0.5, CLOCK
+    )
+    assert placement.outcome == "placement_unknown" and "KeyError" in placement.detail
+    (row,) = order_book(book).to_dict("records")
+    assert row["status"] == "placement_unknown" and "KeyError" in row["error"]
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("refusal", "client", "first_day"),
     [

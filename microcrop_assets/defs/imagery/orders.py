@@ -170,6 +170,12 @@ def place_order(
             outcome = "placement_unknown" if error.may_have_acted else "placement_failed"
             set_status(db, request_id, outcome, now, str(error), error=str(error))
             return Placement(request.plot_id, outcome, detail=str(error))
+        except Exception as error:  # not the client's own error (a bug, an answer it could not read):
+            # whether Spexi acted is unknown, so the window stays held and an operator is told, rather
+            # than a row left `placing` that nothing reports
+            detail = f"unexpected {type(error).__name__} placing the order: {error}"
+            set_status(db, request_id, "placement_unknown", now, detail, error=detail)
+            return Placement(request.plot_id, "placement_unknown", detail=detail)
         with db.begin() as conn:
             conn.execute(
                 sa.text(
