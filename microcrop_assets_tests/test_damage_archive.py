@@ -1,7 +1,10 @@
 """assessment_archive on moto_server S3: old assessments to verified Parquet, marked only after verification."""
 
 import datetime as dt
+import hashlib
 import io
+import json
+import re
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -29,7 +32,7 @@ class TamperingStore(ObjectStoreResource):
         if self.mode == "corrupt":  # bytes damaged, the recorded sha256 left as it was
             damaged = source[:-64] + bytes(64)
             self._s3.put_object(Bucket=self.bucket, Key=key, Body=damaged, Metadata={"sha256": stored.sha256})
-        else:  # a well-formed Parquet file missing a row, with a matching sha256: only our comparison sees it
+        else:  # a well-formed Parquet file missing a row, its own sha256 recorded: only the archive's check sees it
             table = pq.read_table(io.BytesIO(source)).slice(1)
             buffer = io.BytesIO()
             pq.write_table(table, buffer)
@@ -75,9 +78,11 @@ def test_old_assessments_archived_verified_and_marked_not_deleted(assessed, s3_s
     assert table.num_rows == 3 and set(table.column("plot_id").to_pylist()) == {"A", "B", "C"}
     archived = pq.read_table(io.BytesIO(s3_store.get_bytes(keys[1]))).to_pylist()
     stored = {r["assessment_id"]: r for r in before.to_dict("records")}
-    for row in archived:  # exact values survive: decimals, money, the inputs document
+    for row in archived:  # every column's exact value survives: decimals, dates, timestamps, money, documents
         original = stored[row["assessment_id"]]
-        assert row["damage"] == original["damage"] and row["payout_micro_usdc"] == original["payout_micro_usdc"]
+        assert set(row) == set(original) - {"archived_at", "archive_key"}
+        for column, value in row.items():
+            assert (json.loads(value) if column in ("weights", "inputs") else value) == original[column], column
         assert row["inputs"].startswith('{"baseline":null') and '"weather_stress":"0.6"' in row["inputs"]
 
     after = marks(db)
@@ -91,10 +96,16 @@ def test_old_assessments_archived_verified_and_marked_not_deleted(assessed, s3_s
 
 
 @pytest.mark.parametrize(
-    ("mode", "reason"),
-    [("corrupt", "does not match the stored"), ("replace", "differs from the written")],
+    ("mode", "refusal"),
+    [
+        # the store's verifying read refuses bytes that differ from their recorded sha256
+        ("corrupt", "{key}: read back failed: object '{key}': sha256 {actual} does not match the stored {written}"),
+        # the object under the key replaced, its own sha256 recorded: the archive's sha256 check refuses it
+        ("replace", "{key}: sha256 read back {actual}, written {written}"),
+    ],
+    ids=["corrupt", "replace"],
 )
-def test_tampered_archive_fails_verification_and_marks_nothing(assessed, moto_endpoint, mode, reason):
+def test_tampered_archive_fails_verification_and_marks_nothing(assessed, moto_endpoint, mode, refusal):
     db = assessed
     store = TamperingStore(
         endpoint=moto_endpoint,
@@ -106,5 +117,10 @@ def test_tampered_archive_fails_verification_and_marks_nothing(assessed, moto_en
     result = archive(db, store, raise_on_error=False)
     assert not result.success
     failure = result.failure_data_for_node("assessment_archive").error.message
-    assert failure.count(reason) == 2 and "test-secret-do-not-log" not in failure  # both days refused
+    keys = store.list("archive/damage_assessments/")
+    assert len(keys) == 2 and "test-secret-do-not-log" not in failure
+    for key in keys:  # both days refused, naming the key, the sha256 read back and the one written
+        actual = hashlib.sha256(store.get_bytes(key, verify=False)).hexdigest()
+        written = key.rsplit("/", 1)[1].removesuffix(".parquet") + "[0-9a-f]{48}"  # the key holds its first 16
+        assert re.search(refusal.format(key=re.escape(key), actual=actual, written=written), failure), failure
     assert marks(db)["archived_at"].isna().all()

@@ -127,6 +127,12 @@ def test_schema_refuses_a_proof_missing_the_raster_hash():
         drop(broken)
         with pytest.raises(ProofError, match=f"proof field {re.escape(field)}:"):
             validate(broken)
+    # build_proof validates what it builds: a chain only the schema faults (a station without a weight)
+    inputs = inputs_document("plot-1", "0.25")
+    chain = chain_document()
+    chain["station_weights"][1] = None
+    with pytest.raises(ProofError, match=r"^assessment \S+: proof field weather_chain/station_weights/1: None is not"):
+        build_proof(inputs, assess_one(inputs), chain)
     unknown = copy.deepcopy(document)
     unknown["method_version"] = "damage-0"
     with pytest.raises(ProofError, match="no proof schema for method 'damage-0'"):

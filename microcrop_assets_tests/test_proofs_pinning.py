@@ -91,19 +91,18 @@ def test_an_invalid_proof_never_reaches_pinata(clean_assessments, sandbox, redis
         conn.execute(
             sa.text("UPDATE damage_assessments SET payout_micro_usdc = payout_micro_usdc - 1 WHERE plot_id = 'plot-a'")
         )
-        # an input the schema requires (the NDVI raster's sha256) missing
-        conn.execute(
-            sa.text(
-                "UPDATE damage_assessments SET inputs = inputs #- '{ndvi,sources,0,ndvi_sha256}'"
-                " WHERE plot_id = 'plot-c'"
-            )
-        )
+        # a station without a weight in the weather day: the proof's weather chain breaks the schema (a
+        # decimal string), while its inputs still recompute and match their tables (weights are not inputs)
+        conn.execute(sa.text("UPDATE weather_indices SET weights = '[0.75, null]' WHERE plot_id = 'plot-c'"))
     client = pinata(sandbox, redis_resource)
     before = pins(client)
     summary = prove_day(db, client, s3_store, DAY)
     assert set(summary.refused) == {rows["plot-a"]["assessment_id"], rows["plot-c"]["assessment_id"]}
     assert "payout_micro_usdc" in summary.refused[rows["plot-a"]["assessment_id"]]
-    assert "inputs/ndvi/sources/0" in summary.refused[rows["plot-c"]["assessment_id"]]
+    assert summary.refused[rows["plot-c"]["assessment_id"]] == (
+        f"assessment {rows['plot-c']['assessment_id']}: proof field weather_chain/station_weights/1:"
+        " None is not of type 'string'"
+    )
     assert summary.proven == 1 and pins(client) == before + 1
     [directory_cid] = summary.directories
     listing = client.fetch(directory_cid).decode().split()

@@ -306,7 +306,10 @@ def build_proof(
         "code": code_version(),
     }
     data = canonical_bytes(document)
-    validate(json.loads(data))
+    try:
+        validate(json.loads(data))
+    except ProofError as error:  # named like the other refusals: the day's run lists them side by side
+        raise ProofError(f"assessment {recorded.get('assessment_id')}: {error}") from None
     return document, data
 
 

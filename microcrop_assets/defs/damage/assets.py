@@ -473,9 +473,11 @@ def archive_table(frame: pd.DataFrame) -> pa.Table:
 def archive_day(timescaledb: TimescaleDBResource, object_store: ObjectStoreResource, day: dt.date, cutoff: dt.datetime):
     """Archive one assessed day's unarchived rows completed before `cutoff`; returns (key, rows).
 
-    Inside one transaction holding the rows: write the Parquet object, read it back, compare bytes
-    (sha256) and content (row count, ids, every value), and only then mark the rows archived. Any
-    mismatch raises and the transaction rolls back: nothing is marked, nothing deleted.
+    Inside one transaction holding the rows: write the Parquet object, read it back, check its sha256
+    against the bytes written, and only then mark the rows archived. A mismatch raises and the
+    transaction rolls back: nothing is marked, nothing deleted. The sha256 is the whole content check:
+    equal bytes decode to the table written, so decoding them again to compare values could never fail
+    (that the file holds the rows' exact values, test_damage_archive shows).
     """
     with timescaledb.begin() as conn:
         result = conn.execute(
@@ -499,11 +501,10 @@ def archive_day(timescaledb: TimescaleDBResource, object_store: ObjectStoreResou
             back = object_store.get_bytes(key)  # verifies the stored object's own sha256 too
         except ObjectStoreError as error:
             raise ArchiveError(f"{key}: read back failed: {error}") from None
-        if hashlib.sha256(back).hexdigest() != sha:
-            raise ArchiveError(f"{key}: sha256 of the stored object differs from the written {sha}")
-        read = pq.read_table(io.BytesIO(back))
-        if read.num_rows != len(frame) or not read.equals(table):
-            raise ArchiveError(f"{key}: read back {read.num_rows} rows, wrote {len(frame)}, or values differ")
+        # another object under the key (with its own sha256 recorded) passes the store's check, not this one
+        read_back = hashlib.sha256(back).hexdigest()
+        if read_back != sha:
+            raise ArchiveError(f"{key}: sha256 read back {read_back}, written {sha}")
         marked = conn.execute(
             sa.text(
                 "UPDATE damage_assessments SET archived_at = now(), archive_key = :key"
