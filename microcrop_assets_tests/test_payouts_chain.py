@@ -19,7 +19,18 @@ from microcrop_assets.defs.payouts.schedules import every_minutes_cron, payout_p
 from microcrop_assets.proofs.document import recompute
 from microcrop_assets.resources.chain import ChainError, ChainResource, PayoutChain
 from microcrop_assets_tests.fixtures.clients import pinata
-from microcrop_assets_tests.fixtures.payouts import ADMIN, ADMIN_KEY, ledger, mined_status, register, sent
+from microcrop_assets_tests.fixtures.payouts import (
+    ADMIN,
+    ADMIN_KEY,
+    hold_blocks,
+    in_pool,
+    ledger,
+    mine,
+    mined_status,
+    register,
+    reports_on_chain,
+    sent,
+)
 from microcrop_assets_tests.fixtures.proofs import DAY, ORACLE_KEY, assess_plots
 
 
@@ -94,6 +105,8 @@ def test_a_crash_between_sending_and_recording_never_sends_again(proven, chain, 
     assert summary.broadcast == 1
     row = ledger(proven)[crashed.plot_id]
     assert row.status == "confirmed" and row.tx_hash == crashed.tx_hash and row.attempts == 1
+    # settled by its recorded hash: the receiver's event log (a lost ledger's way back) was not needed
+    assert crashed.assessment_id in summary.confirmed and summary.recovered == []
 
 
 @pytest.mark.integration
@@ -114,6 +127,85 @@ def test_a_signed_report_that_never_left_is_sent_again_unchanged(proven, chain, 
     row = ledger(proven)[signed.plot_id]
     assert row.status == "confirmed" and row.tx_hash == signed.tx_hash and row.nonce == signed.nonce
     assert sent(chain) == before + 2
+
+
+@pytest.mark.integration
+def test_a_report_sent_before_a_crash_and_still_in_the_pool_is_awaited_not_sent_again(one_payout, chain, monkeypatch):
+    register(one_payout, chain)
+    held = hold_blocks(chain)
+    real_broadcast = PayoutChain.broadcast
+
+    def broadcast_then_crash(self, signed):
+        real_broadcast(self, signed)
+        raise RuntimeError("worker killed after the broadcast")
+
+    monkeypatch.setattr(PayoutChain, "broadcast", broadcast_then_crash)
+    before = sent(chain)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        settle_payouts(one_payout, held)
+    monkeypatch.undo()
+    crashed = ledger(one_payout)["plot-a"]
+    assert crashed.status == "pending" and crashed.attempts == 1 and in_pool(chain, crashed.tx_hash)
+
+    # the node holds the recorded transaction: the ledger waits for it and hands the node nothing
+    summary = settle_payouts(one_payout, held)
+    assert summary.broadcast == 0 and summary.confirmed == [] and summary.recovered == []
+    assert summary.waiting == {crashed.assessment_id: f"transaction {crashed.tx_hash} not mined yet"}
+    row = ledger(one_payout)["plot-a"]
+    assert row.status == "submitted" and row.attempts == 1
+    assert (row.tx_hash, row.nonce, row.raw_transaction) == (crashed.tx_hash, crashed.nonce, crashed.raw_transaction)
+
+    mine(chain)
+    summary = settle_payouts(one_payout, held)
+    # confirmed from its own recorded hash, not found again through the receiver's event log
+    assert summary.broadcast == 0 and summary.confirmed == [crashed.assessment_id] and summary.recovered == []
+    row = ledger(one_payout)["plot-a"]
+    assert row.status == "confirmed" and row.tx_hash == crashed.tx_hash and row.attempts == 1
+    assert reports_on_chain(chain, crashed.assessment_id) == [crashed.tx_hash]
+    assert sent(chain) == before + 1
+
+
+@pytest.mark.integration
+def test_a_resend_after_the_fees_moved_is_the_recorded_transaction_unchanged(one_payout, chain, monkeypatch):
+    """The ledger has no fee bump: while its nonce is unspent, the recorded signed bytes are what is sent
+    again, even when a new signature would now carry other fees (and so another hash)."""
+    register(one_payout, chain)
+    held = hold_blocks(chain)
+
+    def crash_before_sending(self, signed):
+        raise RuntimeError("worker killed before the broadcast")
+
+    monkeypatch.setattr(PayoutChain, "broadcast", crash_before_sending)
+    before = sent(chain)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        settle_payouts(one_payout, held)
+    monkeypatch.undo()
+    signed = ledger(one_payout)["plot-a"]
+    assert signed.nonce == before and not held.client().transaction_known(signed.tx_hash)
+
+    mine(chain, blocks=3)  # empty blocks: the base fee falls, so signing the same report now gives other bytes
+    client = held.client()
+    resigned = client.sign(report_of(signed))
+    assert resigned.nonce == signed.nonce and resigned.tx_hash != signed.tx_hash
+
+    summary = settle_payouts(one_payout, held)
+    row = ledger(one_payout)["plot-a"]
+    assert (row.tx_hash, row.nonce, row.raw_transaction) == (signed.tx_hash, signed.nonce, signed.raw_transaction)
+    assert summary.broadcast == 1
+    assert summary.waiting == {signed.assessment_id: f"transaction {signed.tx_hash} not mined yet"}
+    assert row.status == "submitted" and row.attempts == 2 and in_pool(chain, signed.tx_hash)
+    assert not client.transaction_known(resigned.tx_hash)
+
+    # still in the pool at the next run: awaited, neither signed again nor sent again
+    summary = settle_payouts(one_payout, held)
+    assert summary.broadcast == 0 and ledger(one_payout)["plot-a"].attempts == 2
+
+    mine(chain)
+    summary = settle_payouts(one_payout, held)
+    assert summary.confirmed == [signed.assessment_id]
+    assert ledger(one_payout)["plot-a"].status == "confirmed"
+    assert reports_on_chain(chain, signed.assessment_id) == [signed.tx_hash]
+    assert sent(chain) == before + 1
 
 
 @pytest.mark.integration
