@@ -1,7 +1,10 @@
 import multiprocessing
+import time
 import uuid
 
+import dagster as dg
 import pytest
+from redis import Redis
 
 from microcrop_assets.resources import redis as redis_module
 from microcrop_assets.resources.redis import RateLimitTimeout, RedisResource
@@ -111,3 +114,36 @@ def test_cache_with_ttl(url):
     resource.cache_set("stations", "[1,2]", ttl_seconds=120)
     assert resource.cache_get("stations") == b"[1,2]"
     assert 0 < resource.client.ttl(resource.key("cache", "stations")) <= 120
+
+
+def named_connections(observer: Redis, name: str) -> list[dict]:
+    """The connections Redis itself lists under the client name `name`."""
+    return [client for client in observer.client_list() if client["name"] == name]
+
+
+@pytest.mark.integration
+def test_a_run_closes_its_redis_connection_at_teardown():
+    # the run's client names its connections, so Redis itself can say whether they are still open
+    name = f"mctest-{uuid.uuid4().hex[:8]}"
+    separator = "&" if "?" in REDIS_URL else "?"
+    resource = RedisResource(url=f"{REDIS_URL}{separator}client_name={name}", key_prefix=name)
+    used: list[RedisResource] = []  # the run's own copy: held, so only teardown (not GC) can close it
+    open_during_run: list[int] = []
+
+    with Redis.from_url(REDIS_URL) as observer:
+
+        @dg.asset
+        def station_cache(redis: RedisResource) -> None:
+            redis.cache_set("stations", "[1,2]", ttl_seconds=60)
+            used.append(redis)
+            open_during_run.append(len(named_connections(observer, name)))
+
+        assert dg.materialize([station_cache], resources={"redis": resource}).success
+        assert open_during_run == [1]  # the name finds the run's connection
+        assert used[0].__dict__.get("client") is not None  # teardown found a client to close
+        # closing is the client's, noticing the closed socket the server's: wait for it, at most 30 s
+        deadline = time.monotonic() + 30
+        while (still_open := named_connections(observer, name)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        observer.delete(f"{name}:cache:stations")
+    assert still_open == [], f"the run's Redis connection outlived its teardown: {still_open}"

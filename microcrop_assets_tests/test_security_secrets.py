@@ -1,9 +1,10 @@
 """Who holds which secret, read from the deployed configurations: the oracle's signing key reaches the
 runs of payouts_job and no other process (compose services, the Docker run launcher, the Helm chart's
-run launcher and user deployment), the chain resource reads it there, and health and alert texts
-never show a signing key."""
+run launcher and user deployment), the chain resource reads it there, and health and alert texts,
+chain errors, a payouts run's log and ledger, and proofs never show a signing key."""
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -12,21 +13,28 @@ from dataclasses import dataclass
 import dagster as dg
 import docker
 import pytest
+import sqlalchemy as sa
 import yaml
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.launcher import LaunchRunContext
 from dagster_k8s.job import construct_dagster_k8s_job
 from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
+from web3.providers import BaseProvider
 
 from microcrop_assets.definitions import defs
 from microcrop_assets.defs.monitoring.health import first_line
 from microcrop_assets.defs.monitoring.sensors import run_failure_alert
+from microcrop_assets.defs.payouts.assets import payout_proofs, payouts
 from microcrop_assets.defs.payouts.jobs import ORACLE_KEY_DIR, ORACLE_KEY_SECRET, ORACLE_KEY_TAGS
 from microcrop_assets.deployment.launcher import CONTAINER_CONTEXT_TAG
+from microcrop_assets.proofs.document import canonical_bytes
 from microcrop_assets.resources.chain import ChainError, ChainResource
 from microcrop_assets.resources.environment import build_resources
+from microcrop_assets.resources.http import REDACTED
+from microcrop_assets_tests.fixtures.clients import pinata
 from microcrop_assets_tests.fixtures.monitoring import http_receiver
+from microcrop_assets_tests.fixtures.proofs import DAY, assess_plots
 from microcrop_assets_tests.test_deploy_instances import (
     COMPOSE_ENV,
     KUBECONFIG,
@@ -256,3 +264,104 @@ def test_health_and_alert_texts_never_show_a_signing_key(monkeypatch):
     (payload,) = received
     assert "node refused the transaction" in payload["error"]
     assert oracle[2:] not in json.dumps(payload)
+
+
+# -- issue 17: a chain failure quoting a signing key shows neither form of it; no proof carries it -------
+
+CHAIN_ID = 84532
+
+
+class KeyQuotingNode(BaseProvider):
+    """A node that serves `chain_id` and fails every other request with `text` in the error: what a
+    proxy echoing the request or a library formatting its arguments could put in a message."""
+
+    def __init__(self, text: str, chain_id: int = CHAIN_ID):
+        super().__init__()
+        self.text = text
+        self.chain_id = chain_id
+
+    def make_request(self, method, params):
+        if method == "eth_chainId":
+            return {"jsonrpc": "2.0", "id": 0, "result": hex(self.chain_id)}
+        raise ConnectionError(f"{method} refused: {self.text}")
+
+
+def quoting(key: str) -> str:
+    return f"signed by {key} (raw {key[2:]})"
+
+
+QUOTED_REDACTED = f"refused: signed by {REDACTED} (raw {REDACTED})"  # what `quoting` must come out as
+
+
+@pytest.mark.unit
+def test_chain_errors_quoting_a_signing_key_show_neither_form(tmp_path):
+    receiver = Account.create().address
+    oracle, filed, admin = new_key(), new_key(), new_key()
+    key_file = tmp_path / "ORACLE_PRIVATE_KEY"
+    key_file.write_text(filed + "\n")
+    by_field = ChainResource.in_process(
+        KeyQuotingNode(quoting(oracle)), chain_id=CHAIN_ID, private_key=oracle, receiver_address=receiver
+    )
+    by_file = ChainResource.in_process(
+        KeyQuotingNode(quoting(filed)), chain_id=CHAIN_ID, private_key_file=str(key_file), receiver_address=receiver
+    )
+    admin_chain = ChainResource.in_process(KeyQuotingNode(quoting(admin)), chain_id=CHAIN_ID, receiver_address=receiver)
+    failures = {}
+    for key, chain in ((oracle, by_field), (filed, by_file)):
+        with pytest.raises(ChainError, match="reading the oracle's nonce failed: ConnectionError") as caught:
+            chain.client().mined_nonce()
+        failures[key] = caught.value
+    with pytest.raises(ChainError, match="reading the admin's nonce failed: ConnectionError") as caught:
+        admin_chain.admin(admin).register_policies([])
+    failures[admin] = caught.value
+    for key, error in failures.items():
+        text = f"{error} {error!r}"
+        assert str(error).endswith(QUOTED_REDACTED) and key[2:] not in text, text
+
+
+@pytest.mark.integration
+def test_a_payouts_run_on_a_node_quoting_the_key_logs_no_key(proven, caplog):
+    caplog.set_level(logging.DEBUG)  # web3's own loggers too
+    key = new_key()
+    chain = ChainResource.in_process(
+        KeyQuotingNode(quoting(key)), chain_id=CHAIN_ID, private_key=key, receiver_address=Account.create().address
+    )
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([payouts], resources={"timescaledb": proven, "chain": chain}, instance=instance)
+        logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    metadata = result.asset_materializations_for_node("payouts")[0].metadata
+    with proven.begin() as conn:
+        ledger = conn.execute(sa.text("SELECT last_error FROM payouts")).scalars().all()
+    # the node's failure reached the run's log and both payouts' ledger rows, key redacted
+    [waiting] = [message for message in logged if message.startswith("payouts wait: ")]
+    assert waiting.endswith(QUOTED_REDACTED), waiting
+    assert len(ledger) == 2 and all(error.endswith(QUOTED_REDACTED) for error in ledger), ledger
+    text = caplog.text + "\n".join(logged) + repr(metadata) + repr(ledger)
+    assert key[2:] not in text
+
+
+@pytest.mark.integration
+def test_proofs_carry_no_signing_key(clean_assessments, sandbox, redis_resource, s3_store, monkeypatch):
+    key = new_key()
+    # proofs are built in payouts_job's runs: the runs that hold the oracle's key
+    monkeypatch.setenv("ORACLE_PRIVATE_KEY", key)
+    assessed = assess_plots(clean_assessments, [("plot-a", 0.25, 0.42), ("plot-b", 0.5, None), ("plot-c", 0.0, 0.61)])
+    triggered = sorted(row["assessment_id"] for row in assessed if row["triggered"])
+    client = pinata(sandbox, redis_resource)
+    resources = {
+        "timescaledb": clean_assessments,
+        "pinata": client,
+        "object_store": s3_store,
+        "chain": ChainResource(chain_id=CHAIN_ID, private_key=key),
+    }
+    assert dg.materialize([payout_proofs], partition_key=DAY.isoformat(), resources=resources).success
+    with clean_assessments.begin() as conn:
+        proofs = conn.execute(
+            sa.text("SELECT assessment_id, proof_cid, proof_key FROM damage_assessments WHERE proof_cid IS NOT NULL")
+        ).all()
+    assert sorted(proof.assessment_id for proof in proofs) == triggered and len(triggered) == 2
+    for proof in proofs:
+        # the canonical bytes as pinned and as copied to object storage
+        for data in (client.fetch(proof.proof_cid), s3_store.get_bytes(proof.proof_key)):
+            assert canonical_bytes(json.loads(data)) == data
+            assert key[2:].encode() not in data.lower(), proof.assessment_id
