@@ -83,9 +83,8 @@ def test_reports_are_sent_once_and_decode_to_the_damage_report(proven, chain):
     assert again.broadcast == 0 and again.enqueued == 0 and sent(chain) == before + 2
 
 
-@pytest.mark.integration
-def test_a_crash_between_sending_and_recording_never_sends_again(proven, chain, monkeypatch):
-    register(proven, chain)
+def crash_after_broadcast(monkeypatch) -> None:
+    """The worker dies right after handing the signed report to the node."""
     real_broadcast = PayoutChain.broadcast
 
     def broadcast_then_crash(self, signed):
@@ -93,6 +92,12 @@ def test_a_crash_between_sending_and_recording_never_sends_again(proven, chain, 
         raise RuntimeError("worker killed after the broadcast")
 
     monkeypatch.setattr(PayoutChain, "broadcast", broadcast_then_crash)
+
+
+@pytest.mark.integration
+def test_a_crash_between_sending_and_recording_never_sends_again(proven, chain, monkeypatch):
+    register(proven, chain)
+    crash_after_broadcast(monkeypatch)
     before = sent(chain)
     with pytest.raises(RuntimeError, match="worker killed"):
         settle_payouts(proven, chain)
@@ -133,13 +138,7 @@ def test_a_signed_report_that_never_left_is_sent_again_unchanged(proven, chain, 
 def test_a_report_sent_before_a_crash_and_still_in_the_pool_is_awaited_not_sent_again(one_payout, chain, monkeypatch):
     register(one_payout, chain)
     held = hold_blocks(chain)
-    real_broadcast = PayoutChain.broadcast
-
-    def broadcast_then_crash(self, signed):
-        real_broadcast(self, signed)
-        raise RuntimeError("worker killed after the broadcast")
-
-    monkeypatch.setattr(PayoutChain, "broadcast", broadcast_then_crash)
+    crash_after_broadcast(monkeypatch)
     before = sent(chain)
     with pytest.raises(RuntimeError, match="worker killed"):
         settle_payouts(one_payout, held)
