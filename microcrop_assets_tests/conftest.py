@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
 
 from microcrop_assets.resources.object_store import ObjectStoreResource
 from microcrop_assets.resources.redis import RedisResource
@@ -36,6 +37,12 @@ ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@1
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DATA = Path(__file__).parent / "data"
 SANDBOX_NOW = dt.datetime(2025, 8, 1, 12, 0, tzinfo=dt.UTC)
+
+# property-based tests (hypothesis): the same examples on every run (derandomized: a CI failure can be
+# replayed), no example database written into the checkout, no per-example deadline (a loaded machine
+# is not a failure); a test sets its own max_examples
+settings.register_profile("microcrop", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.load_profile("microcrop")
 
 # rewritten asserts in the fixture modules too, whichever of them imports another first
 pytest.register_assert_rewrite("microcrop_assets_tests.fixtures")
