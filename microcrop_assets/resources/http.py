@@ -227,14 +227,31 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
     return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
-def parse_timestamp(value: Any) -> dt.datetime | None:
-    """ISO 8601 to an aware UTC datetime (a missing offset is read as UTC)."""
+def parse_timestamp(value: Any, name: str = "timestamp") -> dt.datetime | None:
+    """ISO 8601 to an aware UTC datetime (a missing offset is read as UTC); `name` is the field, for errors."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise TypeError(f"timestamp {value!r} is not an ISO 8601 string")
-    parsed = dt.datetime.fromisoformat(value)
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        raise TypeError(f"{name} {value!r} is not an ISO 8601 string")
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # OverflowError: a time whose UTC falls outside years 1..9999
+        raise ValueError(f"{name} {value!r} is not an ISO 8601 time in years 1..9999 (UTC)") from None
+
+
+def parse_text(value: Any, name: str) -> str | None:
+    """A JSON string, None for null. Refused: another type, or text PostgreSQL cannot store (a lone
+    surrogate: JSON's "\\ud800" escape decodes to one, and UTF-8 has no encoding for it)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} {value!r} is not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} {value!r} is not valid Unicode text (a lone surrogate)") from None
+    return value
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -392,6 +409,10 @@ class VendorClient:
             body = self._read(response, method, shown)
             try:
                 payload = json.loads(body)
+            except RecursionError:  # nested deeper than the decoder goes: the same body would come again
+                raise VendorResponseError(
+                    self.vendor, response.status_code, "body nests JSON deeper than it can be decoded", method, shown
+                ) from None
             except ValueError:
                 start = body[:60].decode("utf-8", "replace")
                 error = VendorResponseError(
@@ -403,9 +424,10 @@ class VendorClient:
             try:
                 return parse(payload)
             except (AttributeError, KeyError, TypeError, ValueError) as exc:
-                detail = f"{type(exc).__name__}: {exc}"
+                # one line of bounded length: the value named may be a whole field of the body
+                detail = " ".join(f"{type(exc).__name__}: {exc}".split())
                 raise VendorResponseError(
-                    self.vendor, response.status_code, f"unexpected response shape ({detail})", method, shown
+                    self.vendor, response.status_code, _truncate(f"unexpected response shape ({detail})"), method, shown
                 ) from None
 
         return self._call(method, path, handle, idempotent, kwargs)

@@ -26,6 +26,7 @@ from microcrop_assets.resources.http import (
     VendorNotFound,
     VendorResource,
     configured_limit,
+    parse_text,
 )
 from microcrop_assets.resources.object_store import ObjectStoreResource, StoredObject, validate_key
 
@@ -55,12 +56,15 @@ class Order:
 def parse_order(payload: Any) -> Order:
     if not isinstance(payload, dict):
         raise TypeError(f"order is {type(payload).__name__}, expected an object")
-    order_id, status = payload.get("order_id"), payload.get("status")
-    if not order_id or not isinstance(order_id, str | int):
-        raise ValueError(f"order has no usable order_id ({order_id!r})")
+    raw_id, status = payload.get("order_id"), payload.get("status")
+    if not raw_id or isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        raise ValueError(f"order has no usable order_id ({raw_id!r})")
+    order_id = parse_text(str(raw_id), "order_id")
     if status not in ORDER_STATUSES:
         raise ValueError(f"order {order_id} has status {status!r}, expected one of {ORDER_STATUSES}")
-    return Order(str(order_id), status, payload.get("download_url"), payload)
+    # text columns: the failure reason becomes the order's error (defs/imagery/orders.py)
+    parse_text(payload.get("failure_reason"), f"order {order_id} failure_reason")
+    return Order(order_id, status, parse_text(payload.get("download_url"), f"order {order_id} download_url"), payload)
 
 
 def parse_order_statuses(payload: Any) -> dict[str, Order]:
@@ -72,8 +76,10 @@ def parse_order_statuses(payload: Any) -> dict[str, Order]:
 
 
 def parse_feature_collection(payload: Any) -> dict[str, Any]:
-    if not isinstance(payload, dict) or payload.get("type") != "FeatureCollection":
-        raise ValueError("expected a GeoJSON FeatureCollection")
+    if not isinstance(payload, dict):
+        raise TypeError(f"image search answer is {type(payload).__name__}, expected a GeoJSON FeatureCollection")
+    if payload.get("type") != "FeatureCollection":
+        raise ValueError(f"expected a GeoJSON FeatureCollection, got type {payload.get('type')!r}")
     if not isinstance(payload.get("features"), list):
         raise ValueError("FeatureCollection has no 'features' array")
     return payload

@@ -5,6 +5,7 @@ reference/vendors.md (both station-list envelopes, `cellId` or `cellIndex`) are 
 """
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -12,7 +13,7 @@ from urllib.parse import quote
 import pandas as pd
 from pydantic import Field
 
-from microcrop_assets.resources.http import VendorResource, parse_timestamp
+from microcrop_assets.resources.http import VendorResource, parse_text, parse_timestamp
 
 # Observation fields of the API, in the order the pipeline stores them.
 MEASUREMENTS = (
@@ -20,7 +21,6 @@ MEASUREMENTS = (
     "wind_speed", "wind_gust", "wind_direction", "uv_index", "pressure", "solar_irradiance",
 )  # fmt: skip
 OBSERVATION_COLUMNS = ("station_id", "ts", "utc_offset_minutes", *MEASUREMENTS, "icon")
-_OFFSET = r"(?:[Zz]|(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2}))$"
 
 
 @dataclass(frozen=True)
@@ -79,34 +79,59 @@ class LatestObservation:
 
 
 # -- pure parsing ---------------------------------------------------------------------------------
+# A bad answer is refused with a TypeError/ValueError of one line naming the field (request_json makes it a
+# VendorResponseError): a wrong type let through would fail later, in the COPY of a whole run's rows.
 
 
-def _number(value: Any, name: str) -> float | None:
+def _number(value: Any, name: str, finite: bool = True) -> float | None:
+    """A JSON number as a float, None for null. Refused: a bool, a string, an integer beyond the float
+    range and, unless `finite` is False, NaN or infinity."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} {value!r} is not a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} is an integer of {len(str(abs(value)))} digits, beyond the float range") from None
+    if finite and not math.isfinite(number):
+        raise ValueError(f"{name} {number} is not a finite number")
+    return number
+
+
+def _object(value: Any, name: str) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise TypeError(f"{name} is {type(value).__name__}, expected an object")
 
 
 def parse_station(item: Any) -> Station:
     if not isinstance(item, dict):
         raise TypeError(f"station entry is {type(item).__name__}, expected an object")
-    location = item.get("location")
-    if not isinstance(location, dict):
-        raise ValueError(f"station {item.get('id')!r} has no location object")
-    lat, lon = _number(location.get("lat"), "lat"), _number(location.get("lon"), "lon")
-    if lat is None or lon is None or not item.get("id"):
-        raise ValueError(f"station {item.get('id')!r} lacks id, location.lat or location.lon")
+    raw_id = item.get("id")
+    if not raw_id or isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        raise ValueError(f"station has no usable id ({raw_id!r})")
+    station_id = parse_text(str(raw_id), "station id")
+    where = f"station {station_id!r}"
+    location = _object(item.get("location"), f"{where} location")
+    if location is None:
+        raise ValueError(f"{where} has no location object")
+    lat = _number(location.get("lat"), f"{where} location.lat")
+    lon = _number(location.get("lon"), f"{where} location.lon")
+    if lat is None or lon is None:
+        raise ValueError(f"{where} lacks location.lat or location.lon")
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ValueError(f"{where} location.lat {lat} / location.lon {lon} is outside -90..90 / -180..180")
+    cell_key = "cellId" if item.get("cellId") else "cellIndex"
     return Station(
-        id=str(item["id"]),
-        name=item.get("name"),
-        cell_id=item.get("cellId") or item.get("cellIndex"),
+        id=station_id,
+        name=parse_text(item.get("name"), f"{where} name"),
+        cell_id=parse_text(item.get(cell_key), f"{where} {cell_key}"),
         lat=lat,
         lon=lon,
-        elevation=_number(location.get("elevation"), "elevation"),
-        qod=_number(item.get("lastDayQod"), "lastDayQod"),
-        created_at=parse_timestamp(item.get("createdAt")),
+        elevation=_number(location.get("elevation"), f"{where} location.elevation"),
+        qod=_number(item.get("lastDayQod"), f"{where} lastDayQod"),
+        created_at=parse_timestamp(item.get("createdAt"), f"{where} createdAt"),
     )
 
 
@@ -124,35 +149,52 @@ def parse_health(station_id: str, health: Any) -> StationHealth | None:
         return None
     if not isinstance(health, dict):
         raise TypeError(f"health is {type(health).__name__}, expected an object")
-    data_quality = health.get("data_quality") or {}
-    location_quality = health.get("location_quality") or {}
+    data_quality = _object(health.get("data_quality"), "health.data_quality") or {}
+    location_quality = _object(health.get("location_quality"), "health.location_quality") or {}
     return StationHealth(
         station_id=station_id,
-        timestamp=parse_timestamp(health.get("timestamp")),
-        qod=_number(data_quality.get("score"), "data_quality.score"),
-        location_quality=_number(location_quality.get("score"), "location_quality.score"),
-        location_reason=location_quality.get("reason"),
+        timestamp=parse_timestamp(health.get("timestamp"), "health.timestamp"),
+        qod=_number(data_quality.get("score"), "health.data_quality.score"),
+        location_quality=_number(location_quality.get("score"), "health.location_quality.score"),
+        location_reason=parse_text(location_quality.get("reason"), "health.location_quality.reason"),
     )
 
 
+def _observed_at(value: Any, where: str) -> tuple[dt.datetime, int]:
+    """An observation's time in UTC and the offset it was sent in, in whole minutes (none sent: UTC, 0)."""
+    observed_at = parse_timestamp(value, f"{where} timestamp")
+    if observed_at is None:
+        raise ValueError(f"{where} has no timestamp")
+    offset = dt.datetime.fromisoformat(value).utcoffset() or dt.timedelta(0)
+    if offset % dt.timedelta(minutes=1):
+        raise ValueError(f"{where} timestamp {value!r} has an offset with seconds, not whole minutes")
+    return observed_at, offset // dt.timedelta(minutes=1)
+
+
 def observations_frame(station_id: str, observations: Any) -> pd.DataFrame:
-    """Observations as a frame with OBSERVATION_COLUMNS: `ts` UTC, the sender's offset kept in minutes."""
+    """Observations as a frame with OBSERVATION_COLUMNS: `ts` UTC, the sender's offset kept in minutes,
+    numbers as sent (null or absent: NaN; an infinite reading is kept, defs/weather/quality.py masks it)."""
     if not isinstance(observations, list):
         raise TypeError(f"observations is {type(observations).__name__}, expected an array")
-    raw = pd.DataFrame.from_records(observations, columns=["timestamp", *MEASUREMENTS, "icon"])
-    if raw["timestamp"].isna().any():
-        raise ValueError("an observation has no timestamp")
-    stamps = raw["timestamp"].astype(str)
-    offset = stamps.str.extract(_OFFSET)
-    sign = offset["sign"].map({"+": 1, "-": -1}).fillna(0)
-    minutes = sign * (pd.to_numeric(offset["hours"]).fillna(0) * 60 + pd.to_numeric(offset["minutes"]).fillna(0))
+    stamps, offsets = [], []
+    values: dict[str, list] = {name: [] for name in (*MEASUREMENTS, "icon")}
+    for index, row in enumerate(observations):
+        where = f"observation {index}"
+        if not isinstance(row, dict):
+            raise TypeError(f"{where} is {type(row).__name__}, expected an object")
+        observed_at, offset = _observed_at(row.get("timestamp"), where)
+        stamps.append(observed_at)
+        offsets.append(offset)
+        for name in MEASUREMENTS:
+            values[name].append(_number(row.get(name), f"{where} {name}", finite=False))
+        values["icon"].append(parse_text(row.get("icon"), f"{where} icon"))
     frame = pd.DataFrame(
         {
-            "station_id": pd.Series([station_id] * len(raw), dtype=object),
-            "ts": pd.to_datetime(stamps, utc=True, format="ISO8601").dt.as_unit("us"),
-            "utc_offset_minutes": minutes.astype("int64"),
-            **{name: pd.to_numeric(raw[name], errors="raise").astype("float64") for name in MEASUREMENTS},
-            "icon": raw["icon"].astype(object).where(raw["icon"].notna(), None),
+            "station_id": pd.Series([station_id] * len(stamps), dtype=object),
+            "ts": pd.Series(stamps, dtype="datetime64[us, UTC]"),
+            "utc_offset_minutes": pd.Series(offsets, dtype="int64"),
+            **{name: pd.Series(values[name], dtype="float64") for name in MEASUREMENTS},
+            "icon": pd.Series(values["icon"], dtype=object),
         },
         columns=list(OBSERVATION_COLUMNS),
     )
@@ -167,7 +209,7 @@ def parse_history(station_id: str, day: dt.date, payload: Any) -> StationHistory
         day=day,
         observations=observations_frame(station_id, payload.get("observations", [])),
         health=parse_health(station_id, payload.get("health")),
-        location=payload.get("location"),
+        location=_object(payload.get("location"), "location"),
     )
 
 
@@ -175,7 +217,7 @@ def parse_latest(station_id: str, payload: Any) -> LatestObservation:
     if not isinstance(payload, dict) or not isinstance(payload.get("observation"), dict):
         raise ValueError("expected an object with an 'observation' object")
     observation = payload["observation"]
-    observed_at = parse_timestamp(observation.get("timestamp"))
+    observed_at = parse_timestamp(observation.get("timestamp"), "observation timestamp")
     if observed_at is None:
         raise ValueError("the observation has no timestamp")
     return LatestObservation(
@@ -183,7 +225,7 @@ def parse_latest(station_id: str, payload: Any) -> LatestObservation:
         observed_at=observed_at,
         observation=observation,
         health=parse_health(station_id, payload.get("health")),
-        location=payload.get("location"),
+        location=_object(payload.get("location"), "location"),
     )
 
 
