@@ -9,6 +9,7 @@ The integration test serves such bodies (and bytes that are not JSON) over HTTP 
 """
 
 import datetime as dt
+import functools
 import http.server
 import json
 import math
@@ -23,6 +24,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from microcrop_assets.resources.http import MESSAGE_LIMIT, VendorError, VendorResponseError
+from microcrop_assets.resources.pinata import Pin, UploadedFile, parse_pin, parse_upload
 from microcrop_assets.resources.spexi import (
     ORDER_STATUSES,
     Order,
@@ -313,6 +315,9 @@ def assert_parsed(result: Any, payload: Any) -> None:
         assert_health(result, "st-1")
     elif isinstance(result, Order):
         assert_order(result)
+    elif isinstance(result, Pin | UploadedFile):
+        assert isinstance(result.size, int) and result.size >= 0 and isinstance(result.cid, str)
+        assert_utc(result.timestamp if isinstance(result, Pin) else result.created_at, optional=True)
     elif isinstance(result, dict) and result.get("type") == "FeatureCollection":
         assert isinstance(result["features"], list)
     elif isinstance(result, dict):  # parse_order_statuses
@@ -403,12 +408,26 @@ def test_spexi_answers_parse_to_typed_orders_or_refuse_naming_the_field(case):
     assert_parsed(refuses_clearly(parse, payload, field), payload)
 
 
-PARSERS = (parse_stations, _history, _latest, _health, parse_order, parse_order_statuses, parse_feature_collection)
+PARSERS = (
+    parse_stations,
+    _history,
+    _latest,
+    _health,
+    parse_order,
+    parse_order_statuses,
+    parse_feature_collection,
+    parse_pin,
+    functools.partial(parse_upload, network="public"),
+)
 
 
 @pytest.mark.unit
 @settings(max_examples=200)
 @given(payload=json_values | st.sampled_from(BAD_VALUES))
+# found and fixed: Pinata's pin size taken with int() (inf: OverflowError; missing: KeyError)
+@example(payload={"IpfsHash": "bafkreib", "PinSize": math.inf})
+@example(payload={"IpfsHash": "bafkreib"})
+@example(payload={"data": {"id": "f1", "cid": "bafkreib", "size": 1.5}})
 def test_any_json_is_parsed_or_refused_by_every_parser(payload):
     for parse in PARSERS:
         # nothing but a one-line TypeError/ValueError; no field to name in arbitrary JSON

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from pydantic import Field
 
-from microcrop_assets.resources.http import MiB, VendorClient, VendorResource, parse_timestamp
+from microcrop_assets.resources.http import MiB, VendorClient, VendorResource, parse_text, parse_timestamp
 from microcrop_assets.resources.object_store import seekable_source
 
 MAX_KEYVALUES = 10
@@ -103,13 +103,24 @@ def directory_folder(paths: list[str]) -> str:
     return folders.pop()
 
 
+def _size(value: Any, name: str) -> int:
+    """A byte count as Pinata sends it (an integer, or its digits as text); anything else is refused
+    naming the field (an infinite or fractional size, a boolean, an object)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    shown = repr(value[:80]) if isinstance(value, str) else f"a {type(value).__name__}"
+    raise ValueError(f"{name} must be a whole number of bytes, got {shown}")
+
+
 def parse_pin(payload: Any) -> Pin:
     if not isinstance(payload, dict) or not payload.get("IpfsHash"):
         raise ValueError("expected an object with IpfsHash")
     return Pin(
-        cid=payload["IpfsHash"],
-        size=int(payload["PinSize"]),
-        timestamp=parse_timestamp(payload.get("Timestamp")),
+        cid=parse_text(payload["IpfsHash"], "IpfsHash"),
+        size=_size(payload.get("PinSize"), "PinSize"),
+        timestamp=parse_timestamp(payload.get("Timestamp"), "Timestamp"),
         is_duplicate=bool(payload.get("isDuplicate", False)),
     )
 
@@ -121,9 +132,9 @@ def parse_upload(payload: Any, network: str) -> UploadedFile:
     return UploadedFile(
         id=str(data["id"]),
         name=data.get("name"),
-        cid=data["cid"],
-        size=int(data.get("size") or 0),
-        created_at=parse_timestamp(data.get("created_at")),
+        cid=parse_text(data["cid"], "cid"),
+        size=_size(data.get("size") or 0, "size"),
+        created_at=parse_timestamp(data.get("created_at"), "created_at"),
         number_of_files=data.get("number_of_files"),
         mime_type=data.get("mime_type"),
         group_id=data.get("group_id"),
