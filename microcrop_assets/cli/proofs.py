@@ -113,7 +113,8 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
         print(f"microcrop verify-proof {source}: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
     outputs = document["outputs"]
-    print(f"proof {cid}: assessment {document['assessment_id']}, plot {outputs['plot_id']}, day {outputs['day']}")
+    assessment, plot = _printable(document["assessment_id"]), _printable(outputs["plot_id"])
+    print(f"proof {cid}: assessment {assessment}, plot {plot}, day {outputs['day']}")
     print(f"schema: valid ({document['schema']})")
     if checked:
         print(f"cid: match (the bytes, and any folder block on the way, hash to {source})")
@@ -146,6 +147,13 @@ def cmd_verify_proof(args: argparse.Namespace) -> int:
         f" method {document['method_version']})"
     )
     return 0
+
+
+def _printable(text: str) -> str:
+    """A document's text for the report, quoted when it would not print as itself: a newline or a terminal
+    control sequence in a plot id must not add a line (a false "recomputed: match") to what the auditor reads.
+    (The schema's `$` lets an id end in a newline.)"""
+    return text if text.isprintable() else repr(text)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

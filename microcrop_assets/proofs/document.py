@@ -20,7 +20,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, InvalidOperation
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -114,7 +114,9 @@ def validate(document: Any) -> None:
         from jsonschema.exceptions import best_match
 
         first = best_match(errors)
-        where = "/".join(str(part) for part in first.absolute_path) or "(document)"
+        # a key is the document's own text: quoted when it would not print as itself (a newline splits the line)
+        parts = (str(part) if str(part).isprintable() else repr(part) for part in first.absolute_path)
+        where = "/".join(parts) or "(document)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ProofError(f"proof field {where}: {first.message[:300]}{more}")
 
@@ -169,12 +171,18 @@ def recompute_outputs(inputs: Sequence[Mapping[str, Any]]) -> list[dict | ProofE
     return [{c: damage.json_value(row[c]) for c in damage.OUTPUT_COLUMNS} for _, row in frame.iterrows()]
 
 
-_INPUT_ERRORS = (damage.AssessmentInputError, KeyError, TypeError, ValueError)
+# ArithmeticError: a number beyond the method's arithmetic (a decimal signal its context traps, an integer
+# too large for numpy), e.g. a share or a sum insured of 10**400
+_INPUT_ERRORS = (damage.AssessmentInputError, KeyError, TypeError, ValueError, ArithmeticError)
 
 
 def _recompute_one(inputs: Mapping[str, Any]) -> dict | ProofError:
     try:
         return damage.assess_one(inputs)
+    except DecimalException as error:  # its text names only the signal
+        return ProofError(
+            f"inputs do not recompute: {type(error).__name__}: a number is beyond the method's exact decimal arithmetic"
+        )
     except _INPUT_ERRORS as error:
         return ProofError(f"inputs do not recompute: {type(error).__name__}: {error}")
 
@@ -213,6 +221,17 @@ def _chain_differences(inputs: Mapping[str, Any], chain: Mapping[str, Any]) -> l
         f"layer {name}: its peril {layer['peril']} has no weight in weather_chain.peril_weights"
         for name, layer in defined.items()
         if layer["peril"] not in chain["peril_weights"]
+    ]
+    # what the layer formula cannot take (science.layers raises): compared as the floats it computes with
+    problems += [
+        f"layer {name}: trigger {layer['trigger']} equals exit {layer['exit']}, the layer has no width"
+        for name, layer in defined.items()
+        if float(Decimal(layer["trigger"])) == float(Decimal(layer["exit"]))
+    ]
+    problems += [
+        f"weather_chain.peril_weights.{peril}={weight!r} is negative"
+        for peril, weight in chain["peril_weights"].items()
+        if Decimal(weight) < 0
     ]
     return problems
 
