@@ -14,9 +14,10 @@ reported like any invalid feature (plot id, value, limit).
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, Overflow, localcontext
 from functools import cache
 from typing import Any
 
@@ -28,6 +29,10 @@ from microcrop_assets import settings
 from microcrop_assets.science.policy import CROPS, PolicyTermsError, resolve_terms, to_decimal
 
 MICRO = Decimal(1_000_000)
+MAX_USDC = Decimal(2**63 - 1).scaleb(-6)  # the plots table's money columns are BIGINT micro-USDC
+# far under the 2,704 bytes a row of the btree index on plots.policy_id holds (PostgreSQL refuses a
+# longer id in the middle of the import); the payout contract itself takes 64
+POLICY_ID_BYTES = 1024
 FIELDS = (
     "plot_id",
     "policy_id",
@@ -79,13 +84,19 @@ class PlotProblem:
     reason: str
 
     def __str__(self) -> str:
-        shown = repr(self.value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
+        shown = _shown(self.value)
+        # a field is named by the file (an unknown property, a layer): quoted unless plain text
+        field = self.field if self.field.isprintable() and 0 < len(self.field) <= 80 else _shown(self.field)
         if self.index is None:
-            return self.field + ("" if self.value is None else f"={shown}") + f": {self.reason}"
-        who = f"feature {self.index}" + (f" (plot_id {self.plot_id!r})" if self.plot_id else "")
-        return f"{who}: {self.field}={shown}: {self.reason}"
+            return field + ("" if self.value is None else f"={shown}") + f": {self.reason}"
+        who = f"feature {self.index}" + (f" (plot_id {_shown(self.plot_id)})" if self.plot_id else "")
+        return f"{who}: {field}={shown}: {self.reason}"
+
+
+def _shown(value: Any) -> str:
+    """`value` in a one-line message: its repr (line breaks escaped), cut at 80 characters."""
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 class PlotsFileError(ValueError):
@@ -118,7 +129,7 @@ def is_checksum_address(address: str) -> bool:
 
 
 def _check_address(feature: _Feature, value: Any) -> str | None:
-    if not isinstance(value, str) or not _ADDRESS.match(value):
+    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):  # match() takes a trailing newline
         feature.bad("farmer_address", value, "is not an EVM address (0x and 40 hex digits)")
         return None
     digits = value[2:]
@@ -146,11 +157,15 @@ def _check_usdc(feature: _Feature, name: str, value: Any) -> int | None:
     if amount <= 0:
         feature.bad(name, value, "must be positive")
         return None
-    micro = amount * MICRO
-    if micro != micro.to_integral_value():
+    if amount > MAX_USDC:
+        feature.bad(name, value, f"is more than {MAX_USDC}, the most the plots table holds")
+        return None
+    # exact, unlike amount * MICRO in the 28-digit context: at most 19 digits once under MAX_USDC
+    micro = amount.quantize(Decimal("0.000001"))
+    if micro != amount:
         feature.bad(name, value, "has more than 6 decimal places (USDC has 6)")
         return None
-    return int(micro)
+    return int(micro.scaleb(6))
 
 
 @cache
@@ -160,6 +175,45 @@ def _wgs84():
     from pyproj import Geod
 
     return Geod(ellps="WGS84")
+
+
+_UNSTORABLE = "PostgreSQL cannot store U+0000, an unpaired surrogate (not UTF-8), NaN or infinity"
+
+
+def _unstorable(value: Any) -> Any:
+    """The first string (or key) or number in a JSON value that PostgreSQL cannot store; None if none."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return value
+        return value if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else value
+    items = [*value, *value.values()] if isinstance(value, dict) else value if isinstance(value, list) else []
+    for item in items:
+        found = _unstorable(item)
+        if found is not None:
+            return found
+    return None
+
+
+def _position(value: Any) -> list[float] | None:
+    """A GeoJSON position as 2 or 3 finite floats; None when `value` is not one."""
+    if not isinstance(value, list | tuple) or len(value) not in (2, 3):
+        return None
+    numbers = []
+    for coordinate in value:
+        if isinstance(coordinate, bool) or not isinstance(coordinate, int | float | Decimal):
+            return None
+        try:
+            number = float(coordinate)
+        except OverflowError:  # an integer no double holds (1e999 as a JSON number is a Decimal: inf)
+            return None
+        if not math.isfinite(number):
+            return None
+        numbers.append(number)
+    return numbers
 
 
 def _check_geometry(feature: _Feature, geometry: Any, limits: PlotLimits) -> dict[str, Any] | None:
@@ -190,30 +244,38 @@ def _check_geometry(feature: _Feature, geometry: Any, limits: PlotLimits) -> dic
     if vertices > limits.vertices:  # counted before any position is looked at
         feature.bad("vertices", vertices, f"more than MICROCROP_MAX_PLOT_VERTICES={limits.vertices}")
         return None
+    dimensions = None  # shapely reads a polygon whose positions all have 2, or all 3, coordinates
     for ring in rings:
         for position in ring:
-            if (
-                not isinstance(position, list | tuple)
-                or len(position) not in (2, 3)
-                or not all(isinstance(c, int | float | Decimal) and not isinstance(c, bool) for c in position)
-            ):
-                feature.bad("geometry.coordinates", position, "a position is [longitude, latitude]")
+            numbers = _position(position)
+            if numbers is None:
+                reason = "a position is [longitude, latitude] or [longitude, latitude, height], finite numbers"
+                feature.bad("geometry.coordinates", position, reason)
                 return None
-            lon, lat = float(position[0]), float(position[1])
+            lon, lat = numbers[:2]
             if not (-180 <= lon <= 180 and -90 <= lat <= 90):
                 feature.bad("geometry.coordinates", position, "longitude/latitude out of range")
                 return None
+            if dimensions not in (None, len(numbers)):
+                feature.bad("geometry.coordinates", position, f"the first position has {dimensions} coordinates")
+                return None
+            dimensions = len(numbers)
         if list(ring[0])[:2] != list(ring[-1])[:2]:
             feature.bad("geometry.coordinates", [ring[0], ring[-1]], "ring is not closed (first != last)")
             return None
     plain = json.loads(json.dumps(geometry, default=float))
+    unstorable = _unstorable(plain)  # in a member beside the coordinates (bbox, a foreign member)
+    if unstorable is not None:
+        feature.bad("geometry", unstorable, _UNSTORABLE)
+        return None
     polygon_shape = shape(plain)
     if not polygon_shape.is_valid:
         feature.bad("geometry", geometry["type"], f"invalid polygon: {explain_validity(polygon_shape)}")
         return None
     area_m2 = abs(_wgs84().geometry_area_perimeter(polygon_shape)[0])
-    if area_m2 <= 0:
-        feature.bad("geometry", geometry["type"], "polygon has zero area")
+    area_ha = (Decimal(area_m2) / Decimal(10_000)).quantize(Decimal("0.0001"))
+    if area_ha <= 0:  # a plot of 0 ha would be ordered as such, and refused by the imagery vendor
+        feature.bad("geometry", geometry["type"], "polygon has zero area at the 0.0001 ha (1 m2) stored")
         return None
     if area_m2 > limits.hectares * 10_000:
         feature.bad("area_ha", round(area_m2 / 10_000, 1), f"more than MICROCROP_MAX_PLOT_HECTARES={limits.hectares}")
@@ -223,7 +285,7 @@ def _check_geometry(feature: _Feature, geometry: Any, limits: PlotLimits) -> dic
         "geometry": plain,
         "centroid_lat": round(centroid.y, 7),
         "centroid_lon": round(centroid.x, 7),
-        "area_ha": (Decimal(area_m2) / Decimal(10_000)).quantize(Decimal("0.0001")),
+        "area_ha": area_ha,
     }
 
 
@@ -249,11 +311,15 @@ def _parse_feature(index: int, raw: Any, limits: PlotLimits) -> tuple[dict[str, 
     if feature.problems:
         return None, feature.problems
 
-    if not isinstance(plot_id, str) or not _PLOT_ID.match(plot_id):
+    if not isinstance(plot_id, str) or not _PLOT_ID.fullmatch(plot_id):  # match() takes a trailing newline
         feature.bad("plot_id", plot_id, "must be 1-128 letters, digits, '.', '_', ':' or '-'")
     policy_id = properties["policy_id"]
     if not isinstance(policy_id, str) or not policy_id.strip():
         feature.bad("policy_id", policy_id, "must be a non-empty string")
+    elif not policy_id.isprintable():  # U+0000 and unpaired surrogates (not UTF-8) cannot even be stored
+        feature.bad("policy_id", policy_id, "must be printable text (no control, format or surrogate characters)")
+    elif len(policy_id.strip().encode()) > POLICY_ID_BYTES:
+        feature.bad("policy_id", policy_id, f"is longer than {POLICY_ID_BYTES} bytes")
     address = _check_address(feature, properties["farmer_address"])
     crop = properties["crop"]
     if crop not in CROPS:
@@ -270,14 +336,20 @@ def _parse_feature(index: int, raw: Any, limits: PlotLimits) -> tuple[dict[str, 
             feature.bad(
                 "max_payout_usdc",
                 properties["max_payout_usdc"],
-                f"exceeds sum_insured_usdc {properties['sum_insured_usdc']}",
+                f"exceeds sum_insured_usdc {_shown(properties['sum_insured_usdc'])}",
             )
     terms = None
     if crop in CROPS:
         try:
-            terms = resolve_terms(crop, properties.get("policy_terms"))
+            with localcontext() as context:
+                # terms past the decimal exponent range (1e999999999) add up to Infinity, refused as a sum
+                context.traps[Overflow] = False
+                terms = resolve_terms(crop, properties.get("policy_terms"))
         except PolicyTermsError as error:
             feature.bad(f"policy_terms.{error.field}", error.value, error.reason)
+        unstorable = _unstorable(terms)  # in a layer's name or a term taken as given (spi)
+        if unstorable is not None:
+            feature.bad("policy_terms", unstorable, _UNSTORABLE)
     shape_info = _check_geometry(feature, raw.get("geometry"), limits)
     if feature.problems:
         return None, feature.problems
@@ -325,13 +397,20 @@ def parse_plots(text: str | bytes, source: str) -> pd.DataFrame:
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     # both before parsing: json.loads holds ~30x the file in objects and recurses once per nesting level
     refuse_oversized(len(data), source, limits)
+    if isinstance(text, bytes):
+        # JSON is UTF-8 (RFC 8259), and the depth is counted in UTF-8 bytes: in UTF-16 a character's
+        # bytes can be a quote or a bracket, and json.loads (which reads UTF-16 too) then nests unchecked
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise PlotsFileError(source, [PlotProblem(None, None, "file", None, f"is not UTF-8: {error}")]) from None
     depth = nesting_depth(data)
     if depth > limits.json_depth:
         reason = f"JSON arrays/objects nested deeper than MICROCROP_MAX_PLOTS_JSON_DEPTH={limits.json_depth}"
         raise PlotsFileError(source, [PlotProblem(None, None, "nesting depth", depth, reason)])
     try:
         document = json.loads(text, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as error:
+    except ValueError as error:
         raise PlotsFileError(source, [PlotProblem(None, None, "file", None, f"is not valid JSON: {error}")]) from None
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
         kind = document.get("type") if isinstance(document, dict) else type(document).__name__
