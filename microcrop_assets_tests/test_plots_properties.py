@@ -431,7 +431,7 @@ def first(*tail) -> tuple:
 @example(upload=Change(first("properties", "sum_insured_usdc"), Raw("1e13")))  # accepted, beyond the BIGINT column
 @example(upload=Change(first("properties", "sum_insured_usdc"), Raw("1e999999999")))  # review: decimal.Overflow
 @example(upload=Change(first("properties", "policy_id"), "\ud800"))  # UnicodeEncodeError hashing the plot
-@example(upload=Change(first("properties", "policy_id"), noise(2705)))  # accepted, refused by the policy index
+@example(upload=Change(first("properties", "policy_id"), noise(2705)))  # past the receiver's String[64]
 @example(  # review: decimal.Overflow adding up the weights
     upload=Change(first("properties", "policy_terms"), {"weights": {"weather": Raw("1e999999999"), "satellite": 0}})
 )

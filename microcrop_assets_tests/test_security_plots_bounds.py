@@ -76,7 +76,7 @@ def test_100000_deep_nesting_is_one_line_from_the_cli_never_a_recursion_error(tm
 
 @pytest.mark.unit
 def test_brackets_inside_strings_do_not_count_and_the_default_depth_takes_every_plots_file(monkeypatch):
-    bracketed = feature("KE-1", policy_id='[[[[{{"[' * 40)  # text, not nesting
+    bracketed = feature("KE-1", policy_id='[[[[{{"[' * 8)  # text, not nesting: 56 openers, 64 bytes
     multi = feature(
         "KE-2", policy_terms={"layers": {"dry": {"peril": "drought", "index": "spi_3", "trigger": "-1", "exit": "-2"}}}
     )

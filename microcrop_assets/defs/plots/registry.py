@@ -30,9 +30,9 @@ from microcrop_assets.science.policy import CROPS, PolicyTermsError, resolve_ter
 
 MICRO = Decimal(1_000_000)
 MAX_USDC = Decimal(2**63 - 1).scaleb(-6)  # the plots table's money columns are BIGINT micro-USDC
-# far under the 2,704 bytes a row of the btree index on plots.policy_id holds (PostgreSQL refuses a
-# longer id in the middle of the import); the payout contract itself takes 64
-POLICY_ID_BYTES = 1024
+# the payout receiver's policyId is a String[64]: a longer id could be stored but never registered or
+# paid on chain (and far under the 2,704 bytes a btree index row on plots.policy_id holds)
+POLICY_ID_BYTES = 64
 FIELDS = (
     "plot_id",
     "policy_id",
