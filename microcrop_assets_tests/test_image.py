@@ -6,7 +6,7 @@ without it. Every container is on the host network, so every connection stays on
 machine's PostgreSQL and Redis, an S3 server (moto_server) and the vendor sandbox (a container too).
 The instance is deploy/dagster.yaml with three test changes (`deployed_instance`): run containers on
 the host network instead of the compose network, a test label on them, and run monitoring polled
-every 10 s instead of 60 s (detection of the killed run in seconds, not a minute).
+every 5 s instead of 60 s (detection of the killed run in seconds, not a minute).
 
 Work is submitted through the webserver's GraphQL API, as the UI's buttons do, and the rows the
 containers wrote are compared with the rows the same partitions give in this process.
@@ -53,6 +53,7 @@ WEATHER_ASSETS = ["weather_readings", "weather_daily", "weather_indices"]
 DAMAGE_DAY = dt.date(2025, 6, 20)
 DAMAGE_PLOTS = [("plot-a", 0.25, 0.42), ("plot-b", 0.5, None), ("plot-c", 0.0, 0.61)]
 DAMAGE_ASSETS = ["damage_assessments", "payout_proofs"]
+SHORT_SCENARIO = Path(__file__).parent / "data" / "season_short.json"
 # they launch no runs: every other schedule and sensor is stopped, so that only the test's work runs
 KEPT_SENSORS = ("run_failure_alert", "service_health_sensor")
 START_TIMEOUT_S = 240
@@ -136,7 +137,7 @@ def deployed_instance(label: str) -> dict:
     assert launcher["network"] == "microcrop"  # the compose network, which this machine cannot have
     launcher["network"] = "host"
     launcher["container_kwargs"]["labels"]["org.microcrop.test"] = label
-    instance["run_monitoring"]["poll_interval_seconds"] = 10
+    instance["run_monitoring"]["poll_interval_seconds"] = 5
     return instance
 
 
@@ -149,16 +150,22 @@ class Stack:
         self.env_file.write_text("".join(f"{k}={v}\n" for k, v in environ.items()))
         self.names: list[str] = []
 
-    def start(self, role: str, *command: str, extra: tuple[str, ...] = (), detach: bool = True) -> str:
+    def start(
+        self, role: str, *command: str, extra: tuple[str, ...] = (), detach: bool = True, deployed: bool = True
+    ) -> str:
+        """A container of the stack; `deployed`: with the stack's settings, instance and workspace
+        (else the image's embedded defaults, as a user's `docker run`)."""
         name = f"{self.label}-{role}"
         options = ["--name", name, "--network", "host", "--label", f"org.microcrop.test={self.label}"]
-        mounts = [
-            "-v", f"{self.folder / 'dagster.yaml'}:/opt/dagster/dagster_home/dagster.yaml:ro",
-            "-v", f"{self.folder / 'workspace.yaml'}:/opt/dagster/app/workspace-test.yaml:ro",
-        ]  # fmt: skip
+        if deployed:
+            options += [
+                "--env-file", str(self.env_file),
+                "-v", f"{self.folder / 'dagster.yaml'}:/opt/dagster/dagster_home/dagster.yaml:ro",
+                "-v", f"{self.folder / 'workspace.yaml'}:/opt/dagster/app/workspace-test.yaml:ro",
+            ]  # fmt: skip
         self.names.append(name)
         run = ["run", "-d"] if detach else ["run"]
-        docker(*run, *options, "--env-file", str(self.env_file), *mounts, *extra, IMAGE, *command)
+        docker(*run, *options, *extra, IMAGE, *command)
         return name
 
     def containers(self) -> list[dict]:
@@ -237,6 +244,14 @@ def stack(tmp_path_factory, moto_endpoint):
         (folder / name).chmod(0o644)
     services = Stack(folder, label, environ)
     try:
+        # the season demo on the image's embedded defaults, shortened as the season demo test shortens
+        # it: started first so it runs while the stack works (test_the_image_runs_the_documented_commands)
+        services.start(
+            "demo",
+            *("microcrop", "demo", "--scenario", "/scenario/season_short.json", "--plots", "6"),
+            extra=("-v", f"{SHORT_SCENARIO.parent}:/scenario:ro"),
+            deployed=False,
+        )
         services.start("sandbox", "microcrop", "sandbox", "serve", "--host", "127.0.0.1", "--port", str(sandbox_port))
         # the one-shot init of compose.yaml: pool limits into the instance database (creating its schema)
         services.start("init", "python", "-m", "microcrop_assets.deployment.pools", detach=False)
@@ -253,15 +268,18 @@ def stack(tmp_path_factory, moto_endpoint):
         services.start(
             "webserver", "dagster-webserver", "-h", "127.0.0.1", "-p", str(web_port), "-w", "workspace-test.yaml"
         )
+        wait_until("the webserver", lambda: httpx.get(f"{url}/server_info", timeout=3).status_code == 200)
+        # before the daemon starts: a default-running sensor stopped while the daemon ticks it can be
+        # written back as running by that tick
+        wait_until("the code location", lambda: instigators(url))
+        stop_all(url, keep=KEPT_SENSORS)
         socket_group = str(os.stat("/var/run/docker.sock").st_gid)
         services.start(
             "daemon",
             *("dagster-daemon", "run", "-w", "workspace-test.yaml"),
             extra=("-v", "/var/run/docker.sock:/var/run/docker.sock", "--group-add", socket_group),
         )
-        wait_until("the webserver", lambda: httpx.get(f"{url}/server_info", timeout=3).status_code == 200)
         wait_until("the daemon", lambda: daemons_healthy(url), every_s=3)
-        stop_all(url, keep=KEPT_SENSORS)
         yield services, url
     finally:
         logs = services.save_logs()
@@ -471,14 +489,11 @@ def test_the_daemon_runs_the_sensors_in_its_container(stack, deployed):
     assert {name for name, state in sensors.items() if state["status"] == "RUNNING"} == set(KEPT_SENSORS)
 
 
-def image_command(
-    *command: str, env: dict[str, str] | None = None, mounts: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess:
+def image_command(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """A one-off container of the image (its own user, the host network), as a user types `docker run`."""
     options = [option for name, value in (env or {}).items() for option in ("-e", f"{name}={value}")]
-    volumes = [option for mount in mounts for option in ("-v", mount)]
     return subprocess.run(
-        [DOCKER, "run", "--rm", "--network", "host", *options, *volumes, IMAGE, *command],
+        [DOCKER, "run", "--rm", "--network", "host", *options, IMAGE, *command],
         capture_output=True,
         text=True,
         timeout=1200,
@@ -486,15 +501,13 @@ def image_command(
 
 
 def test_the_image_runs_the_documented_commands_as_its_own_user(stack, tmp_path):
+    services, _ = stack
     assert image_command("id", "-u").stdout.strip() == "10001"
-    # the season demo on embedded defaults (embedded PostgreSQL, local object store, the sandbox, the
-    # in-process chain), shortened as the season demo test shortens it
-    scenario = Path(__file__).parent / "data" / "season_short.json"
-    demo = image_command(
-        *("microcrop", "demo", "--scenario", "/scenario/season_short.json", "--plots", "6"),
-        mounts=(f"{scenario.parent}:/scenario:ro",),
-    )
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    # the season demo (embedded PostgreSQL, local object store, the sandbox, the in-process chain)
+    demo_container = f"{services.label}-demo"
+    exit_code = subprocess.run([DOCKER, "wait", demo_container], capture_output=True, text=True, timeout=1200)
+    demo = subprocess.run([DOCKER, "logs", demo_container], capture_output=True, text=True)
+    assert exit_code.stdout.strip() == "0", demo.stdout[-3000:] + demo.stderr[-3000:]
     assert demo.stderr == "", demo.stderr[-3000:]  # no warnings: the same terminal as on the host
     assert re.search(
         r"^total payout [\d,]+\.\d\d USDC; \d+ proofs pinned; (\d+) of \1 payouts confirmed", demo.stdout, re.M
