@@ -23,6 +23,8 @@ mask or alpha band marks nodata.
 Reflectance: `DN x scale + offset` with the band's GDAL scale and offset, or, where those are unset,
 the band's (then the file's) `SCALE` / `scale_factor` and `OFFSET` / `add_offset` tags. Integer bands
 with neither are refused (their reflectance is unknown); float bands without them are reflectance.
+An infinite reflectance on a pixel not otherwise masked (an infinite value in a float band, or a scale or
+offset so large that the product overflows) is refused too, naming the rows and the scales.
 
 Outputs: int16 COGs on the image's own grid (CRS, transform, size): NDVI and EVI x 10000, LAI x 1000
 (`STORED_FACTORS`), rounded half to even, nodata -32768 where the float value is NaN, values beyond
@@ -55,13 +57,16 @@ far larger than the image costs memory bounded by the image, not by the plot.
 
 from __future__ import annotations  # no Dagster definitions here; rasterio's Window is for type checking only
 
+import contextlib
 import datetime as dt
 import hashlib
 import math
 import os
 import re
+import sys
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -139,6 +144,7 @@ _WAVELENGTH_TAGS = ("wavelength", "wavelength_nm", "central_wavelength", "center
 _SCALE_TAGS = ("scale", "scale_factor")
 _OFFSET_TAGS = ("offset", "add_offset")
 _TIME_TAGS = ("captured_at", "capture_date", "acquisition_date", "datetime", "tifftag_datetime")
+_REAL_SAMPLES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64")
 _ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -226,9 +232,9 @@ def identify_bands(src, image: Path) -> BandLayout:
             raise ImageryError(f"{image}: {labels[number]} has contradictory wavelengths {wavelengths}")
         role = next(iter(by_name), None)
         if by_wavelength and role and not role.startswith("qa:") and role not in by_wavelength:
-            raise ImageryError(
+            raise ImageryError(  # the number as parsed: float() takes white space (a newline) around it
                 f"{image}: {labels[number]} is named {role} "
-                f"but its wavelength {wavelengths[0]} is {by_wavelength.pop()}"
+                f"but its wavelength {wavelengths[0].strip()} is {by_wavelength.pop()}"
             )
         role = role or next(iter(by_wavelength), None)
         if role:
@@ -439,6 +445,18 @@ def _describe(window: Window) -> str:
     return f"rows {rows}, columns {window.col_off}-{window.col_off + window.width - 1}"
 
 
+def _not_finite(block: Indices) -> int:
+    """Pixels the kernel counts valid whose NDVI is not a finite number, or whose EVI or LAI is infinite
+    (EVI is NaN where its denominator is 0): absurd scales/offsets or infinite values in a float band.
+    (A masked pixel's NDVI is NaN.)"""
+    problems = ~np.isfinite(block.ndvi) | np.isinf(block.evi) | np.isinf(block.lai)
+    return int(np.count_nonzero(problems)) - sum(block.counts.values())
+
+
+def _scales(layout: BandLayout) -> str:
+    return ", ".join(f"{role} scale {c.scale} / offset {c.offset}" for role, c in layout.calibration.items())
+
+
 def _corners(bounds: tuple[float, float, float, float]) -> list[tuple[float, float]]:
     x0, y0, x1, y1 = bounds
     return [(x0, y0), (x0, y1), (x1, y0), (x1, y1)]
@@ -452,12 +470,38 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def _undecodable_gdal_messages_dropped() -> Iterator[None]:
+    """rasterio decodes each GDAL message as UTF-8 in a C callback (rasterio issue 3128): a message quoting
+    a corrupt file's bytes (its GDAL metadata XML, say) fails there, and Python prints that failure on
+    stderr, a line through sys.excepthook and an "Exception ignored" traceback through sys.unraisablehook,
+    while the file goes on to be refused or read as usual. While an image is read those two are dropped;
+    anything else reaches the hooks as before."""
+    excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+
+    def on_exception(kind, value, traceback) -> None:
+        if not isinstance(value, UnicodeDecodeError):
+            excepthook(kind, value, traceback)
+
+    def on_unraisable(report) -> None:
+        if not (isinstance(report.exc_value, UnicodeDecodeError) and str(report.object).startswith("rasterio.")):
+            unraisablehook(report)
+
+    sys.excepthook, sys.unraisablehook = on_exception, on_unraisable
+    try:
+        yield
+    finally:
+        sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
+
+
 def _open(image: Path):
     import rasterio
-    from rasterio.errors import RasterioError
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
     try:
-        src = rasterio.open(image)
+        with warnings.catch_warnings():  # refused below in one line: no warning lines before it (issue 17)
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            src = rasterio.open(image)
     except RasterioError as error:
         raise ImageryError(f"{image}: not a readable GeoTIFF: {error}") from None
     if src.driver != "GTiff":
@@ -466,6 +510,9 @@ def _open(image: Path):
     if src.crs is None or src.transform.is_identity:
         src.close()
         raise ImageryError(f"{image}: not georeferenced (no CRS or geotransform), so plots cannot be placed on it")
+    if src.dtypes[0] not in _REAL_SAMPLES:  # complex ones: numpy or numba fail on them
+        src.close()
+        raise ImageryError(f"{image}: its pixels are {src.dtypes[0]}, not real numbers (integer or floating point)")
     # the header alone says how much work the file asks for: refuse before reading any pixel
     max_pixels = settings.env_int("MICROCROP_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
     max_bands = settings.env_int("MICROCROP_MAX_IMAGE_BANDS", DEFAULT_MAX_IMAGE_BANDS)
@@ -507,7 +554,11 @@ def process_image(
         raise ValueError(f"item_id {item_id!r} must be 1-128 letters, digits, '.', '_' or '-'")
     if params.block_rows < 1 or params.block_cols < 1:
         raise ValueError(f"block_rows and block_cols must be positive, not {params.block_rows}, {params.block_cols}")
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES, GDAL_NUM_THREADS="ALL_CPUS"), _open(image) as src:
+    with (
+        _undecodable_gdal_messages_dropped(),
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES, GDAL_NUM_THREADS="ALL_CPUS"),
+        _open(image) as src,
+    ):
         layout = identify_bands(src, image)
         captured_at = captured_at or _capture_time(src, image)
         if captured_at.tzinfo is None:
@@ -587,6 +638,12 @@ def _compute(
                 qa=None if qa is None else qa_codes(layout.qa_kind, qa),
                 out=buffers.indices(window),
             )
+            unusable = _not_finite(block)
+            if unusable:
+                raise ImageryError(
+                    f"{image}: {_describe(window)}: reflectance (value x scale + offset) infinite or beyond the "
+                    f"floating-point range at {unusable} pixel(s) ({_scales(layout)})"
+                )
             for index, dst in outputs.items():
                 stored = buffers.stored(window)
                 clipped[index] += quantize(getattr(block, index), STORED_FACTORS[index], stored)
